@@ -1,0 +1,123 @@
+// Benchmark loop; see bench.h. Each timed step ends with a device
+// synchronisation so that the wall time covers the queued GPU work.
+#include "model/bench/bench.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+
+#include "model/config/cost.h"
+#include "model/core/compat.h"
+
+namespace smx {
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+PretrainBatch synthetic_pretrain_batch(const ModelConfig& c, int64_t B, int64_t S, int64_t P) {
+  const auto i64 = torch::TensorOptions().dtype(torch::kLong);
+  PretrainBatch b;
+  b.ids = torch::randint(5, c.vocab_size, {B, S}, i64);            // [B, S]
+  b.types = (torch::arange(S, i64) >= S / 2).to(torch::kLong).expand({B, S}).contiguous();
+  b.mask = torch::ones({B, S}, i64);
+  P = std::min(P, S - 1);
+  // P distinct positions per row, never [CLS] at 0: the top-P of random keys.
+  auto keys = torch::rand({B, S - 1}, torch::kFloat);
+  b.mlm_positions = std::get<1>(keys.topk(P, -1)) + 1;                  // [B, P]
+  b.mlm_labels = b.ids.gather(1, b.mlm_positions);                       // [B, P]
+  b.nsp_labels = torch::randint(0, 2, {B}, i64);                      // [B]
+  return b;
+}
+
+namespace {
+int64_t peak_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return int64_t(u.ru_maxrss) * 1024;
+}
+}  // namespace
+
+BenchResult run_bench(const ModelConfig& config, const BenchOptions& o,
+                      const std::function<void(const std::string&)>& log) {
+  const torch::Device device(o.device);
+  TORCH_CHECK(!device.is_cuda() || torch::cuda::is_available(), "device '", o.device,
+              "' asked for, but CUDA is not available in this LibTorch build or machine");
+  TORCH_CHECK(o.repeats >= 1, "repeats must be >= 1, got ", o.repeats);
+  TORCH_CHECK(o.warmup >= 0, "warmup must be >= 0, got ", o.warmup);
+  BenchResult r;
+  r.name = config.name;
+  r.device = device.str();
+  r.batch_size = o.batch_size > 0 ? o.batch_size : (device.is_cuda() ? 32 : 2);
+  r.seq_len = o.seq_len > 0 ? o.seq_len : config.max_seq_len;
+  TORCH_CHECK(r.seq_len <= config.max_seq_len, "seq_len ", r.seq_len, " exceeds max_seq_len ", config.max_seq_len);
+  r.mlm_predictions = default_mlm_predictions(r.seq_len);
+
+  torch::manual_seed(o.seed);
+  EncoderModel model(config);
+  model->to(device);
+  r.params = count_parameters(*model);
+  CostShape shape{r.batch_size, r.seq_len, r.mlm_predictions, true};
+  r.train_flops_per_example = model_cost(config, shape).train_flops;
+  shape.training = false;
+  r.forward_flops_per_example = model_cost(config, shape).forward_flops;
+
+  auto batch = synthetic_pretrain_batch(config, r.batch_size, r.seq_len, r.mlm_predictions).to(device);
+  const bool autocast = o.bf16 && device.is_cuda();
+  auto timed = [&](const std::function<void()>& step) {
+    compat::synchronize(device);
+    const auto t0 = std::chrono::steady_clock::now();
+    step();
+    compat::synchronize(device);
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  };
+
+  if (o.train) {
+    torch::optim::AdamW opt(model->parameters(),
+                            torch::optim::AdamWOptions(1e-4).betas({0.9, 0.999}).eps(1e-6).weight_decay(0.01));
+    model->train();
+    auto step = [&] {
+      opt.zero_grad();
+      std::optional<compat::CudaAutocastBf16> ac;
+      if (autocast) ac.emplace();
+      auto losses = model->pretrain_losses(batch);
+      ac.reset();
+      losses.total.backward();
+      opt.step();
+    };
+    for (int i = 0; i < o.warmup; ++i) timed(step);
+    for (int i = 0; i < o.repeats; ++i) {
+      r.train_samples_ms.push_back(timed(step));
+      if (log) log(r.name + " train step " + std::to_string(i + 1) + "/" + std::to_string(o.repeats) + ": " +
+                   std::to_string(r.train_samples_ms.back()) + " ms");
+    }
+    r.train_ms = median(r.train_samples_ms);
+  }
+  if (o.inference) {
+    model->eval();
+    torch::NoGradGuard no_grad;
+    auto step = [&] {
+      std::optional<compat::CudaAutocastBf16> ac;
+      if (autocast) ac.emplace();
+      auto out = model->forward(batch.ids, batch.types, batch.mask);
+      auto logits = model->mlm_logits(out.hidden, batch.mlm_positions);
+      (void)logits;
+    };
+    for (int i = 0; i < o.warmup; ++i) timed(step);
+    for (int i = 0; i < o.repeats; ++i) {
+      r.infer_samples_ms.push_back(timed(step));
+      if (log) log(r.name + " inference " + std::to_string(i + 1) + "/" + std::to_string(o.repeats) + ": " +
+                   std::to_string(r.infer_samples_ms.back()) + " ms");
+    }
+    r.infer_ms = median(r.infer_samples_ms);
+  }
+  if (!device.is_cuda()) r.peak_memory_bytes = peak_rss_bytes();
+  return r;
+}
+
+}  // namespace smx

@@ -1,0 +1,64 @@
+// Speed benchmark of a training step (forward, backward, AdamW) and of an
+// inference forward, on synthetic pre-training batches. What `smx bench`
+// prints and the studio's Speed view shows.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "model/config/model_config.h"
+#include "model/nn/encoder.h"
+
+namespace smx {
+
+struct BenchOptions {
+  /// "cpu" or "cuda" (or "cuda:N").
+  std::string device = "cpu";
+  /// Examples per step (0 = 2 on CPU, 32 on CUDA).
+  int64_t batch_size = 0;
+  /// Tokens per example (0 = the config's max_seq_len).
+  int64_t seq_len = 0;
+  /// Untimed steps first (allocator, kernels, caches).
+  int warmup = 1;
+  /// Timed steps; the median is reported.
+  int repeats = 3;
+  /// bf16 autocast with float32 routers and losses (CUDA only).
+  bool bf16 = true;
+  bool train = true, inference = true;
+  uint64_t seed = 0;
+};
+
+struct BenchResult {
+  std::string name, device;
+  int64_t batch_size = 0, seq_len = 0, mlm_predictions = 0;
+  int64_t params = 0;
+  double forward_flops_per_example = 0, train_flops_per_example = 0;
+  /// Median milliseconds per step, and the per-step samples.
+  double train_ms = 0, infer_ms = 0;
+  std::vector<double> train_samples_ms, infer_samples_ms;
+  double train_ms_per_example() const { return train_ms / double(batch_size); }
+  double infer_ms_per_example() const { return infer_ms / double(batch_size); }
+  double train_tokens_per_s() const { return train_ms > 0 ? 1e3 * double(batch_size * seq_len) / train_ms : 0; }
+  double infer_tokens_per_s() const { return infer_ms > 0 ? 1e3 * double(batch_size * seq_len) / infer_ms : 0; }
+  double train_gflops() const { return train_ms > 0 ? train_flops_per_example * double(batch_size) / train_ms / 1e6 : 0; }
+  double infer_gflops() const { return infer_ms > 0 ? forward_flops_per_example * double(batch_size) / infer_ms / 1e6 : 0; }
+  /// Peak memory in bytes: the process's peak resident set on CPU; -1 when unknown.
+  int64_t peak_memory_bytes = -1;
+};
+
+/// A random but well-formed pre-training batch: token ids in [5, V), two
+/// segments, no padding, P distinct masked positions per example. Drawn from
+/// the global generator (seed it with torch::manual_seed).
+PretrainBatch synthetic_pretrain_batch(const ModelConfig& c, int64_t batch, int64_t seq_len, int64_t predictions);
+
+/// Times one config. `log` receives progress lines (may be empty).
+BenchResult run_bench(const ModelConfig& config, const BenchOptions& options,
+                      const std::function<void(const std::string&)>& log = {});
+
+/// Median of samples (0 for none).
+double median(std::vector<double> samples);
+
+}  // namespace smx

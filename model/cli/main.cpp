@@ -1,0 +1,68 @@
+// smx: the headless command line of Sparse Mixer Studio.
+#include <torch/torch.h>
+
+#include <fmt/core.h>
+
+#include "model/cli/commands.h"
+
+namespace smx::cli {
+
+void ModelChoice::add_options(CLI::App& cmd, const std::string& default_preset) {
+  preset = default_preset;
+  auto* p = cmd.add_option("--preset,-p", preset, "model preset (see `smx presets`)");
+  auto* c = cmd.add_option("--config,-c", config_file, "model config JSON file")->check(CLI::ExistingFile);
+  p->excludes(c);
+}
+
+ModelConfig ModelChoice::resolve() const {
+  if (!config_file.empty()) return config_from_file(config_file);
+  if (preset.empty()) throw ConfigError("give a model with --preset NAME or --config FILE");
+  return smx::preset(preset);
+}
+
+void add_presets_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("presets", "list the model presets, or print one as a JSON config");
+  auto name = std::make_shared<std::string>();
+  cmd->add_option("name", *name, "print this preset's full config as JSON (edit it and pass --config)");
+  cmd->callback([name] {
+    if (!name->empty()) {
+      fmt::print("{}\n", config_to_json_text(preset(*name)));
+      return;
+    }
+    for (const auto& n : preset_names()) {
+      const auto c = preset(n);
+      fmt::print("{:<24} {:>2} layers  d_model {:>4}  attention {:>2}  MoE {:>2} x {:>2} experts ({}, cf {})\n", n,
+                 c.num_layers, c.d_model, c.attention_layers, c.moe_layers, c.moe_layers ? c.num_experts : 0,
+                 to_string(c.router.kind), c.router.train_capacity_factor);
+    }
+  });
+}
+
+}  // namespace smx::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"smx: train, inspect and benchmark Sparse Mixer MoE encoders (Sparse Mixer Studio)"};
+  app.set_version_flag("--version",
+                       fmt::format("smx {} (LibTorch {}.{}.{}, CUDA {})", SMX_VERSION, TORCH_VERSION_MAJOR,
+                                   TORCH_VERSION_MINOR, TORCH_VERSION_PATCH,
+                                   torch::cuda::is_available() ? "available" : "not available"));
+  app.require_subcommand(1);
+  smx::cli::add_presets_command(app);
+  smx::cli::add_info_command(app);
+  smx::cli::add_bench_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const smx::ConfigError& e) {
+    fmt::print(stderr, "smx: {}\n", e.what());
+    return 2;
+  } catch (const c10::Error& e) {
+    fmt::print(stderr, "smx: {}\n", e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "smx: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

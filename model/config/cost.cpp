@@ -1,0 +1,107 @@
+// Parameter and FLOP accounting; see cost.h. Counts match the modules in
+// model/nn exactly (tested), FLOPs count the matmuls the engine executes.
+#include "model/config/cost.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace smx {
+
+int64_t routing_group_count(int64_t tokens, int64_t max_group_size) {
+  if (tokens <= 0) return 1;
+  int64_t n = std::max<int64_t>(tokens / std::max<int64_t>(max_group_size, 1), 1);
+  while (tokens % n != 0) ++n;
+  return n;
+}
+
+int64_t expert_capacity(int64_t group_tokens, int64_t num_experts, double capacity_factor, int64_t min_capacity) {
+  const auto c = static_cast<int64_t>(std::llround(capacity_factor * double(group_tokens) / double(num_experts)));
+  return std::min(std::max(c, min_capacity), group_tokens);
+}
+
+int64_t default_mlm_predictions(int64_t seq_len) {
+  return std::clamp<int64_t>((seq_len * 20 + 127) / 128, 1, 80);
+}
+
+ModelCost model_cost(const ModelConfig& c, const CostShape& shape) {
+  ModelCost cost;
+  const double S = double(shape.seq_len > 0 ? shape.seq_len : c.max_seq_len);
+  const double Smax = double(c.max_seq_len);
+  const double D = double(c.d_model), F = double(c.d_ff), De = double(c.embedding_dim());
+  const double V = double(c.vocab_size), E = double(c.num_experts), Fe = double(c.expert_hidden());
+  const int64_t P = shape.mlm_predictions >= 0 ? shape.mlm_predictions : default_mlm_predictions(int64_t(S));
+
+  // Embeddings: word + position + segment tables, LayerNorm, projection to d_model.
+  cost.embedding_params = int64_t((V + Smax + double(c.type_vocab_size)) * De + 2 * De + De * D + D);
+  cost.embedding_flops = 2 * S * De * D;
+
+  const double cf = shape.training ? c.router.train_capacity_factor : c.router.eval_capacity_factor;
+  const int64_t tokens = shape.batch_size * int64_t(S);
+  const int64_t groups = routing_group_count(tokens, c.router.max_group_size);
+  const int64_t capacity = expert_capacity(tokens / groups, c.num_experts, cf, c.router.min_capacity);
+
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    LayerCost L;
+    L.index = l;
+    double mix_params = 0, mix_flops = 0;
+    if (c.is_attention_layer(l)) {
+      L.mixing = "attention";
+      mix_params = 4 * (D * D + D);
+      mix_flops = 8 * S * D * D + 4 * S * S * D;  // q,k,v,o projections; scores; weighted sum
+    } else {
+      L.mixing = to_string(c.mixing);
+      switch (c.mixing) {
+        case MixingKind::Linear: mix_params = Smax * Smax + D * D; break;
+        case MixingKind::Circulant: mix_params = Smax + D; break;
+        case MixingKind::Toeplitz: mix_params = (2 * Smax - 1) + (2 * D - 1); break;
+        case MixingKind::Fourier:
+        case MixingKind::Hartley: mix_params = 0; break;
+      }
+      if (c.mixing == MixingKind::Fourier || c.mixing == MixingKind::Hartley)
+        mix_flops = 2.5 * S * D * std::log2(S * D);  // real-input 2-D FFT, ~5 N log2 N / 2
+      else
+        mix_flops = 2 * S * S * D + 2 * S * D * D;  // M_seq . X . M_hidden
+    }
+    const double ln_params = 4 * D;  // two post-LNs
+    double mlp_params, mlp_active, mlp_flops;
+    if (c.is_moe_layer(l)) {
+      L.moe = true;
+      L.capacity = capacity;
+      L.groups = groups;
+      const double router = D * E + E;
+      const double expert = D * Fe + Fe + Fe * D + D;
+      const double per_token = c.router.kind == RouterKind::TokensChoose ? double(c.router.top_k) : cf;
+      mlp_params = router + E * expert;
+      mlp_active = router + per_token * expert;
+      const double slots_per_example = double(groups * c.num_experts * capacity) / double(shape.batch_size);
+      mlp_flops = 2 * S * D * E + slots_per_example * 4 * D * Fe;
+    } else {
+      mlp_params = mlp_active = D * F + F + F * D + D;
+      mlp_flops = 4 * S * D * F;
+    }
+    L.params = int64_t(mix_params + ln_params + mlp_params);
+    L.active_params = mix_params + ln_params + mlp_active;
+    L.forward_flops = mix_flops + mlp_flops;
+    cost.layers.push_back(L);
+  }
+
+  // Heads: pooler (Dense + tanh on [CLS]), MLM (Dense, LN, tied decoder + bias),
+  // NSP (2-way) and the task classifier.
+  const double pooler = D * D + D, mlm = D * De + De + 2 * De + V, nsp = 2 * D + 2;
+  const double classifier = D * double(c.num_classes) + double(c.num_classes);
+  cost.head_params = int64_t(pooler + mlm + nsp + classifier);
+  cost.head_flops = 2 * D * D + 4 * D + double(P) * (2 * D * De + 2 * De * V);
+
+  cost.total_params = cost.embedding_params + cost.head_params;
+  cost.active_params = double(cost.embedding_params + cost.head_params);
+  cost.forward_flops = cost.embedding_flops + cost.head_flops;
+  for (const auto& L : cost.layers) {
+    cost.total_params += L.params;
+    cost.active_params += L.active_params;
+    cost.forward_flops += L.forward_flops;
+  }
+  cost.train_flops = 3 * cost.forward_flops;
+  return cost;
+}
+
+}  // namespace smx

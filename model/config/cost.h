@@ -1,0 +1,64 @@
+// Analytic parameter counts and FLOPs of a ModelConfig, per layer and in total,
+// plus the routing geometry (token groups, expert capacity) that both the cost
+// model and the MoE layer use. Torch-free; a test checks the parameter counts
+// against the real modules.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/config/model_config.h"
+
+namespace smx {
+
+/// Number of routing groups for `tokens` tokens: the smallest n >= max(tokens div
+/// max_group_size, 1) that divides `tokens` (as the reference implementation).
+int64_t routing_group_count(int64_t tokens, int64_t max_group_size);
+/// Expert capacity: max(round(cf * group_tokens / experts), min_capacity),
+/// never more than the group itself.
+int64_t expert_capacity(int64_t group_tokens, int64_t num_experts, double capacity_factor, int64_t min_capacity);
+
+/// The shape of the work whose cost is counted.
+struct CostShape {
+  /// Examples per batch (MoE capacity depends on the batch's token groups).
+  int64_t batch_size = 1;
+  /// Tokens per example (0 = the config's max_seq_len).
+  int64_t seq_len = 0;
+  /// Masked positions scored by the MLM head per example (-1 = BERT's rule:
+  /// 20 per 128 tokens, at most 80).
+  int64_t mlm_predictions = -1;
+  /// Use the train (true) or eval (false) capacity factor.
+  bool training = true;
+};
+
+int64_t default_mlm_predictions(int64_t seq_len);
+
+struct LayerCost {
+  int64_t index = 0;
+  /// "attention" or the mixing kind's name.
+  std::string mixing;
+  bool moe = false;
+  int64_t params = 0;
+  /// Parameters one token passes through (experts weighted by top-k or capacity factor).
+  double active_params = 0;
+  /// Forward FLOPs per example (a multiply-add counts 2).
+  double forward_flops = 0;
+  /// MoE only: capacity per expert per group, and groups per batch.
+  int64_t capacity = 0, groups = 0;
+};
+
+struct ModelCost {
+  std::vector<LayerCost> layers;
+  int64_t embedding_params = 0, head_params = 0, total_params = 0;
+  double active_params = 0;
+  double embedding_flops = 0, head_flops = 0;
+  /// Forward FLOPs per example, whole model.
+  double forward_flops = 0;
+  /// Training step FLOPs per example (forward + backward = 3x forward).
+  double train_flops = 0;
+};
+
+ModelCost model_cost(const ModelConfig& config, const CostShape& shape = {});
+
+}  // namespace smx

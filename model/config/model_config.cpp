@@ -1,0 +1,292 @@
+// ModelConfig: enum names, layer layouts, validation and JSON.
+#include "model/config/model_config.h"
+
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace smx {
+namespace {
+
+template <typename Enum, size_t N>
+Enum enum_from(const std::string& s, const std::pair<Enum, const char*> (&table)[N], const char* what) {
+  for (const auto& [value, name] : table)
+    if (s == name) return value;
+  std::string known;
+  for (const auto& entry : table) known += std::string(known.empty() ? "" : ", ") + entry.second;
+  throw ConfigError("unknown " + std::string(what) + " '" + s + "' (known: " + known + ")");
+}
+template <typename Enum, size_t N>
+std::string enum_name(Enum e, const std::pair<Enum, const char*> (&table)[N]) {
+  for (const auto& [value, name] : table)
+    if (value == e) return name;
+  return "?";
+}
+
+const std::pair<MixingKind, const char*> kMixing[] = {
+    {MixingKind::Linear, "linear"},       {MixingKind::Fourier, "fourier"},
+    {MixingKind::Hartley, "hartley"},     {MixingKind::Circulant, "circulant"},
+    {MixingKind::Toeplitz, "toeplitz"}};
+const std::pair<Layout, const char*> kLayout[] = {
+    {Layout::Top, "top"}, {Layout::Bottom, "bottom"}, {Layout::Middle, "middle"}, {Layout::Mixed, "mixed"}};
+const std::pair<RouterKind, const char*> kRouter[] = {
+    {RouterKind::TokensChoose, "tokens-choose"}, {RouterKind::ExpertsChoose, "experts-choose"}};
+
+std::string num(double v) {
+  std::ostringstream o;
+  o << v;
+  return o.str();
+}
+void require(bool ok, const std::string& field, const std::string& value, const std::string& rule) {
+  if (!ok) throw ConfigError("config field '" + field + "' = " + value + ": " + rule);
+}
+void require_int(bool ok, const std::string& field, int64_t v, const std::string& rule) {
+  require(ok, field, std::to_string(v), rule);
+}
+void require_real(bool ok, const std::string& field, double v, const std::string& rule) {
+  require(ok && std::isfinite(v), field, num(v), rule);
+}
+
+}  // namespace
+
+std::string to_string(MixingKind k) { return enum_name(k, kMixing); }
+std::string to_string(Layout l) { return enum_name(l, kLayout); }
+std::string to_string(RouterKind r) { return enum_name(r, kRouter); }
+MixingKind mixing_kind_from_string(const std::string& s) { return enum_from(s, kMixing, "mixing"); }
+Layout layout_from_string(const std::string& s) { return enum_from(s, kLayout, "layout"); }
+RouterKind router_kind_from_string(const std::string& s) { return enum_from(s, kRouter, "router"); }
+
+bool layer_is_selected(Layout layout, int64_t k, int64_t L, int64_t l) {
+  if (k <= 0 || l < 0 || l >= L) return false;
+  switch (layout) {
+    case Layout::Bottom: return l < k;
+    case Layout::Top: return l >= L - k;
+    case Layout::Middle: return L - k <= 2 * l && 2 * l < L + k;
+    case Layout::Mixed: {
+      const int64_t stride = L / k;
+      return l % stride == 0 && l / stride < k;
+    }
+  }
+  return false;
+}
+
+void ModelConfig::validate() const {
+  require(!name.empty(), "name", "\"\"", "must not be empty");
+  require_int(vocab_size >= 8, "vocab_size", vocab_size, "must be >= 8 (5 special tokens + text)");
+  require_int(max_seq_len >= 2 && max_seq_len <= 8192, "max_seq_len", max_seq_len, "must be in [2, 8192]");
+  require_int(type_vocab_size >= 1, "type_vocab_size", type_vocab_size, "must be >= 1");
+  require_int(d_embedding >= 0, "d_embedding", d_embedding, "must be >= 0 (0 = d_model)");
+  require_int(d_model >= 1, "d_model", d_model, "must be >= 1");
+  require_int(d_ff >= 1, "d_ff", d_ff, "must be >= 1");
+  require_int(num_layers >= 1 && num_layers <= 256, "num_layers", num_layers, "must be in [1, 256]");
+  require_int(num_heads >= 1, "num_heads", num_heads, "must be >= 1");
+  if (attention_layers > 0)
+    require_int(d_model % num_heads == 0, "num_heads", num_heads,
+                "d_model (" + std::to_string(d_model) + ") must be divisible by num_heads");
+  require_int(attention_layers >= 0 && attention_layers <= num_layers, "attention_layers", attention_layers,
+              "must be in [0, num_layers = " + std::to_string(num_layers) + "]");
+  require_int(moe_layers >= 0 && moe_layers <= num_layers, "moe_layers", moe_layers,
+              "must be in [0, num_layers = " + std::to_string(num_layers) + "]");
+  if (moe_layers > 0) {
+    require_int(num_experts >= 1, "num_experts", num_experts, "must be >= 1 when moe_layers > 0");
+    require_int(expert_d_ff >= 0, "expert_d_ff", expert_d_ff, "must be >= 0 (0 = d_ff)");
+    require_int(router.top_k >= 1 && router.top_k <= num_experts, "router.top_k", router.top_k,
+                "must be in [1, num_experts = " + std::to_string(num_experts) + "]");
+    require_real(router.train_capacity_factor > 0, "router.train_capacity_factor", router.train_capacity_factor,
+                 "must be > 0");
+    require_real(router.eval_capacity_factor > 0, "router.eval_capacity_factor", router.eval_capacity_factor,
+                 "must be > 0");
+    require_int(router.min_capacity >= 1, "router.min_capacity", router.min_capacity, "must be >= 1");
+    require_int(router.max_group_size >= 1, "router.max_group_size", router.max_group_size, "must be >= 1");
+    require_real(router.jitter >= 0 && router.jitter < 1, "router.jitter", router.jitter, "must be in [0, 1)");
+    require_real(router.load_balancing_weight >= 0, "router.load_balancing_weight",
+                 router.load_balancing_weight, "must be >= 0");
+    require_real(router.z_loss_weight >= 0, "router.z_loss_weight", router.z_loss_weight, "must be >= 0");
+  }
+  require_real(dropout >= 0 && dropout < 1, "dropout", dropout, "must be in [0, 1)");
+  require_real(expert_dropout >= 0 && expert_dropout < 1, "expert_dropout", expert_dropout, "must be in [0, 1)");
+  require_int(num_classes >= 1, "num_classes", num_classes, "must be >= 1 (1 = regression)");
+  require_real(init_std > 0, "init_std", init_std, "must be > 0");
+  require_real(layer_norm_eps > 0, "layer_norm_eps", layer_norm_eps, "must be > 0");
+}
+
+// ---- JSON -------------------------------------------------------------------
+
+void to_json(nlohmann::json& j, const ModelConfig& c) {
+  j = nlohmann::json{
+      {"name", c.name},
+      {"vocab_size", c.vocab_size},
+      {"max_seq_len", c.max_seq_len},
+      {"type_vocab_size", c.type_vocab_size},
+      {"d_embedding", c.d_embedding},
+      {"d_model", c.d_model},
+      {"d_ff", c.d_ff},
+      {"num_layers", c.num_layers},
+      {"num_heads", c.num_heads},
+      {"mixing", to_string(c.mixing)},
+      {"attention_layers", c.attention_layers},
+      {"attention_layout", to_string(c.attention_layout)},
+      {"moe_layers", c.moe_layers},
+      {"moe_layout", to_string(c.moe_layout)},
+      {"num_experts", c.num_experts},
+      {"expert_d_ff", c.expert_d_ff},
+      {"router",
+       {{"kind", to_string(c.router.kind)},
+        {"top_k", c.router.top_k},
+        {"batch_prioritized", c.router.batch_prioritized},
+        {"train_capacity_factor", c.router.train_capacity_factor},
+        {"eval_capacity_factor", c.router.eval_capacity_factor},
+        {"min_capacity", c.router.min_capacity},
+        {"max_group_size", c.router.max_group_size},
+        {"jitter", c.router.jitter},
+        {"load_balancing_weight", c.router.load_balancing_weight},
+        {"z_loss_weight", c.router.z_loss_weight}}},
+      {"dropout", c.dropout},
+      {"expert_dropout", c.expert_dropout},
+      {"num_classes", c.num_classes},
+      {"init_std", c.init_std},
+      {"layer_norm_eps", c.layer_norm_eps},
+  };
+}
+
+namespace {
+
+// Reads optional fields with type checks, and rejects unknown ones, so that a
+// typo ("num_expert") is an error instead of a silently ignored setting.
+class FieldReader {
+ public:
+  FieldReader(const nlohmann::json& j, std::string prefix) : j_(j), prefix_(std::move(prefix)) {
+    if (!j_.is_object()) throw ConfigError("config " + (prefix_.empty() ? "" : "field '" + prefix_ + "' ") +
+                                           "must be a JSON object, got " + std::string(j_.type_name()));
+  }
+  template <typename T>
+  void read(const char* key, T& out) {
+    seen_.insert(key);
+    auto it = j_.find(key);
+    if (it == j_.end()) return;
+    const std::string field = prefix_ + key;
+    if constexpr (std::is_same_v<T, bool>) {
+      if (!it->is_boolean()) bad(field, *it, "a boolean");
+      out = it->template get<bool>();
+    } else if constexpr (std::is_integral_v<T>) {
+      if (!it->is_number_integer()) bad(field, *it, "an integer");
+      out = it->template get<T>();
+    } else if constexpr (std::is_floating_point_v<T>) {
+      if (!it->is_number()) bad(field, *it, "a number");
+      out = it->template get<T>();
+    } else {
+      if (!it->is_string()) bad(field, *it, "a string");
+      out = it->template get<std::string>();
+    }
+  }
+  template <typename Enum>
+  void read_enum(const char* key, Enum& out, Enum (*parse)(const std::string&)) {
+    std::string s;
+    seen_.insert(key);
+    auto it = j_.find(key);
+    if (it == j_.end()) return;
+    if (!it->is_string()) bad(prefix_ + key, *it, "a string");
+    try {
+      out = parse(it->template get<std::string>());
+    } catch (const ConfigError& e) {
+      throw ConfigError("config field '" + prefix_ + key + "': " + e.what());
+    }
+  }
+  void mark(const char* key) { seen_.insert(key); }
+  void reject_unknown() const {
+    for (auto it = j_.begin(); it != j_.end(); ++it)
+      if (!seen_.count(it.key())) throw ConfigError("unknown config field '" + prefix_ + it.key() + "'");
+  }
+
+ private:
+  [[noreturn]] static void bad(const std::string& field, const nlohmann::json& v, const char* want) {
+    throw ConfigError("config field '" + field + "' = " + v.dump() + ": must be " + want);
+  }
+  const nlohmann::json& j_;
+  std::string prefix_;
+  std::set<std::string> seen_;
+};
+
+}  // namespace
+
+void from_json(const nlohmann::json& j, ModelConfig& c) {
+  FieldReader r(j, "");
+  r.read("name", c.name);
+  r.read("vocab_size", c.vocab_size);
+  r.read("max_seq_len", c.max_seq_len);
+  r.read("type_vocab_size", c.type_vocab_size);
+  r.read("d_embedding", c.d_embedding);
+  r.read("d_model", c.d_model);
+  r.read("d_ff", c.d_ff);
+  r.read("num_layers", c.num_layers);
+  r.read("num_heads", c.num_heads);
+  r.read_enum("mixing", c.mixing, &mixing_kind_from_string);
+  r.read("attention_layers", c.attention_layers);
+  r.read_enum("attention_layout", c.attention_layout, &layout_from_string);
+  r.read("moe_layers", c.moe_layers);
+  r.read_enum("moe_layout", c.moe_layout, &layout_from_string);
+  r.read("num_experts", c.num_experts);
+  r.read("expert_d_ff", c.expert_d_ff);
+  r.read("dropout", c.dropout);
+  r.read("expert_dropout", c.expert_dropout);
+  r.read("num_classes", c.num_classes);
+  r.read("init_std", c.init_std);
+  r.read("layer_norm_eps", c.layer_norm_eps);
+  r.mark("router");
+  if (auto it = j.find("router"); it != j.end()) {
+    FieldReader rr(*it, "router.");
+    rr.read_enum("kind", c.router.kind, &router_kind_from_string);
+    rr.read("top_k", c.router.top_k);
+    rr.read("batch_prioritized", c.router.batch_prioritized);
+    rr.read("train_capacity_factor", c.router.train_capacity_factor);
+    rr.read("eval_capacity_factor", c.router.eval_capacity_factor);
+    rr.read("min_capacity", c.router.min_capacity);
+    rr.read("max_group_size", c.router.max_group_size);
+    rr.read("jitter", c.router.jitter);
+    rr.read("load_balancing_weight", c.router.load_balancing_weight);
+    rr.read("z_loss_weight", c.router.z_loss_weight);
+    rr.reject_unknown();
+  }
+  r.reject_unknown();
+}
+
+ModelConfig config_from_json_text(const std::string& text) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw ConfigError(std::string("config is not valid JSON: ") + e.what());
+  }
+  ModelConfig c;
+  // A config may start from a preset and override some fields: {"preset": "demo", "d_model": 64}.
+  if (j.is_object() && j.contains("preset")) {
+    if (!j["preset"].is_string()) throw ConfigError("config field 'preset' must be a string");
+    c = preset(j["preset"].get<std::string>());
+    j.erase("preset");
+  }
+  from_json(j, c);
+  c.validate();
+  return c;
+}
+
+ModelConfig config_from_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError("cannot open config file '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  try {
+    return config_from_json_text(ss.str());
+  } catch (const ConfigError& e) {
+    throw ConfigError(path + ": " + e.what());
+  }
+}
+
+std::string config_to_json_text(const ModelConfig& c, int indent) {
+  nlohmann::json j = c;
+  return j.dump(indent);
+}
+
+}  // namespace smx

@@ -1,0 +1,124 @@
+// The one configuration of a Sparse Mixer family model: every architectural,
+// routing and regularisation option, JSON in and out, validated, with presets.
+// Torch-free on purpose: the GUI's launcher and the CLI read it without
+// pulling in LibTorch.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace smx {
+
+/// A config that fails validation; what() names the field and the bad value.
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Token-mixing sublayer of the layers that are not self-attention.
+enum class MixingKind { Linear, Fourier, Hartley, Circulant, Toeplitz };
+/// Where k special layers (attention or MoE) sit among L: see layer_is_selected.
+enum class Layout { Top, Bottom, Middle, Mixed };
+/// Who picks: tokens pick their top-k experts, or experts pick their top tokens.
+enum class RouterKind { TokensChoose, ExpertsChoose };
+
+std::string to_string(MixingKind k);
+std::string to_string(Layout l);
+std::string to_string(RouterKind r);
+MixingKind mixing_kind_from_string(const std::string& s);  // throws ConfigError
+Layout layout_from_string(const std::string& s);
+RouterKind router_kind_from_string(const std::string& s);
+
+/// True when layer l (0-based) of L is one of the k layers placed by `layout`.
+/// Reference rules (google-research sparse_mixers): BOTTOM l < k;
+/// MIDDLE L-k <= 2l < L+k; TOP l >= L-k; MIXED l mod (L div k) == 0, where we
+/// keep only the first k such layers so that the count is always exactly k
+/// (the reference rule alone gives 5 layers for L=14, k=4).
+bool layer_is_selected(Layout layout, int64_t k, int64_t L, int64_t l);
+
+struct RouterConfig {
+  /// Tokens Choose or Experts Choose.
+  RouterKind kind = RouterKind::ExpertsChoose;
+  /// Tokens Choose: how many experts each token asks for.
+  int64_t top_k = 1;
+  /// Tokens Choose: place the most confident tokens first (Batch Prioritized Routing).
+  bool batch_prioritized = true;
+  /// Capacity factor while training: capacity = round(cf * group tokens / experts).
+  double train_capacity_factor = 1.0;
+  /// Capacity factor in eval mode (inference, evaluation).
+  double eval_capacity_factor = 1.0;
+  /// Capacity never falls below this many tokens (clamped to the group size).
+  int64_t min_capacity = 4;
+  /// Tokens are routed in groups of at most this many tokens.
+  int64_t max_group_size = 4096;
+  /// Multiplicative uniform noise on router inputs while training (0 = off).
+  double jitter = 0.0;
+  /// Weight of the Switch load-balancing loss in the total loss (Tokens Choose).
+  double load_balancing_weight = 0.01;
+  /// Weight of the router z-loss in the total loss.
+  double z_loss_weight = 1e-4;
+};
+
+struct ModelConfig {
+  /// Preset name or a user label.
+  std::string name = "custom";
+  int64_t vocab_size = 32000;
+  /// Longest input; Linear/Circulant/Toeplitz mixing matrices are this square.
+  int64_t max_seq_len = 512;
+  /// Segment (token type) vocabulary.
+  int64_t type_vocab_size = 4;
+  /// Width of the embedding tables; projected to d_model (0 = d_model).
+  int64_t d_embedding = 0;
+  int64_t d_model = 512;
+  int64_t d_ff = 2048;
+  int64_t num_layers = 14;
+  int64_t num_heads = 8;
+  /// Mixing used by every layer that is not self-attention.
+  MixingKind mixing = MixingKind::Linear;
+  int64_t attention_layers = 4;
+  Layout attention_layout = Layout::Top;
+  int64_t moe_layers = 4;
+  Layout moe_layout = Layout::Middle;
+  int64_t num_experts = 16;
+  /// Hidden width of each expert (0 = d_ff).
+  int64_t expert_d_ff = 0;
+  RouterConfig router;
+  /// Dropout on hidden states and attention probabilities.
+  double dropout = 0.1;
+  /// Dropout inside experts (the paper fine-tunes with 0.2).
+  double expert_dropout = 0.1;
+  /// Classification head outputs (1 = regression).
+  int64_t num_classes = 2;
+  double init_std = 0.02;
+  double layer_norm_eps = 1e-12;
+
+  int64_t embedding_dim() const { return d_embedding > 0 ? d_embedding : d_model; }
+  int64_t expert_hidden() const { return expert_d_ff > 0 ? expert_d_ff : d_ff; }
+  bool is_attention_layer(int64_t l) const {
+    return layer_is_selected(attention_layout, attention_layers, num_layers, l);
+  }
+  bool is_moe_layer(int64_t l) const {
+    return layer_is_selected(moe_layout, moe_layers, num_layers, l);
+  }
+
+  /// Throws ConfigError naming the first bad field and its value.
+  void validate() const;
+};
+
+void to_json(nlohmann::json& j, const ModelConfig& c);
+/// Missing fields keep their defaults; unknown fields and bad values throw ConfigError.
+void from_json(const nlohmann::json& j, ModelConfig& c);
+
+ModelConfig config_from_json_text(const std::string& text);   // parses + validates
+ModelConfig config_from_file(const std::string& path);         // reads + parses + validates
+std::string config_to_json_text(const ModelConfig& c, int indent = 2);
+
+/// Names of every preset, in a stable order.
+std::vector<std::string> preset_names();
+/// The preset's config; throws ConfigError listing the known names if unknown.
+ModelConfig preset(const std::string& name);
+
+}  // namespace smx

@@ -1,0 +1,85 @@
+// The one place where LibTorch versions differ. The engine builds against
+// Debian's LibTorch 1.13 (CPU) and PyTorch 2.x's LibTorch (CUDA).
+#pragma once
+
+#include <ATen/autocast_mode.h>
+#include <torch/torch.h>
+
+#if !defined(TORCH_VERSION_MAJOR)
+#include <torch/version.h>
+#endif
+
+#define SMX_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+namespace smx::compat {
+
+/// True where at::scaled_dot_product_attention (fused/flash kernels) exists.
+constexpr bool kHasFusedAttention = SMX_TORCH_AT_LEAST(2, 0);
+
+/// Softmax(q k^T / sqrt(d) + mask) v with dropout on the probabilities.
+/// q, k, v: [B, H, S, Dh]; additive_mask: [B, 1, 1, S] (0 or a large negative).
+inline torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                     const torch::Tensor& additive_mask, double dropout_p) {
+#if SMX_TORCH_AT_LEAST(2, 0)
+  return at::scaled_dot_product_attention(q, k, v, additive_mask, dropout_p);
+#else
+  (void)q; (void)k; (void)v; (void)additive_mask; (void)dropout_p;
+  TORCH_CHECK(false, "fused attention needs LibTorch >= 2.0");
+#endif
+}
+
+/// Turns CUDA autocast off in a scope (routers and losses stay float32).
+class AutocastOff {
+ public:
+#if SMX_TORCH_AT_LEAST(2, 4)
+  AutocastOff() : was_(at::autocast::is_autocast_enabled(at::kCUDA)) {
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+  }
+  ~AutocastOff() { at::autocast::set_autocast_enabled(at::kCUDA, was_); }
+#else
+  AutocastOff() : was_(at::autocast::is_enabled()) { at::autocast::set_enabled(false); }
+  ~AutocastOff() { at::autocast::set_enabled(was_); }
+#endif
+  AutocastOff(const AutocastOff&) = delete;
+  AutocastOff& operator=(const AutocastOff&) = delete;
+
+ private:
+  bool was_;
+};
+
+/// bf16 autocast on CUDA in a scope (matmuls in bf16, reductions in float32).
+class CudaAutocastBf16 {
+ public:
+#if SMX_TORCH_AT_LEAST(2, 4)
+  CudaAutocastBf16() : was_(at::autocast::is_autocast_enabled(at::kCUDA)) {
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+  }
+  ~CudaAutocastBf16() {
+    at::autocast::set_autocast_enabled(at::kCUDA, was_);
+    at::autocast::clear_cache();
+  }
+#else
+  CudaAutocastBf16() : was_(at::autocast::is_enabled()) {
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    at::autocast::set_enabled(true);
+  }
+  ~CudaAutocastBf16() {
+    at::autocast::set_enabled(was_);
+    at::autocast::clear_cache();
+  }
+#endif
+  CudaAutocastBf16(const CudaAutocastBf16&) = delete;
+  CudaAutocastBf16& operator=(const CudaAutocastBf16&) = delete;
+
+ private:
+  bool was_;
+};
+
+/// Waits for queued device work (no-op on CPU); used by timing code only.
+inline void synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+}  // namespace smx::compat

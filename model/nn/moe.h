@@ -1,0 +1,43 @@
+// Mixture-of-Experts MLP sublayer. Experts are held as batched weights
+// [E, D, F] and run as one batched matmul over per-expert token buffers that
+// a router fills (gather), then the outputs are weighted and added back to
+// their tokens (scatter-add). A token no expert takes gets zero output, so in
+// the block it passes through the residual only.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "model/config/model_config.h"
+#include "model/nn/routing.h"
+
+namespace smx {
+
+class MoeImpl : public torch::nn::Module {
+ public:
+  MoeImpl(int64_t d_model, int64_t expert_d_ff, int64_t num_experts, RouterConfig router, double expert_dropout,
+          double init_std);
+  struct Output {
+    torch::Tensor y;                    ///< [B, S, D]
+    torch::Tensor load_balancing_loss;  ///< scalar, with graph
+    torch::Tensor z_loss;               ///< scalar, with graph
+  };
+  /// x: [B, S, D]. The routing decision is also kept, detached, in last_decision.
+  Output forward(const torch::Tensor& x);
+
+  /// Capacity factor used now (train or eval, by the module's mode).
+  double capacity_factor() const;
+  /// Changes the capacity factors (e.g. a what-if at inference).
+  void set_capacity_factors(double train, double eval);
+
+  Router router{nullptr};
+  torch::Tensor w_in, b_in, w_out, b_out;  // [E, D, F], [E, 1, F], [E, F, D], [E, 1, D]
+  /// The last forward's routing, detached (telemetry reads it; no extra compute).
+  RoutingDecision last_decision;
+
+ private:
+  int64_t num_experts_;
+  double expert_dropout_;
+};
+TORCH_MODULE(Moe);
+
+}  // namespace smx

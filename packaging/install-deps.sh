@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs every build and runtime dependency of Sparse Mixer Studio on a fresh
+# Debian 12 machine. Idempotent; run as root (or with sudo available).
+#
+#   packaging/install-deps.sh           # engine, CLI, GUI and test tools
+#   packaging/install-deps.sh --engine  # engine + CLI only (no Qt)
+set -euo pipefail
+
+engine_only=0
+[ "${1:-}" = "--engine" ] && engine_only=1
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+pkgs=(
+  build-essential cmake ninja-build ccache pkg-config
+  libtorch-dev            # LibTorch 1.13 (CPU)
+  libopenblas0-pthread    # without it LibTorch uses the reference BLAS (~20x slower)
+  libsentencepiece-dev    # tokenizer (loaded in its own link namespace, see model/tokenizer)
+  nlohmann-json3-dev      # configs in and out
+  libcli11-dev            # CLI parsing
+  libfmt-dev              # text formatting
+  libsqlite3-dev          # run store
+  wordnet-base            # default offline corpus
+)
+if [ "$engine_only" = 0 ]; then
+  pkgs+=(
+    qt6-base-dev libqt6svg6-dev libqcustomplot-dev
+    xvfb xauth             # offscreen/visual GUI tests
+  )
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+echo "install-deps: all ${#pkgs[@]} packages present"
