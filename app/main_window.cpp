@@ -1,0 +1,102 @@
+#include "app/main_window.h"
+
+#include <QAction>
+#include <QComboBox>
+#include <QFileDialog>
+#include <QLabel>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QSettings>
+#include <QSpinBox>
+#include <QStatusBar>
+#include <QToolBar>
+
+#include "app/structure_rows.h"
+#include "widgets/model_structure_view.h"
+
+namespace smx::app {
+
+MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
+  setWindowTitle(tr("Sparse Mixer Studio"));
+  view_ = new widgets::ModelStructureView(this);
+  setCentralWidget(view_);
+
+  auto* bar = addToolBar(tr("Model"));
+  bar->setObjectName("model-toolbar");
+  bar->addWidget(new QLabel(tr(" Preset: "), bar));
+  presets_ = new QComboBox(bar);
+  for (const auto& n : preset_names()) presets_->addItem(QString::fromStdString(n));
+  presets_->setToolTip(tr("The paper's models (BERT, Sparse Mixer, Fast Sparse Mixer, sparse BERT), their "
+                          "scaled sizes, and a small demo that trains on a laptop CPU."));
+  bar->addWidget(presets_);
+  bar->addWidget(new QLabel(tr("  Batch: "), bar));
+  batch_ = new QSpinBox(bar);
+  batch_->setRange(1, 4096);
+  batch_->setValue(64);
+  batch_->setToolTip(tr("Examples per batch. MoE capacity is computed per token group, so the batch changes "
+                        "how many slots each expert has."));
+  bar->addWidget(batch_);
+
+  auto* file = menuBar()->addMenu(tr("&File"));
+  file->addAction(tr("&Open config..."), QKeySequence::Open, this, [this] {
+    const QString path = QFileDialog::getOpenFileName(this, tr("Open model config"), {}, tr("JSON (*.json)"));
+    if (!path.isEmpty()) openConfig(path);
+  });
+  file->addAction(tr("&Export chart..."), QKeySequence(tr("Ctrl+E")), this, [this] { exportChart(); });
+  file->addSeparator();
+  file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
+
+  connect(presets_, &QComboBox::currentTextChanged, this, [this] {
+    config_path_.clear();
+    refresh();
+  });
+  connect(batch_, &QSpinBox::valueChanged, this, [this] { refresh(); });
+
+  QSettings settings;
+  restoreGeometry(settings.value("window/geometry").toByteArray());
+  const QString last = settings.value("model/preset", "sparse-mixer").toString();
+  if (presets_->findText(last) >= 0) presets_->setCurrentText(last);
+  refresh();
+}
+
+bool MainWindow::showPreset(const QString& name) {
+  if (presets_->findText(name) < 0) {
+    statusBar()->showMessage(tr("unknown preset '%1'").arg(name), 5000);
+    return false;
+  }
+  presets_->setCurrentText(name);
+  config_path_.clear();
+  refresh();
+  return true;
+}
+
+bool MainWindow::openConfig(const QString& path, bool quiet) {
+  try {
+    const ModelConfig c = config_from_file(path.toStdString());
+    config_path_ = path;
+    view_->setModel(structure_summary(c, batch_->value()), structure_rows(c, batch_->value()));
+    statusBar()->showMessage(tr("loaded %1").arg(path), 5000);
+    return true;
+  } catch (const ConfigError& e) {
+    if (!quiet) QMessageBox::warning(this, tr("Bad config"), QString::fromStdString(e.what()));
+    statusBar()->showMessage(QString::fromStdString(e.what()));
+    return false;
+  }
+}
+
+void MainWindow::refresh() {
+  if (!config_path_.isEmpty() && openConfig(config_path_, true)) return;
+  const ModelConfig c = preset(presets_->currentText().toStdString());
+  view_->setModel(structure_summary(c, batch_->value()), structure_rows(c, batch_->value()));
+  QSettings settings;
+  settings.setValue("model/preset", presets_->currentText());
+}
+
+void MainWindow::exportChart() {
+  const QString path = QFileDialog::getSaveFileName(this, tr("Export chart"), "model.pdf",
+                                                    tr("PDF (*.pdf);;PNG (*.png);;CSV (*.csv)"));
+  if (path.isEmpty()) return;
+  if (!view_->exportChart(path)) QMessageBox::warning(this, tr("Export failed"), tr("Could not write %1").arg(path));
+}
+
+}  // namespace smx::app
