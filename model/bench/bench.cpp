@@ -76,27 +76,43 @@ BenchResult run_bench(const ModelConfig& config, const BenchOptions& o,
     compat::synchronize(device);
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   };
+  // Warm-up steps untimed, then `repeats` timed ones.
+  auto measure = [&](const std::string& what, const std::function<void()>& step) {
+    for (int i = 0; i < o.warmup; ++i) timed(step);
+    std::vector<double> samples;
+    for (int i = 0; i < o.repeats; ++i) {
+      samples.push_back(timed(step));
+      if (log) log(r.name + " " + what + " " + std::to_string(i + 1) + "/" + std::to_string(o.repeats) + ": " +
+                   std::to_string(samples.back()) + " ms");
+    }
+    return samples;
+  };
 
   if (o.train) {
     torch::optim::AdamW opt(model->parameters(),
                             torch::optim::AdamWOptions(1e-4).betas({0.9, 0.999}).eps(1e-6).weight_decay(0.01));
     model->train();
+    // Phases are timed inside the step (a synchronisation each, no-op on CPU).
+    std::vector<double> forward_ms, backward_ms, optimizer_ms;
     auto step = [&] {
       opt.zero_grad();
-      std::optional<compat::CudaAutocastBf16> ac;
-      if (autocast) ac.emplace();
-      auto losses = model->pretrain_losses(batch);
-      ac.reset();
-      losses.total.backward();
-      opt.step();
+      torch::Tensor total;
+      forward_ms.push_back(timed([&] {
+        std::optional<compat::CudaAutocastBf16> ac;
+        if (autocast) ac.emplace();
+        total = model->pretrain_losses(batch).total;
+      }));
+      backward_ms.push_back(timed([&] { total.backward(); }));
+      optimizer_ms.push_back(timed([&] { opt.step(); }));
     };
-    for (int i = 0; i < o.warmup; ++i) timed(step);
-    for (int i = 0; i < o.repeats; ++i) {
-      r.train_samples_ms.push_back(timed(step));
-      if (log) log(r.name + " train step " + std::to_string(i + 1) + "/" + std::to_string(o.repeats) + ": " +
-                   std::to_string(r.train_samples_ms.back()) + " ms");
-    }
+    r.train_samples_ms = measure("train step", step);
     r.train_ms = median(r.train_samples_ms);
+    auto timed_part = [&](const std::vector<double>& v) {  // drop the warm-up steps
+      return median(std::vector<double>(v.end() - o.repeats, v.end()));
+    };
+    r.train_forward_ms = timed_part(forward_ms);
+    r.train_backward_ms = timed_part(backward_ms);
+    r.train_optimizer_ms = timed_part(optimizer_ms);
   }
   if (o.inference) {
     model->eval();
@@ -108,12 +124,7 @@ BenchResult run_bench(const ModelConfig& config, const BenchOptions& o,
       auto logits = model->mlm_logits(out.hidden, batch.mlm_positions);
       (void)logits;
     };
-    for (int i = 0; i < o.warmup; ++i) timed(step);
-    for (int i = 0; i < o.repeats; ++i) {
-      r.infer_samples_ms.push_back(timed(step));
-      if (log) log(r.name + " inference " + std::to_string(i + 1) + "/" + std::to_string(o.repeats) + ": " +
-                   std::to_string(r.infer_samples_ms.back()) + " ms");
-    }
+    r.infer_samples_ms = measure("inference", step);
     r.infer_ms = median(r.infer_samples_ms);
   }
   if (!device.is_cuda()) r.peak_memory_bytes = peak_rss_bytes();

@@ -39,6 +39,8 @@ struct BenchResult {
   /// Median milliseconds per step, and the per-step samples.
   double train_ms = 0, infer_ms = 0;
   std::vector<double> train_samples_ms, infer_samples_ms;
+  /// Median milliseconds of each phase of a training step.
+  double train_forward_ms = 0, train_backward_ms = 0, train_optimizer_ms = 0;
   double train_ms_per_example() const { return train_ms / double(batch_size); }
   double infer_ms_per_example() const { return infer_ms / double(batch_size); }
   double train_tokens_per_s() const { return train_ms > 0 ? 1e3 * double(batch_size * seq_len) / train_ms : 0; }

@@ -66,6 +66,9 @@ void run(const BenchArgs& a) {
                               {"infer_gflops", r.infer_gflops()},
                               {"train_speedup", ratio(b.train_ms_per_example(), r.train_ms_per_example())},
                               {"infer_speedup", ratio(b.infer_ms_per_example(), r.infer_ms_per_example())},
+                              {"train_forward_ms", r.train_forward_ms},
+                              {"train_backward_ms", r.train_backward_ms},
+                              {"train_optimizer_ms", r.train_optimizer_ms},
                               {"train_samples_ms", r.train_samples_ms},
                               {"infer_samples_ms", r.infer_samples_ms},
                               {"peak_memory_bytes", r.peak_memory_bytes}});
@@ -82,6 +85,10 @@ void run(const BenchArgs& a) {
                r.train_tokens_per_s(), r.train_gflops(), ratio(b.train_ms_per_example(), r.train_ms_per_example()),
                r.infer_ms_per_example(), r.infer_tokens_per_s(), r.infer_gflops(),
                ratio(b.infer_ms_per_example(), r.infer_ms_per_example()));
+  fmt::print("\ntraining step phases, ms per step (forward+losses / backward / optimizer):\n");
+  for (const auto& r : results)
+    fmt::print("{:<20} {:>10.1f} {:>10.1f} {:>10.1f}\n", r.name, r.train_forward_ms, r.train_backward_ms,
+               r.train_optimizer_ms);
   fmt::print("speed = {}'s ms per example / the model's (higher is faster); GFLOP/ex counts a training step\n", b.name);
 }
 

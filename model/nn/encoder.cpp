@@ -3,17 +3,11 @@
 #include "model/nn/encoder.h"
 
 #include "model/core/compat.h"
+#include "model/nn/init.h"
 
 namespace smx {
 
 namespace {
-torch::nn::Linear dense(int64_t in, int64_t out, double std) {
-  torch::nn::Linear l(torch::nn::LinearOptions(in, out));
-  torch::NoGradGuard g;
-  l->weight.normal_(0.0, std);
-  l->bias.zero_();
-  return l;
-}
 torch::nn::Embedding embedding(int64_t n, int64_t dim, double std) {
   torch::nn::Embedding e(torch::nn::EmbeddingOptions(n, dim));
   torch::NoGradGuard g;
@@ -33,7 +27,7 @@ EmbeddingsImpl::EmbeddingsImpl(const ModelConfig& c) {
   position = register_module("position", embedding(c.max_seq_len, de, c.init_std));
   segment = register_module("segment", embedding(c.type_vocab_size, de, c.init_std));
   norm = register_module("norm", layer_norm(de, c.layer_norm_eps));
-  projection = register_module("projection", dense(de, c.d_model, c.init_std));
+  projection = register_module("projection", init_dense(de, c.d_model, c.init_std));
   dropout = register_module("dropout", torch::nn::Dropout(c.dropout));
 }
 
@@ -47,8 +41,8 @@ torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& ids, const torch::Ten
 }
 
 FeedForwardImpl::FeedForwardImpl(int64_t d_model, int64_t d_ff, double p, double init_std) {
-  in = register_module("in", dense(d_model, d_ff, init_std));
-  out = register_module("out", dense(d_ff, d_model, init_std));
+  in = register_module("in", init_dense(d_model, d_ff, init_std));
+  out = register_module("out", init_dense(d_ff, d_model, init_std));
   dropout = register_module("dropout", torch::nn::Dropout(p));
 }
 
@@ -96,12 +90,12 @@ EncoderModelImpl::EncoderModelImpl(const ModelConfig& c) : config_(c) {
   embeddings = register_module("embeddings", Embeddings(c));
   for (int64_t l = 0; l < c.num_layers; ++l)
     blocks.push_back(register_module("block" + std::to_string(l), Block(c, l)));
-  pooler = register_module("pooler", dense(c.d_model, c.d_model, c.init_std));
-  mlm_dense = register_module("mlm_dense", dense(c.d_model, c.embedding_dim(), c.init_std));
+  pooler = register_module("pooler", init_dense(c.d_model, c.d_model, c.init_std));
+  mlm_dense = register_module("mlm_dense", init_dense(c.d_model, c.embedding_dim(), c.init_std));
   mlm_norm = register_module("mlm_norm", layer_norm(c.embedding_dim(), c.layer_norm_eps));
   mlm_bias = register_parameter("mlm_bias", torch::zeros({c.vocab_size}));
-  nsp = register_module("nsp", dense(c.d_model, 2, c.init_std));
-  classifier = register_module("classifier", dense(c.d_model, c.num_classes, c.init_std));
+  nsp = register_module("nsp", init_dense(c.d_model, 2, c.init_std));
+  classifier = register_module("classifier", init_dense(c.d_model, c.num_classes, c.init_std));
   classifier_dropout = register_module("classifier_dropout", torch::nn::Dropout(c.dropout));
 }
 

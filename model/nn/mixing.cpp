@@ -5,28 +5,19 @@
 #include <cmath>
 
 #include "model/core/compat.h"
+#include "model/nn/init.h"
 
 namespace smx {
-
-namespace {
-torch::nn::Linear dense(int64_t in, int64_t out, double std) {
-  torch::nn::Linear l(torch::nn::LinearOptions(in, out).bias(true));
-  torch::NoGradGuard g;
-  l->weight.normal_(0.0, std);
-  l->bias.zero_();
-  return l;
-}
-}  // namespace
 
 // ---- self-attention ---------------------------------------------------------
 
 SelfAttention::SelfAttention(int64_t d_model, int64_t num_heads, double dropout, double init_std)
     : d_model_(d_model), num_heads_(num_heads), dropout_(dropout) {
   TORCH_CHECK(d_model % num_heads == 0, "d_model (", d_model, ") must be divisible by num_heads (", num_heads, ")");
-  q_ = register_module("query", dense(d_model, d_model, init_std));
-  k_ = register_module("key", dense(d_model, d_model, init_std));
-  v_ = register_module("value", dense(d_model, d_model, init_std));
-  o_ = register_module("output", dense(d_model, d_model, init_std));
+  q_ = register_module("query", init_dense(d_model, d_model, init_std));
+  k_ = register_module("key", init_dense(d_model, d_model, init_std));
+  v_ = register_module("value", init_dense(d_model, d_model, init_std));
+  o_ = register_module("output", init_dense(d_model, d_model, init_std));
 }
 
 torch::Tensor SelfAttention::forward(const torch::Tensor& x, const torch::Tensor& mask) {

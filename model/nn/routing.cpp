@@ -4,16 +4,14 @@
 #include "model/nn/routing.h"
 
 #include "model/core/compat.h"
+#include "model/nn/init.h"
 
 namespace smx {
 
 RouterImpl::RouterImpl(int64_t d_model, int64_t num_experts, RouterConfig config, double init_std)
     : config_(config), num_experts_(num_experts) {
   TORCH_CHECK(num_experts > 0, "experts must be > 0, got ", num_experts);
-  dense = register_module("dense", torch::nn::Linear(torch::nn::LinearOptions(d_model, num_experts)));
-  torch::NoGradGuard g;
-  dense->weight.normal_(0.0, init_std);
-  dense->bias.zero_();
+  dense = register_module("dense", init_dense(d_model, num_experts, init_std));
 }
 
 torch::Tensor load_balancing_loss(const torch::Tensor& probs, const torch::Tensor& chosen) {

@@ -15,7 +15,8 @@ done
 
 "$smx" bench --presets demo,demo --repeats 1 --warmup 0 --quiet > "$tmp/bench.txt" || fail "bench"
 grep -q "speed" "$tmp/bench.txt" || fail "bench table"
-[ "$(grep -c '^demo ' "$tmp/bench.txt")" = 2 ] || fail "bench rows"
+[ "$(grep -c '^demo .*|' "$tmp/bench.txt")" = 2 ] || fail "bench rows"
+grep -q "training step phases" "$tmp/bench.txt" || fail "bench phases"
 "$smx" bench --presets demo --repeats 1 --warmup 0 --quiet --json | grep -q '"train_ms_per_example"' || fail "bench --json"
 
 # A custom config written from a preset, edited, and read back.

@@ -97,4 +97,29 @@ void TestTrainingStep::sameSeedSameResult() {
   QVERIFY(a != other);
 }
 
+void TestTrainingStep::cudaMatchesCpu() {
+  if (!torch::cuda::is_available()) QSKIP("no CUDA device in this LibTorch build or machine");
+  ModelConfig c = tiny("tokens-choose");
+  c.dropout = c.expert_dropout = 0.0;
+  c.router.jitter = 0.0;
+  torch::manual_seed(3);
+  EncoderModel model(c);
+  model->eval();
+  auto b = synthetic_pretrain_batch(c, 4, c.max_seq_len, 3);
+  double cpu = 0, gpu = 0;
+  {
+    torch::NoGradGuard ng;
+    cpu = model->pretrain_losses(b).total.item<double>();
+    model->to(torch::kCUDA);
+    gpu = model->pretrain_losses(b.to(torch::kCUDA)).total.item<double>();
+  }
+  QVERIFY2(std::abs(cpu - gpu) < 1e-3 * std::abs(cpu), qPrintable(QString("cpu %1 vs cuda %2").arg(cpu).arg(gpu)));
+  // A training step on the device leaves finite parameters.
+  model->train();
+  torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3));
+  model->pretrain_losses(b.to(torch::kCUDA)).total.backward();
+  opt.step();
+  for (const auto& p : model->parameters()) QVERIFY(torch::isfinite(p).all().item<bool>());
+}
+
 QTEST_APPLESS_MAIN(TestTrainingStep)

@@ -10,4 +10,5 @@ class TestTrainingStep : public QObject {
   void everyParameterGetsGradient();
   void lossDecreasesOnFixedBatch();
   void sameSeedSameResult();
+  void cudaMatchesCpu();
 };
