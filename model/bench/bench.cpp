@@ -3,6 +3,7 @@
 #include "model/bench/bench.h"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -58,6 +59,16 @@ BenchResult run_bench(const ModelConfig& config, const BenchOptions& o,
   TORCH_CHECK(r.seq_len <= config.max_seq_len, "seq_len ", r.seq_len, " exceeds max_seq_len ", config.max_seq_len);
   r.mlm_predictions = default_mlm_predictions(r.seq_len);
 
+  if (!device.is_cuda()) {
+    // Weights, gradients and AdamW's two moments are 16 bytes a parameter; refuse
+    // up front rather than be killed by the OOM killer half-way.
+    const double params = double(model_cost(config).total_params);
+    const double need = params * (o.train ? 16.0 : 4.0);
+    const double have = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
+    TORCH_CHECK(need < 0.8 * have, config.name, " needs about ", int64_t(need / 1e9), " GB for ",
+                o.train ? "training (weights, gradients, AdamW state)" : "its weights", " but this machine has ",
+                int64_t(have / 1e9), " GB", o.train ? "; try --no-train, or a GPU" : "");
+  }
   torch::manual_seed(o.seed);
   EncoderModel model(config);
   model->to(device);

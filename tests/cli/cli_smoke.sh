@@ -33,5 +33,9 @@ expect_error "unknown preset 'nope'" "$smx" info --preset nope
 echo '{"num_experts": 0, "moe_layers": 2}' > "$tmp/bad.json"
 expect_error "num_experts" "$smx" info --config "$tmp/bad.json"
 expect_error "CUDA is not available" "$smx" bench --presets demo --device cuda
+# sparse-mixer-large needs ~55 GB to train: refused up front where memory is smaller.
+if [ "$(awk '/MemTotal/ {print $2}' /proc/meminfo)" -lt 60000000 ]; then
+  expect_error "try --no-train" "$smx" bench --presets sparse-mixer-large
+fi
 expect_error "does not exist" "$smx" info --config /nonexistent.json
 echo "cli_smoke: all checks passed"
