@@ -1,6 +1,7 @@
 // smx-studio: the desktop application.
 #include <QApplication>
 #include <QCommandLineParser>
+#include <QIcon>
 #include <QSettings>
 
 #include "app/main_window.h"
@@ -10,6 +11,7 @@ int main(int argc, char** argv) {
   QApplication::setOrganizationName("SparseMixerStudio");
   QApplication::setApplicationName("smx-studio");
   QApplication::setApplicationVersion(SMX_VERSION);
+  QApplication::setWindowIcon(QIcon(":/icons/smx-studio.svg"));
 
   QCommandLineParser parser;
   parser.setApplicationDescription("Sparse Mixer Studio: train, inspect and teach Mixture-of-Experts encoders");

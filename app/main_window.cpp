@@ -3,6 +3,8 @@
 #include <QAction>
 #include <QComboBox>
 #include <QFileDialog>
+#include <QFileInfo>
+#include <QSignalBlocker>
 #include <QLabel>
 #include <QMenuBar>
 #include <QMessageBox>
@@ -46,8 +48,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   file->addSeparator();
   file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
 
-  connect(presets_, &QComboBox::currentTextChanged, this, [this] {
-    config_path_.clear();
+  // An entry with a path in its data is a config file; the others are presets.
+  connect(presets_, &QComboBox::currentIndexChanged, this, [this] {
+    config_path_ = presets_->currentData().toString();
     refresh();
   });
   connect(batch_, &QSpinBox::valueChanged, this, [this] { refresh(); });
@@ -64,9 +67,7 @@ bool MainWindow::showPreset(const QString& name) {
     statusBar()->showMessage(tr("unknown preset '%1'").arg(name), 5000);
     return false;
   }
-  presets_->setCurrentText(name);
-  config_path_.clear();
-  refresh();
+  presets_->setCurrentText(name);  // refreshes through currentIndexChanged
   return true;
 }
 
@@ -75,6 +76,15 @@ bool MainWindow::openConfig(const QString& path, bool quiet) {
     const ModelConfig c = config_from_file(path.toStdString());
     config_path_ = path;
     view_->setModel(structure_summary(c, batch_->value()), structure_rows(c, batch_->value()));
+    // Show the file in the model box, so it never names a preset that is not shown.
+    const QSignalBlocker block(presets_);
+    int index = presets_->findData(path);
+    if (index < 0) {
+      presets_->insertItem(0, tr("file: %1").arg(QFileInfo(path).fileName()), path);
+      index = 0;
+    }
+    presets_->setCurrentIndex(index);
+    setWindowTitle(tr("Sparse Mixer Studio — %1").arg(QFileInfo(path).fileName()));
     statusBar()->showMessage(tr("loaded %1").arg(path), 5000);
     return true;
   } catch (const ConfigError& e) {
@@ -86,7 +96,9 @@ bool MainWindow::openConfig(const QString& path, bool quiet) {
 
 void MainWindow::refresh() {
   if (!config_path_.isEmpty() && openConfig(config_path_, true)) return;
+  if (!presets_->currentData().toString().isEmpty()) return;  // a file entry whose file went bad: keep the view
   const ModelConfig c = preset(presets_->currentText().toStdString());
+  setWindowTitle(tr("Sparse Mixer Studio"));
   view_->setModel(structure_summary(c, batch_->value()), structure_rows(c, batch_->value()));
   QSettings settings;
   settings.setValue("model/preset", presets_->currentText());

@@ -3,6 +3,7 @@
 # ratios, JSON output, and clear failures on bad input.
 set -euo pipefail
 smx="$1"
+resources="$2"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -22,6 +23,10 @@ grep -q "training step phases" "$tmp/bench.txt" || fail "bench phases"
 # A custom config written from a preset, edited, and read back.
 "$smx" presets demo | sed 's/"d_model": 128/"d_model": 64/' > "$tmp/custom.json"
 "$smx" info --config "$tmp/custom.json" | grep -q "d_model 64" || fail "custom config"
+
+# The example config shipped in resources/.
+"$smx" info --config "$resources/configs/tokens-choose-fourier.json" | grep -q "tokens-choose top-2" || fail "example config"
+"$smx" info --config "$resources/configs/tokens-choose-fourier.json" | grep -q "fourier" || fail "example mixing"
 
 # Bad input: non-zero exit and a message naming the problem.
 expect_error() {

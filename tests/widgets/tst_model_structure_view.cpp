@@ -1,5 +1,6 @@
 #include "tst_model_structure_view.h"
 
+#include <QComboBox>
 #include <QFileInfo>
 #include <QTemporaryDir>
 #include <QtTest>
@@ -57,6 +58,19 @@ void TestModelStructureView::mainWindowRejectsBadConfig() {
   QVERIFY(!window.openConfig(bad.fileName(), /*quiet=*/true));
   QCOMPARE(window.structureView()->rowCount(), 14);  // the shown model is kept
   QVERIFY(!window.showPreset("nope"));
+  // A good config file is shown, and named in the model box (not the last preset).
+  QFile good(dir.filePath("mine.json"));
+  QVERIFY(good.open(QIODevice::WriteOnly));
+  good.write(R"({"preset": "demo", "num_layers": 6, "moe_layers": 3})");
+  good.close();
+  QVERIFY(window.openConfig(good.fileName(), true));
+  QCOMPARE(window.structureView()->rowCount(), 8);  // embeddings + 6 layers + heads
+  auto* box = window.findChild<QComboBox*>();
+  QVERIFY(box);
+  QCOMPARE(box->currentText(), QString("file: mine.json"));
+  QVERIFY(window.windowTitle().contains("mine.json"));
+  QVERIFY(window.showPreset("demo"));  // and back to a preset
+  QCOMPARE(window.structureView()->rowCount(), 6);
 }
 
 QTEST_MAIN(TestModelStructureView)
