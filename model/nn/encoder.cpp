@@ -132,13 +132,16 @@ torch::Tensor EncoderModelImpl::classify(const torch::Tensor& pooled) {
 
 PretrainLosses EncoderModelImpl::pretrain_losses(const PretrainBatch& b) {
   auto out = forward(b.ids, b.types, b.mask);
-  compat::AutocastOff autocast_off;  // losses in float32
+  // Heads run under the caller's autocast (bf16 matmuls on CUDA); the losses in float32.
+  auto mlm = mlm_logits(out.hidden, b.mlm_positions);  // [B, P, V]
+  auto nsp_out = nsp_logits(out.pooled);               // [B, 2]
+  compat::AutocastOff autocast_off;
   PretrainLosses L;
-  auto logits = mlm_logits(out.hidden, b.mlm_positions).to(torch::kFloat);  // [B, P, V]
+  auto logits = mlm.to(torch::kFloat);
   const int64_t V = logits.size(-1);
   L.mlm = torch::nn::functional::cross_entropy(logits.view({-1, V}), b.mlm_labels.view({-1}),
                                                torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
-  auto nsp_logit = nsp_logits(out.pooled).to(torch::kFloat);  // [B, 2]
+  auto nsp_logit = nsp_out.to(torch::kFloat);
   L.nsp = torch::nn::functional::cross_entropy(nsp_logit, b.nsp_labels);
   L.load_balancing = out.load_balancing_loss;
   L.z_loss = out.z_loss;

@@ -3,6 +3,7 @@
 #include <QtTest>
 
 #include "model/bench/bench.h"
+#include "model/core/compat.h"
 #include "model/nn/encoder.h"
 
 using namespace smx;
@@ -114,10 +115,17 @@ void TestTrainingStep::cudaMatchesCpu() {
     gpu = model->pretrain_losses(b.to(torch::kCUDA)).total.item<double>();
   }
   QVERIFY2(std::abs(cpu - gpu) < 1e-3 * std::abs(cpu), qPrintable(QString("cpu %1 vs cuda %2").arg(cpu).arg(gpu)));
-  // A training step on the device leaves finite parameters.
+  // A bf16-autocast training step on the device (float32 routers and losses)
+  // leaves finite parameters.
   model->train();
   torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3));
-  model->pretrain_losses(b.to(torch::kCUDA)).total.backward();
+  torch::Tensor total;
+  {
+    compat::CudaAutocastBf16 autocast;
+    total = model->pretrain_losses(b.to(torch::kCUDA)).total;
+  }
+  QCOMPARE(total.scalar_type(), torch::kFloat);
+  total.backward();
   opt.step();
   for (const auto& p : model->parameters()) QVERIFY(torch::isfinite(p).all().item<bool>());
 }
