@@ -103,27 +103,34 @@ BenchResult run_bench(const ModelConfig& config, const BenchOptions& o,
     torch::optim::AdamW opt(model->parameters(),
                             torch::optim::AdamWOptions(1e-4).betas({0.9, 0.999}).eps(1e-6).weight_decay(0.01));
     model->train();
-    // Phases are timed inside the step (a synchronisation each, no-op on CPU).
     std::vector<double> forward_ms, backward_ms, optimizer_ms;
+    auto phase = [&](std::vector<double>& into, const std::function<void()>& run) {
+      if (o.phases)
+        into.push_back(timed(run));
+      else
+        run();
+    };
     auto step = [&] {
       opt.zero_grad();
       torch::Tensor total;
-      forward_ms.push_back(timed([&] {
+      phase(forward_ms, [&] {
         std::optional<compat::CudaAutocastBf16> ac;
         if (autocast) ac.emplace();
         total = model->pretrain_losses(batch).total;
-      }));
-      backward_ms.push_back(timed([&] { total.backward(); }));
-      optimizer_ms.push_back(timed([&] { opt.step(); }));
+      });
+      phase(backward_ms, [&] { total.backward(); });
+      phase(optimizer_ms, [&] { opt.step(); });
     };
     r.train_samples_ms = measure("train step", step);
     r.train_ms = median(r.train_samples_ms);
-    auto timed_part = [&](const std::vector<double>& v) {  // drop the warm-up steps
-      return median(std::vector<double>(v.end() - o.repeats, v.end()));
-    };
-    r.train_forward_ms = timed_part(forward_ms);
-    r.train_backward_ms = timed_part(backward_ms);
-    r.train_optimizer_ms = timed_part(optimizer_ms);
+    if (o.phases) {
+      auto timed_part = [&](const std::vector<double>& v) {  // drop the warm-up steps
+        return median(std::vector<double>(v.end() - o.repeats, v.end()));
+      };
+      r.train_forward_ms = timed_part(forward_ms);
+      r.train_backward_ms = timed_part(backward_ms);
+      r.train_optimizer_ms = timed_part(optimizer_ms);
+    }
   }
   if (o.inference) {
     model->eval();

@@ -28,6 +28,10 @@ struct BenchOptions {
   /// bf16 autocast with float32 routers and losses (CUDA only).
   bool bf16 = true;
   bool train = true, inference = true;
+  /// Also time forward, backward and optimizer separately. This synchronises the
+  /// device between them, so it is off by default: on CUDA it would put host
+  /// syncs inside the step being measured.
+  bool phases = false;
   uint64_t seed = 0;
 };
 
@@ -39,7 +43,7 @@ struct BenchResult {
   /// Median milliseconds per step, and the per-step samples.
   double train_ms = 0, infer_ms = 0;
   std::vector<double> train_samples_ms, infer_samples_ms;
-  /// Median milliseconds of each phase of a training step.
+  /// Median milliseconds of each phase of a training step (with BenchOptions::phases; else 0).
   double train_forward_ms = 0, train_backward_ms = 0, train_optimizer_ms = 0;
   double train_ms_per_example() const { return train_ms / double(batch_size); }
   double infer_ms_per_example() const { return infer_ms / double(batch_size); }

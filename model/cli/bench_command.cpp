@@ -85,10 +85,12 @@ void run(const BenchArgs& a) {
                r.train_tokens_per_s(), r.train_gflops(), ratio(b.train_ms_per_example(), r.train_ms_per_example()),
                r.infer_ms_per_example(), r.infer_tokens_per_s(), r.infer_gflops(),
                ratio(b.infer_ms_per_example(), r.infer_ms_per_example()));
-  fmt::print("\ntraining step phases, ms per step (forward+losses / backward / optimizer):\n");
-  for (const auto& r : results)
-    fmt::print("{:<20} {:>10.1f} {:>10.1f} {:>10.1f}\n", r.name, r.train_forward_ms, r.train_backward_ms,
-               r.train_optimizer_ms);
+  if (a.options.phases && a.options.train) {
+    fmt::print("\ntraining step phases, ms per step (forward+losses / backward / optimizer):\n");
+    for (const auto& r : results)
+      fmt::print("{:<20} {:>10.1f} {:>10.1f} {:>10.1f}\n", r.name, r.train_forward_ms, r.train_backward_ms,
+                 r.train_optimizer_ms);
+  }
   fmt::print("speed = {}'s ms per example / the model's (higher is faster); GFLOP/ex counts a training step\n", b.name);
 }
 
@@ -110,6 +112,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("!--no-bf16", a->options.bf16, "CUDA: float32 instead of bf16 autocast");
   cmd->add_flag("--no-train{false}", a->options.train, "skip the training step");
   cmd->add_flag("--no-inference{false}", a->options.inference, "skip inference");
+  cmd->add_flag("--phases", a->options.phases,
+                "also time forward, backward and optimizer (synchronises between them)");
   cmd->add_flag("--json", a->json, "machine-readable output");
   cmd->add_flag("--quiet,-q", a->quiet, "no progress lines on stderr");
   cmd->callback([a] { run(*a); });

@@ -14,7 +14,7 @@ for p in $("$smx" presets | awk '{print $1}'); do
 done
 "$smx" info --preset sparse-mixer --json | grep -q '"total_params"' || fail "info --json"
 
-"$smx" bench --presets demo,demo --repeats 1 --warmup 0 --quiet > "$tmp/bench.txt" || fail "bench"
+"$smx" bench --presets demo,demo --repeats 1 --warmup 0 --quiet --phases > "$tmp/bench.txt" || fail "bench"
 grep -q "speed" "$tmp/bench.txt" || fail "bench table"
 [ "$(grep -c '^demo .*|' "$tmp/bench.txt")" = 2 ] || fail "bench rows"
 grep -q "training step phases" "$tmp/bench.txt" || fail "bench phases"
