@@ -1,0 +1,31 @@
+// Run store (SQLite) and telemetry snapshot files: round trips, live readers,
+// refusal of foreign or damaged files, a writer killed mid-step, float16.
+#pragma once
+#include <QObject>
+
+class TestStore : public QObject {
+  Q_OBJECT
+ private Q_SLOTS:
+  void createListFindRuns();
+  void parentRuns();
+  void statusAndLastStep();
+  void metricsRoundTrip();
+  void eventsAndSnapshots();
+  void exportCsvWithMissingCell();
+  void deleteRun();
+  void twoConnectionsSeeEachOther();
+  void concurrentCreation();
+  void refusesForeignOrDamagedFiles_data();
+  void refusesForeignOrDamagedFiles();
+  void defaultPaths();
+  void survivesKilledWriter();
+  void readsMillionPointsQuickly();
+  void benchmarkLogStep();
+
+  void halfConversionExhaustive();
+  void halfConversionRoundsToNearestEven();
+  void snapshotRoundTrip();
+  void snapshotRefusesDamage();
+  void snapshotRefusesCraftedFiles();
+  void snapshotRealisticSize();
+};
