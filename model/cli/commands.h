@@ -10,6 +10,8 @@ namespace smx::cli {
 void add_info_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_presets_command(CLI::App& app);
+void add_train_commands(CLI::App& app);
+void add_runs_command(CLI::App& app);
 
 /// --preset NAME or --config FILE, resolved (throws ConfigError).
 struct ModelChoice {

@@ -50,6 +50,8 @@ int main(int argc, char** argv) {
   smx::cli::add_presets_command(app);
   smx::cli::add_info_command(app);
   smx::cli::add_bench_command(app);
+  smx::cli::add_train_commands(app);
+  smx::cli::add_runs_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,368 @@
+// smx tokenizer train | pretrain | finetune | eval
+#include <atomic>
+#include <csignal>
+#include <thread>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "model/cli/commands.h"
+#include "model/cli/progress.h"
+#include "model/config/train_config.h"
+#include "model/store/run_store.h"
+#include "model/text/corpus.h"
+#include "model/text/tokenizer.h"
+#include "model/train/checkpoint.h"
+#include "model/train/trainer.h"
+
+namespace smx::cli {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Ctrl-C asks the run to stop after the current step (it checkpoints and
+// records "stopped"); a second Ctrl-C kills the process.
+std::atomic<int> g_interrupts{0};
+extern "C" void on_interrupt(int) {
+  if (g_interrupts.fetch_add(1) >= 1) {
+    std::signal(SIGINT, SIG_DFL);
+    std::raise(SIGINT);
+  }
+}
+
+class InterruptWatcher {
+ public:
+  explicit InterruptWatcher(Trainer& t) : trainer_(t) {
+    g_interrupts = 0;
+    previous_ = std::signal(SIGINT, on_interrupt);
+    thread_ = std::thread([this] {
+      while (!done_) {
+        if (g_interrupts > 0 && !stopped_) {
+          fmt::print(stderr, "\nstopping after this step (Ctrl-C again to kill)...\n");
+          trainer_.stop();
+          stopped_ = true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    });
+  }
+  ~InterruptWatcher() {
+    done_ = true;
+    thread_.join();
+    std::signal(SIGINT, previous_);
+  }
+
+ private:
+  Trainer& trainer_;
+  std::atomic<bool> done_{false};
+  bool stopped_ = false;
+  std::thread thread_;
+  void (*previous_)(int);
+};
+
+// Training flags shared by pretrain and finetune; only the given ones override.
+struct TrainFlags {
+  std::string training_config, corpus, tokenizer, device, data_dir, name, on_nonfinite, on_spike;
+  int64_t steps = 0, batch = 0, accumulation = 0, seq = 0, warmup = -2, eval_every = -1, eval_batches = 0,
+          checkpoint_every = -1, snapshot_every = -1, log_every = 0, inject_nan_at = -1;
+  double lr = 0, clip = -1, weight_decay = -1, expert_dropout = -2;
+  uint64_t seed = 0;
+  int threads = 0;
+  bool no_bf16 = false, quiet = false, json = false;
+  CLI::App* cmd = nullptr;
+
+  void add(CLI::App& c, bool pretraining) {
+    cmd = &c;
+    c.add_option("--training-config", training_config, "training config JSON (the \"training\" object of a run config)")
+        ->check(CLI::ExistingFile);
+    if (pretraining) c.add_option("--corpus", corpus, "\"wordnet\" (default) or a UTF-8 text file/folder");
+    c.add_option("--tokenizer", tokenizer, "SentencePiece .model (default: trained for the corpus on first use)");
+    c.add_option("--steps", steps, "optimizer steps")->check(CLI::PositiveNumber);
+    c.add_option("--batch", batch, "examples per micro-batch")->check(CLI::PositiveNumber);
+    c.add_option("--accumulation", accumulation, "micro-batches per step")->check(CLI::PositiveNumber);
+    c.add_option("--seq", seq, "sequence length (default: the model's max_seq_len)")->check(CLI::PositiveNumber);
+    c.add_option("--lr", lr, "peak learning rate")->check(CLI::PositiveNumber);
+    c.add_option("--warmup", warmup, "warm-up steps (default: 10% of steps)")->check(CLI::NonNegativeNumber);
+    c.add_option("--weight-decay", weight_decay, "AdamW weight decay")->check(CLI::NonNegativeNumber);
+    c.add_option("--clip", clip, "gradient clipping norm (0: off)")->check(CLI::NonNegativeNumber);
+    if (!pretraining) c.add_option("--expert-dropout", expert_dropout, "dropout inside experts (default 0.2, as the paper)");
+    c.add_option("--seed", seed, "seed of initialisation, data order and dropout");
+    c.add_option("--device", device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+    c.add_flag("--no-bf16", no_bf16, "no bf16 autocast on CUDA");
+    c.add_option("--threads", threads, "CPU threads for LibTorch")->check(CLI::PositiveNumber);
+    c.add_option("--eval-every", eval_every, "evaluate every N steps (0: only at the end)")->check(CLI::NonNegativeNumber);
+    c.add_option("--eval-batches", eval_batches, "batches per periodic evaluation")->check(CLI::PositiveNumber);
+    c.add_option("--checkpoint-every", checkpoint_every, "checkpoint every N steps (0: only at the end)")
+        ->check(CLI::NonNegativeNumber);
+    c.add_option("--snapshot-every", snapshot_every, "telemetry snapshot every N steps (0: none)")->check(CLI::NonNegativeNumber);
+    c.add_option("--log-every", log_every, "record scalar metrics every N steps")->check(CLI::PositiveNumber);
+    c.add_option("--on-nonfinite", on_nonfinite, "NaN/Inf loss or gradient: stop, skip or continue")
+        ->check(CLI::IsMember({"stop", "skip", "continue"}));
+    c.add_option("--on-spike", on_spike, "loss spike: stop, skip or continue")->check(CLI::IsMember({"stop", "skip", "continue"}));
+    c.add_option("--inject-nan-at", inject_nan_at, "testing: make this step's loss NaN")->group("");  // hidden
+    c.add_option("--name", name, "run name in the run store");
+    c.add_option("--data-dir", data_dir, "data folder: run store, tokenizers, caches, checkpoints");
+    c.add_flag("--quiet,-q", quiet, "no progress bar");
+    c.add_flag("--json", json, "print the outcome as JSON on stdout");
+  }
+  bool given(const char* flag) const {
+    const auto* o = cmd->get_option_no_throw(flag);  // pretrain has no --expert-dropout
+    return o && o->count() > 0;
+  }
+
+  TrainConfig apply(TrainConfig t) const {
+    if (!training_config.empty()) {
+      std::ifstream in(training_config);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      try {
+        t = nlohmann::json::parse(ss.str()).get<TrainConfig>();
+      } catch (const nlohmann::json::exception& e) {
+        throw ConfigError(training_config + ": " + e.what());
+      } catch (const ConfigError& e) {
+        throw ConfigError(training_config + ": " + e.what());
+      }
+    }
+    if (given("--corpus")) t.corpus = corpus;
+    if (given("--tokenizer")) t.tokenizer = fs::absolute(tokenizer).string();
+    if (given("--steps")) t.steps = steps;
+    if (given("--batch")) t.batch_size = batch;
+    if (given("--accumulation")) t.accumulation = accumulation;
+    if (given("--seq")) t.seq_len = seq;
+    if (given("--lr")) t.learning_rate = lr;
+    if (given("--warmup")) t.warmup_steps = warmup;
+    if (given("--weight-decay")) t.weight_decay = weight_decay;
+    if (given("--clip")) t.clip_norm = clip;
+    if (given("--expert-dropout")) t.expert_dropout = expert_dropout;
+    if (given("--seed")) t.seed = seed;
+    if (given("--device")) t.device = device;
+    if (no_bf16) t.bf16 = false;
+    if (given("--threads")) t.threads = threads;
+    if (given("--eval-every")) t.eval_every = eval_every;
+    if (given("--eval-batches")) t.eval_batches = eval_batches;
+    if (given("--checkpoint-every")) t.checkpoint_every = checkpoint_every;
+    if (given("--snapshot-every")) t.snapshot_every = snapshot_every;
+    if (given("--log-every")) t.log_every = log_every;
+    if (given("--on-nonfinite")) t.on_nonfinite = stability_policy_from_string(on_nonfinite);
+    if (given("--on-spike")) t.on_spike = stability_policy_from_string(on_spike);
+    if (given("--inject-nan-at")) t.inject_nan_at_step = inject_nan_at;
+    t.validate();
+    return t;
+  }
+};
+
+void print_outcome(const RunOutcome& o, bool json) {
+  if (json) {
+    nlohmann::json j{{"run_id", o.run_id},
+                     {"status", o.status},
+                     {"steps", o.steps_done},
+                     {"train_seconds", o.train_seconds},
+                     {"examples_per_second", o.examples_per_second},
+                     {"tokens_per_second", o.tokens_per_second},
+                     {"checkpoint", o.last_checkpoint.string()}};
+    for (const auto& [k, v] : o.last_eval.values) j["final"][k] = v;
+    for (const auto& [k, v] : o.best_eval.values) j["best"][k] = v;
+    if (o.majority_baseline >= 0) j["majority_baseline"] = o.majority_baseline;
+    fmt::print("{}\n", j.dump(2));
+    return;
+  }
+  fmt::print("run {} {} after {} steps ({}; {:.1f} examples/s, {:.0f} tokens/s)\n", o.run_id, o.status, o.steps_done,
+             format_duration(o.train_seconds), o.examples_per_second, o.tokens_per_second);
+  auto line = [](const char* what, const StepMetrics& m) {
+    if (m.values.empty()) return;
+    std::string s;
+    for (const auto& [k, v] : m.values)
+      if (k != "eval/examples") s += fmt::format(" {} {:.4f}", k.substr(5), v);
+    fmt::print("{} (step {}):{}\n", what, m.step, s);
+  };
+  line("final", o.last_eval);
+  line("best ", o.best_eval);
+  if (o.majority_baseline >= 0) fmt::print("majority-class baseline: accuracy {:.4f}\n", o.majority_baseline);
+  if (!o.last_checkpoint.empty()) fmt::print("checkpoint: {}\n", o.last_checkpoint.string());
+}
+
+int run_trainer(TrainerOptions options, const TrainFlags& flags) {
+  TerminalProgress progress(options.training.steps, flags.quiet);
+  Trainer trainer(std::move(options), &progress);
+  RunOutcome outcome;
+  {
+    InterruptWatcher watcher(trainer);
+    outcome = trainer.run();
+  }
+  progress.finish_line();
+  print_outcome(outcome, flags.json);
+  return outcome.status == "finished" || outcome.status == "stopped" ? 0 : 3;
+}
+
+}  // namespace
+
+void add_train_commands(CLI::App& app) {
+  // --- tokenizer train ---
+  {
+    auto* tok = app.add_subcommand("tokenizer", "SentencePiece tokenizers");
+    tok->require_subcommand(1);
+    auto* cmd = tok->add_subcommand("train", "train a SentencePiece tokenizer on a corpus");
+    struct Args {
+      std::string corpus = "wordnet", output, type = "unigram";
+      int vocab = 8000, threads = 0;
+      bool quiet = false;
+    };
+    auto a = std::make_shared<Args>();
+    cmd->add_option("--corpus", a->corpus, "\"wordnet\" or a UTF-8 text file/folder")->capture_default_str();
+    cmd->add_option("--output,-o", a->output, "the .model file to write")->required();
+    cmd->add_option("--vocab", a->vocab, "vocabulary size")->check(CLI::Range(16, 1000000))->capture_default_str();
+    cmd->add_option("--type", a->type, "model type")->check(CLI::IsMember({"unigram", "bpe", "word", "char"}))->capture_default_str();
+    cmd->add_option("--threads", a->threads, "threads (default: all)");
+    cmd->add_flag("--quiet,-q", a->quiet, "no progress");
+    cmd->callback([a] {
+      TerminalProgress progress(0, a->quiet);
+      progress.on_stage("reading corpus", -1);
+      const auto corpus = text::load_corpus(a->corpus);
+      text::TokenizerTrainOptions o;
+      o.model_path = a->output;
+      o.vocab_size = a->vocab;
+      o.model_type = a->type;
+      o.threads = a->threads;
+      const auto t0 = std::chrono::steady_clock::now();
+      auto tokenizer = text::Tokenizer::train(corpus.sentences, o, [&](const std::string& s, double f) { progress.on_stage(s, f); });
+      progress.finish_line();
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      fmt::print("{}: {} pieces from {} sentences in {} documents ({})\n", tokenizer.model_file().string(),
+                 tokenizer.vocab_size(), corpus.sentences.size(), corpus.num_documents(), format_duration(secs));
+      const std::string example = corpus.sentences.front();
+      std::string pieces;
+      for (auto id : tokenizer.encode(example)) pieces += tokenizer.piece(id) + " ";
+      fmt::print("example: {}\n      -> {}\n", example, pieces);
+    });
+  }
+
+  // --- pretrain ---
+  {
+    auto* cmd = app.add_subcommand("pretrain", "pre-train a model (MLM + NSP) on a corpus; Ctrl-C stops and checkpoints");
+    auto model = std::make_shared<ModelChoice>();
+    auto flags = std::make_shared<TrainFlags>();
+    auto resume = std::make_shared<int64_t>(0);
+    model->add_options(*cmd, "demo");
+    flags->add(*cmd, true);
+    cmd->add_option("--resume", *resume, "continue run ID from its newest checkpoint (--steps may extend it)");
+    cmd->callback([model, flags, resume, cmd] {
+      TrainerOptions o;
+      if (*resume > 0) {
+        o.resume_run = *resume;
+        o.training.steps = flags->given("--steps") ? flags->steps : 0;
+        o.training.steps = std::max<int64_t>(o.training.steps, 1);
+      } else {
+        o.model = model->resolve();
+        o.training = flags->apply(TrainConfig{});
+      }
+      o.run_name = flags->name;
+      o.data_dir = flags->data_dir;
+      (void)cmd;
+      const int rc = run_trainer(std::move(o), *flags);
+      if (rc != 0) throw CLI::RuntimeError(rc);
+    });
+  }
+
+  // --- finetune ---
+  {
+    auto* cmd = app.add_subcommand("finetune", "fine-tune on a task (wordnet-lexname offline, or GLUE/SuperGLUE folders)");
+    auto model = std::make_shared<ModelChoice>();
+    auto flags = std::make_shared<TrainFlags>();
+    auto task = std::make_shared<std::string>("wordnet-lexname");
+    auto task_dir = std::make_shared<std::string>();
+    auto from_run = std::make_shared<int64_t>(0);
+    auto checkpoint = std::make_shared<std::string>();
+    auto resume = std::make_shared<int64_t>(0);
+    cmd->add_option("--task,-t", *task, "wordnet-lexname, sst2, cola, mrpc, stsb, qqp, mnli, qnli, rte, wic, boolq, cb")
+        ->capture_default_str();
+    cmd->add_option("--task-dir", *task_dir, "the task's folder (GLUE/SuperGLUE layout)");
+    auto* f = cmd->add_option("--from", *from_run, "start from this pre-training run's newest checkpoint");
+    auto* c = cmd->add_option("--checkpoint", *checkpoint, "start from this checkpoint file")->check(CLI::ExistingFile);
+    f->excludes(c);
+    model->add_options(*cmd);
+    flags->add(*cmd, false);
+    cmd->add_option("--resume", *resume, "continue fine-tuning run ID from its newest checkpoint");
+    cmd->callback([=] {
+      TrainerOptions o;
+      o.run_name = flags->name;
+      o.data_dir = flags->data_dir;
+      if (*resume > 0) {
+        o.resume_run = *resume;
+        o.training.steps = flags->given("--steps") ? flags->steps : 1;
+        const int rc = run_trainer(std::move(o), *flags);
+        if (rc != 0) throw CLI::RuntimeError(rc);
+        return;
+      }
+      TrainConfig defaults;
+      defaults.task = *task;
+      defaults.task_dir = *task_dir;
+      defaults.expert_dropout = 0.2;  // the paper's fine-tuning setting
+      defaults.eval_every = 100;
+      defaults.snapshot_every = 0;
+      o.training = flags->apply(defaults);
+      o.training.task = *task;
+      o.training.task_dir = task_dir->empty() ? "" : fs::absolute(*task_dir).string();
+      if (*from_run > 0) {
+        const fs::path data_dir = flags->data_dir.empty() ? store::default_data_dir() : fs::path(flags->data_dir);
+        store::RunStore store(data_dir / "runs.sqlite");
+        const auto rec = store.find_run(*from_run);
+        if (!rec) throw ConfigError("there is no run " + std::to_string(*from_run) + " in " + store.path().string());
+        std::string skipped;
+        o.init_checkpoint = newest_checkpoint(rec->directory, &skipped);
+        if (o.init_checkpoint.empty())
+          throw ConfigError("run " + std::to_string(*from_run) + " has no loadable checkpoint" + (skipped.empty() ? "" : ":\n" + skipped));
+        o.parent_run = *from_run;
+      } else if (!checkpoint->empty()) {
+        o.init_checkpoint = fs::absolute(*checkpoint);
+        o.parent_run = read_checkpoint_info(o.init_checkpoint).run_id;
+      } else if (!model->preset.empty() || !model->config_file.empty()) {
+        o.model = model->resolve();  // from scratch: a baseline without pre-training
+      } else {
+        throw ConfigError("give --from RUN, --checkpoint FILE, or --preset/--config to fine-tune from scratch");
+      }
+      const int rc = run_trainer(std::move(o), *flags);
+      if (rc != 0) throw CLI::RuntimeError(rc);
+    });
+  }
+
+  // --- eval ---
+  {
+    auto* cmd = app.add_subcommand("eval", "evaluate a checkpoint on its held-out data (pre-training) or dev split (task)");
+    auto checkpoint = std::make_shared<std::string>();
+    auto run = std::make_shared<int64_t>(0);
+    auto device = std::make_shared<std::string>("auto");
+    auto data_dir = std::make_shared<std::string>();
+    auto json = std::make_shared<bool>(false);
+    auto* c = cmd->add_option("--checkpoint", *checkpoint, "checkpoint file")->check(CLI::ExistingFile);
+    auto* r = cmd->add_option("--run", *run, "the newest checkpoint of this run");
+    c->excludes(r);
+    cmd->add_option("--device", *device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+    cmd->add_option("--data-dir", *data_dir, "data folder");
+    cmd->add_flag("--json", *json, "JSON output");
+    cmd->callback([=] {
+      fs::path file = *checkpoint;
+      const fs::path dir = data_dir->empty() ? store::default_data_dir() : fs::path(*data_dir);
+      if (*run > 0) {
+        store::RunStore store(dir / "runs.sqlite");
+        const auto rec = store.find_run(*run);
+        if (!rec) throw ConfigError("there is no run " + std::to_string(*run));
+        file = newest_checkpoint(rec->directory);
+        if (file.empty()) throw ConfigError("run " + std::to_string(*run) + " has no loadable checkpoint");
+      }
+      if (file.empty()) throw ConfigError("give --checkpoint FILE or --run ID");
+      TerminalProgress progress(0, *json);
+      const auto m = evaluate_checkpoint(file, dir, &progress, *device);
+      progress.finish_line();
+      if (*json) {
+        nlohmann::json j{{"checkpoint", file.string()}, {"step", m.step}};
+        for (const auto& [k, v] : m.values) j[k] = v;
+        fmt::print("{}\n", j.dump(2));
+      } else {
+        fmt::print("{} (step {}):\n", file.string(), m.step);
+        for (const auto& [k, v] : m.values) fmt::print("  {:<22} {:.4f}\n", k, v);
+      }
+    });
+  }
+}
+
+}  // namespace smx::cli

@@ -1,0 +1,131 @@
+// TrainConfig: validation and strict JSON.
+#include "model/config/train_config.h"
+
+#include <nlohmann/json.hpp>
+
+#include "model/config/json_fields.h"
+
+namespace smx {
+
+std::string to_string(StabilityPolicy p) {
+  switch (p) {
+    case StabilityPolicy::Stop: return "stop";
+    case StabilityPolicy::Skip: return "skip";
+    case StabilityPolicy::Continue: return "continue";
+  }
+  return "?";
+}
+
+StabilityPolicy stability_policy_from_string(const std::string& s) {
+  if (s == "stop") return StabilityPolicy::Stop;
+  if (s == "skip") return StabilityPolicy::Skip;
+  if (s == "continue") return StabilityPolicy::Continue;
+  throw ConfigError("unknown stability policy '" + s + "' (known: stop, skip, continue)");
+}
+
+void TrainConfig::validate() const {
+  auto fail = [](const std::string& field, const std::string& why) {
+    throw ConfigError("training field '" + field + "': " + why);
+  };
+  if (task.empty()) fail("task", "must be \"pretrain\" or a fine-tuning task name");
+  if (steps < 1) fail("steps", "must be at least 1, got " + std::to_string(steps));
+  if (batch_size < 1) fail("batch_size", "must be at least 1, got " + std::to_string(batch_size));
+  if (accumulation < 1) fail("accumulation", "must be at least 1, got " + std::to_string(accumulation));
+  if (seq_len < 0 || (seq_len > 0 && seq_len < 8)) fail("seq_len", "must be 0 (the model's) or at least 8");
+  if (max_predictions < 0) fail("max_predictions", "must be 0 (automatic) or positive");
+  if (!(learning_rate > 0) || learning_rate > 1) fail("learning_rate", "must be in (0, 1]");
+  if (warmup_steps < -1) fail("warmup_steps", "must be -1 (10% of steps) or non-negative");
+  if (weight_decay < 0) fail("weight_decay", "must be non-negative");
+  if (!(adam_beta1 >= 0 && adam_beta1 < 1)) fail("adam_beta1", "must be in [0, 1)");
+  if (!(adam_beta2 >= 0 && adam_beta2 < 1)) fail("adam_beta2", "must be in [0, 1)");
+  if (!(adam_epsilon > 0)) fail("adam_epsilon", "must be positive");
+  if (clip_norm < 0) fail("clip_norm", "must be non-negative (0 turns clipping off)");
+  if (expert_dropout != -1 && !(expert_dropout >= 0 && expert_dropout < 1)) fail("expert_dropout", "must be in [0, 1) or -1");
+  if (device != "auto" && device != "cpu" && device != "cuda") fail("device", "must be auto, cpu or cuda");
+  if (threads < 0) fail("threads", "must be non-negative");
+  if (log_every < 1) fail("log_every", "must be at least 1");
+  if (eval_every < 0 || eval_batches < 1) fail("eval_every", "eval_every must be >= 0 and eval_batches >= 1");
+  if (checkpoint_every < 0) fail("checkpoint_every", "must be non-negative (0: only at the end)");
+  if (keep_checkpoints < 1) fail("keep_checkpoints", "must be at least 1");
+  if (snapshot_every < 0) fail("snapshot_every", "must be non-negative (0: none)");
+  if (!(spike_factor > 1)) fail("spike_factor", "must be greater than 1");
+  if (spike_window < 2) fail("spike_window", "must be at least 2");
+}
+
+void to_json(nlohmann::json& j, const TrainConfig& c) {
+  j = nlohmann::json{
+      {"task", c.task}, {"corpus", c.corpus}, {"task_dir", c.task_dir}, {"tokenizer", c.tokenizer},
+      {"steps", c.steps}, {"batch_size", c.batch_size}, {"accumulation", c.accumulation},
+      {"seq_len", c.seq_len}, {"max_predictions", c.max_predictions}, {"learning_rate", c.learning_rate},
+      {"warmup_steps", c.warmup_steps}, {"weight_decay", c.weight_decay}, {"adam_beta1", c.adam_beta1},
+      {"adam_beta2", c.adam_beta2}, {"adam_epsilon", c.adam_epsilon}, {"clip_norm", c.clip_norm},
+      {"expert_dropout", c.expert_dropout}, {"seed", c.seed}, {"device", c.device}, {"bf16", c.bf16},
+      {"threads", c.threads}, {"log_every", c.log_every}, {"eval_every", c.eval_every},
+      {"eval_batches", c.eval_batches}, {"checkpoint_every", c.checkpoint_every},
+      {"keep_checkpoints", c.keep_checkpoints}, {"snapshot_every", c.snapshot_every},
+      {"probe_text", c.probe_text}, {"spike_factor", c.spike_factor}, {"spike_window", c.spike_window},
+      {"on_nonfinite", to_string(c.on_nonfinite)}, {"on_spike", to_string(c.on_spike)},
+      {"inject_nan_at_step", c.inject_nan_at_step},
+  };
+}
+
+void from_json(const nlohmann::json& j, TrainConfig& c) {
+  FieldReader r(j, "training.");
+  r.read("task", c.task);
+  r.read("corpus", c.corpus);
+  r.read("task_dir", c.task_dir);
+  r.read("tokenizer", c.tokenizer);
+  r.read("steps", c.steps);
+  r.read("batch_size", c.batch_size);
+  r.read("accumulation", c.accumulation);
+  r.read("seq_len", c.seq_len);
+  r.read("max_predictions", c.max_predictions);
+  r.read("learning_rate", c.learning_rate);
+  r.read("warmup_steps", c.warmup_steps);
+  r.read("weight_decay", c.weight_decay);
+  r.read("adam_beta1", c.adam_beta1);
+  r.read("adam_beta2", c.adam_beta2);
+  r.read("adam_epsilon", c.adam_epsilon);
+  r.read("clip_norm", c.clip_norm);
+  r.read("expert_dropout", c.expert_dropout);
+  r.read("seed", c.seed);
+  r.read("device", c.device);
+  r.read("bf16", c.bf16);
+  r.read("threads", c.threads);
+  r.read("log_every", c.log_every);
+  r.read("eval_every", c.eval_every);
+  r.read("eval_batches", c.eval_batches);
+  r.read("checkpoint_every", c.checkpoint_every);
+  r.read("keep_checkpoints", c.keep_checkpoints);
+  r.read("snapshot_every", c.snapshot_every);
+  r.read("probe_text", c.probe_text);
+  r.read("spike_factor", c.spike_factor);
+  r.read("spike_window", c.spike_window);
+  r.read_enum("on_nonfinite", c.on_nonfinite, &stability_policy_from_string);
+  r.read_enum("on_spike", c.on_spike, &stability_policy_from_string);
+  r.read("inject_nan_at_step", c.inject_nan_at_step);
+  r.reject_unknown();
+  c.validate();
+}
+
+std::string run_config_to_json_text(const ModelConfig& model, const TrainConfig& training) {
+  nlohmann::json j;
+  j["model"] = nlohmann::json::parse(config_to_json_text(model));
+  j["training"] = training;
+  return j.dump(2);
+}
+
+void run_config_from_json_text(const std::string& text, ModelConfig& model, TrainConfig& training) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw ConfigError(std::string("run config is not valid JSON: ") + e.what());
+  }
+  if (!j.is_object() || !j.contains("model") || !j.contains("training"))
+    throw ConfigError("a run config needs \"model\" and \"training\" objects");
+  model = config_from_json_text(j["model"].dump());
+  training = j["training"].get<TrainConfig>();
+}
+
+}  // namespace smx

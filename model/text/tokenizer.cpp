@@ -1,0 +1,329 @@
+// Tokenizer: loads the SentencePiece shim into its own link namespace and
+// talks to it through plain C functions. See sentencepiece_shim.cpp.
+#include "model/text/tokenizer.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+namespace smx::text {
+namespace fs = std::filesystem;
+
+namespace {
+
+// The shim's C interface (see sentencepiece_shim.cpp).
+struct ShimApi {
+  int (*abi_version)();
+  int (*train)(const char*, char*, size_t);
+  void* (*load)(const char*, char*, size_t);
+  void (*free)(void*);
+  int (*piece_size)(void*);
+  int (*piece_to_id)(void*, const char*);
+  int (*id_to_piece)(void*, int, char*, size_t);
+  long (*encode)(void*, const char*, size_t, int*, size_t);
+  long (*decode)(void*, const int*, size_t, char*, size_t);
+};
+
+fs::path executable_dir() {
+  std::error_code ec;
+  const auto exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path() : exe.parent_path();
+}
+
+template <typename F>
+void bind(void* lib, const char* name, F& fn, const fs::path& file) {
+  fn = reinterpret_cast<F>(dlsym(lib, name));
+  if (!fn) throw TokenizerError("the SentencePiece shim " + file.string() + " lacks " + name);
+}
+
+// Opened once per process: glibc allows only a handful of link namespaces.
+const ShimApi& shim() {
+  static std::once_flag once;
+  static ShimApi api{};
+  static std::string failure;
+  std::call_once(once, [] {
+    std::string tried;
+    for (const auto& candidate : sentencepiece_shim_candidates()) {
+      std::error_code ec;
+      if (!fs::exists(candidate, ec)) {
+        tried += "\n  " + candidate.string() + " (absent)";
+        continue;
+      }
+      void* lib = dlmopen(LM_ID_NEWLM, candidate.c_str(), RTLD_NOW | RTLD_LOCAL);
+      if (!lib) {
+        tried += "\n  " + candidate.string() + " (" + dlerror() + ")";
+        continue;
+      }
+      try {
+        bind(lib, "smx_sp_abi_version", api.abi_version, candidate);
+        if (api.abi_version() != 1) throw TokenizerError("the SentencePiece shim " + candidate.string() + " is of another version");
+        bind(lib, "smx_sp_train", api.train, candidate);
+        bind(lib, "smx_sp_load", api.load, candidate);
+        bind(lib, "smx_sp_free", api.free, candidate);
+        bind(lib, "smx_sp_piece_size", api.piece_size, candidate);
+        bind(lib, "smx_sp_piece_to_id", api.piece_to_id, candidate);
+        bind(lib, "smx_sp_id_to_piece", api.id_to_piece, candidate);
+        bind(lib, "smx_sp_encode", api.encode, candidate);
+        bind(lib, "smx_sp_decode", api.decode, candidate);
+        return;
+      } catch (const TokenizerError& e) {
+        failure = e.what();
+        api = {};
+        return;
+      }
+    }
+    failure = "cannot load SentencePiece (libsmx_sentencepiece_shim.so); tried:" + tried +
+              "\nset SMX_SENTENCEPIECE_SHIM to its path, or reinstall";
+  });
+  if (!api.train) throw TokenizerError(failure);
+  return api;
+}
+
+uint64_t fnv1a_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  uint64_t h = 1469598103934665603ULL;
+  char buf[1 << 16];
+  while (in) {
+    in.read(buf, sizeof buf);
+    for (std::streamsize i = 0; i < in.gcount(); ++i) h = (h ^ static_cast<unsigned char>(buf[i])) * 1099511628211ULL;
+  }
+  return h;
+}
+
+// Captures what SentencePiece's trainer writes to stderr (fd 2, shared by both
+// link namespaces) while it runs, turns its log lines into progress, and keeps
+// the text for an error message.
+class StderrCapture {
+ public:
+  explicit StderrCapture(std::function<void(const std::string&)> on_line) : on_line_(std::move(on_line)) {
+    std::fflush(stderr);
+    if (pipe(fds_) != 0) return;
+    saved_ = dup(2);
+    dup2(fds_[1], 2);
+    close(fds_[1]);
+    reader_ = std::thread([this] {
+      std::string line;
+      char c;
+      while (read(fds_[0], &c, 1) == 1) {
+        if (c == '\n') {
+          log_ += line + "\n";
+          on_line_(line);
+          line.clear();
+        } else {
+          line += c;
+        }
+      }
+      if (!line.empty()) log_ += line;
+    });
+  }
+  ~StderrCapture() { finish(); }
+  const std::string& finish() {
+    if (saved_ >= 0) {
+      std::fflush(stderr);
+      dup2(saved_, 2);  // closes the pipe's last write end: the reader sees EOF
+      close(saved_);
+      saved_ = -1;
+      if (reader_.joinable()) reader_.join();
+      close(fds_[0]);
+    }
+    return log_;
+  }
+
+ private:
+  std::function<void(const std::string&)> on_line_;
+  int fds_[2] = {-1, -1};
+  int saved_ = -1;
+  std::thread reader_;
+  std::string log_;
+};
+
+}  // namespace
+
+std::vector<fs::path> sentencepiece_shim_candidates() {
+  const char* name = "libsmx_sentencepiece_shim.so";
+  std::vector<fs::path> out;
+  if (const char* env = std::getenv("SMX_SENTENCEPIECE_SHIM"); env && *env) out.emplace_back(env);
+  if (const auto dir = executable_dir(); !dir.empty()) {
+    out.push_back(dir / name);
+    out.push_back(dir / ".." / "lib" / "sparse-mixer-studio" / name);
+  }
+#ifdef SMX_SHIM_INSTALL_PATH
+  out.emplace_back(SMX_SHIM_INSTALL_PATH);
+#endif
+#ifdef SMX_SHIM_BUILD_PATH
+  out.emplace_back(SMX_SHIM_BUILD_PATH);
+#endif
+  return out;
+}
+
+struct Tokenizer::Impl {
+  const ShimApi* api = nullptr;
+  void* handle = nullptr;
+  fs::path file;
+  uint64_t fingerprint = 0;
+  std::vector<std::string> pieces;
+  ~Impl() {
+    if (handle) api->free(handle);
+  }
+};
+
+Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
+Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
+Tokenizer::~Tokenizer() = default;
+
+Tokenizer Tokenizer::load(const fs::path& model_file) {
+  const auto& api = shim();
+  std::error_code ec;
+  if (!fs::is_regular_file(model_file, ec)) throw TokenizerError("tokenizer model " + model_file.string() + " does not exist");
+  auto impl = std::make_unique<Impl>();
+  impl->api = &api;
+  char error[1024] = {0};
+  impl->handle = api.load(model_file.c_str(), error, sizeof error);
+  if (!impl->handle)
+    throw TokenizerError("cannot load tokenizer " + model_file.string() + ": not a SentencePiece model (" + error + ")");
+  impl->file = model_file;
+  impl->fingerprint = fnv1a_file(model_file);
+  const int n = api.piece_size(impl->handle);
+  impl->pieces.reserve(n);
+  std::vector<char> buf(4096);
+  for (int id = 0; id < n; ++id) {
+    api.id_to_piece(impl->handle, id, buf.data(), buf.size());
+    impl->pieces.emplace_back(buf.data());
+  }
+  const char* expected[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+  for (int id = 0; id < 5; ++id) {
+    if (id >= n || impl->pieces[id] != expected[id])
+      throw TokenizerError("tokenizer " + model_file.string() + " lacks the special token " + expected[id] + " at id " +
+                           std::to_string(id) + "; train one with `smx tokenizer train`");
+  }
+  return Tokenizer(std::move(impl));
+}
+
+Tokenizer Tokenizer::train(const std::vector<std::string>& sentences, const TokenizerTrainOptions& options,
+                           const ProgressFn& progress) {
+  const auto& api = shim();
+  if (sentences.empty()) throw TokenizerError("cannot train a tokenizer on an empty corpus");
+  if (options.vocab_size < 16) throw TokenizerError("vocab_size must be at least 16");
+  if (options.model_path.empty()) throw TokenizerError("no path given for the tokenizer model");
+  auto model_path = options.model_path;
+  if (model_path.extension() == ".model") model_path.replace_extension();
+  std::error_code ec;
+  if (!model_path.parent_path().empty()) fs::create_directories(model_path.parent_path(), ec);
+
+  // SentencePiece reads its input from a file: one sentence per line.
+  const fs::path tmp_prefix = model_path.string() + ".tmp-" + std::to_string(getpid());
+  const fs::path input = tmp_prefix.string() + ".txt";
+  {
+    if (progress) progress("writing sentences", 0.0);
+    std::ofstream out(input, std::ios::binary);
+    if (!out) throw TokenizerError("cannot write " + input.string());
+    for (const auto& s : sentences) {
+      if (s.empty()) continue;
+      for (char c : s) out.put(c == '\n' || c == '\r' ? ' ' : c);
+      out.put('\n');
+    }
+    if (!out) throw TokenizerError("cannot write " + input.string() + " (disk full?)");
+  }
+
+  const int threads = options.threads > 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  std::ostringstream args;
+  args << "--input=" << input.string() << " --model_prefix=" << tmp_prefix.string()
+       << " --vocab_size=" << options.vocab_size << " --model_type=" << options.model_type
+       << " --character_coverage=" << options.character_coverage
+       << " --input_sentence_size=" << options.max_sentences << " --shuffle_input_sentence=true"
+       << " --num_threads=" << threads << " --pad_id=0 --pad_piece=[PAD] --unk_id=1 --unk_piece=[UNK]"
+       << " --bos_id=-1 --eos_id=-1 --user_defined_symbols=[CLS],[SEP],[MASK]"
+       << " --hard_vocab_limit=false";
+
+  // Progress from the trainer's log. Unigram: the seed vocabulary is pruned
+  // by EM rounds towards vocab_size; progress is the log-ratio of the way done.
+  double seed_size = 0;
+  const double target = options.vocab_size * 1.1;
+  const std::regex seeds(R"(Initialized (\d+) seed sentencepieces)");
+  const std::regex em(R"(EM sub_iter=\d+ size=(\d+))");
+  const std::regex bpe(R"(Added: freq=\d+ size=(\d+))");
+  auto on_line = [&](const std::string& line) {
+    if (!progress) return;
+    std::smatch m;
+    if (line.find("Loaded all") != std::string::npos) progress("reading sentences", 1.0);
+    if (std::regex_search(line, m, seeds)) {
+      seed_size = std::stod(m[1]);
+      progress("pruning vocabulary", 0.0);
+    } else if (std::regex_search(line, m, em) && seed_size > target) {
+      const double size = std::stod(m[1]);
+      progress("pruning vocabulary", std::clamp(std::log(seed_size / size) / std::log(seed_size / target), 0.0, 1.0));
+    } else if (std::regex_search(line, m, bpe)) {
+      progress("merging pieces", std::clamp(std::stod(m[1]) / options.vocab_size, 0.0, 1.0));
+    } else if (line.find("Saving model") != std::string::npos) {
+      progress("saving", 1.0);
+    }
+  };
+  int rc;
+  char error[4096] = {0};
+  std::string log;
+  {
+    StderrCapture capture(on_line);
+    rc = api.train(args.str().c_str(), error, sizeof error);
+    log = capture.finish();
+  }
+  fs::remove(input, ec);
+  if (rc != 0) {
+    fs::remove(tmp_prefix.string() + ".model", ec);
+    fs::remove(tmp_prefix.string() + ".vocab", ec);
+    throw TokenizerError(std::string("SentencePiece training failed: ") + error);
+  }
+  // Atomic: the final names appear only once both files are complete.
+  fs::rename(tmp_prefix.string() + ".vocab", model_path.string() + ".vocab");
+  fs::rename(tmp_prefix.string() + ".model", model_path.string() + ".model");
+  if (progress) progress("done", 1.0);
+  return load(model_path.string() + ".model");
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+  std::vector<int32_t> ids(text.size() + 8);
+  long n = impl_->api->encode(impl_->handle, text.data(), text.size(), ids.data(), ids.size());
+  if (n > static_cast<long>(ids.size())) {
+    ids.resize(n);
+    n = impl_->api->encode(impl_->handle, text.data(), text.size(), ids.data(), ids.size());
+  }
+  if (n < 0) throw TokenizerError("SentencePiece could not encode the text");
+  ids.resize(n);
+  return ids;
+}
+
+std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
+  for (int32_t id : ids)
+    if (id < 0 || id >= vocab_size()) throw TokenizerError("token id " + std::to_string(id) + " is out of the vocabulary");
+  std::string text(ids.size() * 8 + 16, '\0');
+  long n = impl_->api->decode(impl_->handle, ids.data(), ids.size(), text.data(), text.size());
+  if (n > static_cast<long>(text.size())) {
+    text.resize(n);
+    n = impl_->api->decode(impl_->handle, ids.data(), ids.size(), text.data(), text.size());
+  }
+  if (n < 0) throw TokenizerError("SentencePiece could not decode the ids");
+  text.resize(n);
+  return text;
+}
+
+const std::string& Tokenizer::piece(int32_t id) const {
+  if (id < 0 || id >= vocab_size()) throw TokenizerError("token id " + std::to_string(id) + " is out of the vocabulary");
+  return impl_->pieces[id];
+}
+
+int32_t Tokenizer::piece_id(const std::string& piece) const { return impl_->api->piece_to_id(impl_->handle, piece.c_str()); }
+int Tokenizer::vocab_size() const { return static_cast<int>(impl_->pieces.size()); }
+const fs::path& Tokenizer::model_file() const { return impl_->file; }
+uint64_t Tokenizer::fingerprint() const { return impl_->fingerprint; }
+
+}  // namespace smx::text

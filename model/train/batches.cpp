@@ -1,0 +1,88 @@
+#include "model/train/batches.h"
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+
+namespace smx {
+
+PretrainBatch make_pretrain_batch(const text::PretrainingData& data, text::Split split, uint64_t index,
+                                  int64_t batch_size) {
+  const int64_t S = data.options().seq_len, P = data.options().max_predictions;
+  auto ids = torch::empty({batch_size, S}, torch::kLong);
+  auto types = torch::empty({batch_size, S}, torch::kLong);
+  auto mask = torch::empty({batch_size, S}, torch::kLong);
+  auto positions = torch::empty({batch_size, P}, torch::kLong);
+  auto labels = torch::empty({batch_size, P}, torch::kLong);
+  auto nsp = torch::empty({batch_size}, torch::kLong);
+  auto* pi = ids.data_ptr<int64_t>();
+  auto* pt = types.data_ptr<int64_t>();
+  auto* pm = mask.data_ptr<int64_t>();
+  auto* pp = positions.data_ptr<int64_t>();
+  auto* pl = labels.data_ptr<int64_t>();
+  for (int64_t b = 0; b < batch_size; ++b) {
+    const auto ex = data.example(split, index * batch_size + b);
+    for (int64_t s = 0; s < S; ++s) {
+      pi[b * S + s] = ex.ids[s];
+      pt[b * S + s] = ex.segments[s];
+      pm[b * S + s] = s < ex.length ? 1 : 0;
+    }
+    for (int64_t p = 0; p < P; ++p) {
+      pp[b * P + p] = ex.mlm_positions[p];
+      pl[b * P + p] = ex.mlm_labels[p];
+    }
+    nsp[b] = ex.nsp_label;
+  }
+  return PretrainBatch{ids, types, mask, positions, labels, nsp};
+}
+
+TaskBatch TaskBatch::to(const torch::Device& device) const {
+  return TaskBatch{ids.to(device), types.to(device), mask.to(device), labels.to(device), targets.to(device)};
+}
+
+TaskBatch make_task_batch(const std::vector<EncodedExample>& examples, const std::vector<size_t>& rows,
+                          int64_t seq_len) {
+  const int64_t B = static_cast<int64_t>(rows.size());
+  auto ids = torch::zeros({B, seq_len}, torch::kLong);
+  auto types = torch::zeros({B, seq_len}, torch::kLong);
+  auto mask = torch::zeros({B, seq_len}, torch::kLong);
+  auto labels = torch::zeros({B}, torch::kLong);
+  auto targets = torch::zeros({B}, torch::kFloat);
+  auto* pi = ids.data_ptr<int64_t>();
+  auto* pt = types.data_ptr<int64_t>();
+  auto* pm = mask.data_ptr<int64_t>();
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& ex = examples[rows[b]];
+    const int64_t n = std::min<int64_t>(seq_len, static_cast<int64_t>(ex.ids.size()));
+    for (int64_t s = 0; s < n; ++s) {
+      pi[b * seq_len + s] = ex.ids[s];
+      pt[b * seq_len + s] = ex.segments[s];
+      pm[b * seq_len + s] = 1;
+    }
+    labels[b] = std::max(ex.label, 0);
+    targets[b] = ex.target;
+  }
+  return TaskBatch{ids, types, mask, labels, targets};
+}
+
+std::vector<size_t> shuffled_rows(size_t num_examples, int64_t batch_size, uint64_t seed, uint64_t index) {
+  std::vector<size_t> rows;
+  rows.reserve(batch_size);
+  uint64_t cached_epoch = UINT64_MAX;
+  std::vector<size_t> order;
+  for (int64_t b = 0; b < batch_size; ++b) {
+    const uint64_t position = index * batch_size + b;
+    const uint64_t epoch = position / num_examples;
+    if (epoch != cached_epoch) {
+      order.resize(num_examples);
+      std::iota(order.begin(), order.end(), size_t{0});
+      std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ULL + epoch + 1);
+      std::shuffle(order.begin(), order.end(), rng);
+      cached_epoch = epoch;
+    }
+    rows.push_back(order[position % num_examples]);
+  }
+  return rows;
+}
+
+}  // namespace smx

@@ -1,0 +1,241 @@
+// Checkpoint file: "SMXCKPT1" | u32 version | u64 n | header JSON (n bytes)
+// | u64 m | LibTorch archive (m bytes) | u64 FNV-1a of everything before.
+#include "model/train/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace smx {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr char kMagic[8] = {'S', 'M', 'X', 'C', 'K', 'P', 'T', '1'};
+constexpr uint32_t kVersion = 1;
+
+uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  return h;
+}
+
+std::string to_hex(const torch::Tensor& bytes) {
+  static const char* digits = "0123456789abcdef";
+  auto t = bytes.contiguous().to(torch::kCPU);
+  const auto* p = t.data_ptr<uint8_t>();
+  std::string s(t.numel() * 2, '0');
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    s[2 * i] = digits[p[i] >> 4];
+    s[2 * i + 1] = digits[p[i] & 15];
+  }
+  return s;
+}
+
+torch::Tensor from_hex(const std::string& s) {
+  auto t = torch::empty({static_cast<int64_t>(s.size() / 2)}, torch::kUInt8);
+  auto* p = t.data_ptr<uint8_t>();
+  auto nib = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  for (size_t i = 0; i + 1 < s.size(); i += 2) p[i / 2] = static_cast<uint8_t>(nib(s[i]) << 4 | nib(s[i + 1]));
+  return t;
+}
+
+// Parameter and buffer names contain dots, which archive keys may not.
+std::string archive_key(std::string name) {
+  for (auto& c : name)
+    if (c == '.') c = '/';
+  return name;
+}
+
+void write_all(int fd, const void* data, size_t n, const fs::path& file) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      throw CheckpointError("cannot write checkpoint " + file.string() + ": " + std::strerror(errno));
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+struct RawCheckpoint {
+  nlohmann::json header;
+  std::string payload;
+};
+
+RawCheckpoint read_raw(const fs::path& file, bool with_payload) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw CheckpointError("checkpoint " + file.string() + " does not exist or cannot be read");
+  std::error_code ec;
+  const uint64_t size = fs::file_size(file, ec);
+  auto fail = [&](const std::string& why) -> CheckpointError {
+    return CheckpointError("checkpoint " + file.string() + " is unusable: " + why);
+  };
+  char magic[8] = {0};
+  uint32_t version = 0;
+  uint64_t header_len = 0, payload_len = 0;
+  if (!in.read(magic, 8) || std::memcmp(magic, kMagic, 8) != 0) throw fail("not a Sparse Mixer Studio checkpoint");
+  if (!in.read(reinterpret_cast<char*>(&version), 4)) throw fail("truncated");
+  if (version > kVersion)
+    throw fail("format version " + std::to_string(version) + " is newer than this program's (" +
+               std::to_string(kVersion) + ")");
+  if (!in.read(reinterpret_cast<char*>(&header_len), 8) || header_len > size) throw fail("truncated or corrupt header");
+  std::string header(header_len, '\0');
+  if (!in.read(header.data(), static_cast<std::streamsize>(header_len))) throw fail("truncated header");
+  if (!in.read(reinterpret_cast<char*>(&payload_len), 8)) throw fail("truncated");
+  const uint64_t expected = 8 + 4 + 8 + header_len + 8 + payload_len + 8;
+  if (expected != size)
+    throw fail("size is " + std::to_string(size) + " bytes, expected " + std::to_string(expected) +
+               " (truncated or partly written)");
+  RawCheckpoint raw;
+  // The checksum covers the whole file; verify it before trusting anything.
+  uint64_t h = 1469598103934665603ULL;
+  h = fnv1a(h, magic, 8);
+  h = fnv1a(h, &version, 4);
+  h = fnv1a(h, &header_len, 8);
+  h = fnv1a(h, header.data(), header.size());
+  h = fnv1a(h, &payload_len, 8);
+  std::string payload(payload_len, '\0');
+  if (!in.read(payload.data(), static_cast<std::streamsize>(payload_len))) throw fail("truncated payload");
+  h = fnv1a(h, payload.data(), payload.size());
+  uint64_t stored = 0;
+  if (!in.read(reinterpret_cast<char*>(&stored), 8) || stored != h) throw fail("checksum mismatch (corrupt file)");
+  try {
+    raw.header = nlohmann::json::parse(header);
+  } catch (const std::exception&) {
+    throw fail("corrupt header");
+  }
+  if (with_payload) raw.payload = std::move(payload);
+  return raw;
+}
+
+CheckpointInfo info_from(const nlohmann::json& j) {
+  CheckpointInfo info;
+  info.run_config_json = j.at("run_config").get<std::string>();
+  info.step = j.at("step").get<int64_t>();
+  info.examples_seen = j.at("examples_seen").get<uint64_t>();
+  info.run_id = j.at("run_id").get<int64_t>();
+  info.wall_seconds = j.at("wall_seconds").get<double>();
+  info.tokenizer_path = j.at("tokenizer_path").get<std::string>();
+  return info;
+}
+
+}  // namespace
+
+void save_checkpoint(const fs::path& file, const CheckpointInfo& info, torch::nn::Module& model,
+                     torch::optim::Optimizer* optimizer) {
+  nlohmann::json header{{"run_config", info.run_config_json},   {"step", info.step},
+                        {"examples_seen", info.examples_seen},   {"run_id", info.run_id},
+                        {"wall_seconds", info.wall_seconds},     {"tokenizer_path", info.tokenizer_path},
+                        {"libtorch", TORCH_VERSION}};
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    header["rng_cpu"] = to_hex(gen.get_state());
+  }
+  if (torch::cuda::is_available()) {
+    auto gen = at::globalContext().defaultGenerator(at::kCUDA);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    header["rng_cuda"] = to_hex(gen.get_state());
+  }
+
+  torch::serialize::OutputArchive archive, model_archive;
+  for (const auto& p : model.named_parameters()) model_archive.write(archive_key(p.key()), p.value());
+  for (const auto& b : model.named_buffers()) model_archive.write(archive_key(b.key()), b.value(), /*is_buffer=*/true);
+  archive.write("model", model_archive);
+  if (optimizer) {
+    torch::serialize::OutputArchive optimizer_archive;
+    optimizer->save(optimizer_archive);
+    archive.write("optimizer", optimizer_archive);
+  }
+  std::ostringstream payload_stream;
+  archive.save_to(payload_stream);
+  const std::string payload = payload_stream.str();
+  const std::string header_text = header.dump();
+
+  std::error_code ec;
+  if (!file.parent_path().empty()) fs::create_directories(file.parent_path(), ec);
+  const fs::path tmp = file.string() + ".tmp-" + std::to_string(getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw CheckpointError("cannot create " + tmp.string() + ": " + std::strerror(errno));
+  try {
+    uint64_t h = 1469598103934665603ULL;
+    auto put = [&](const void* p, size_t n) {
+      write_all(fd, p, n, tmp);
+      h = fnv1a(h, p, n);
+    };
+    const uint64_t header_len = header_text.size(), payload_len = payload.size();
+    put(kMagic, 8);
+    put(&kVersion, 4);
+    put(&header_len, 8);
+    put(header_text.data(), header_text.size());
+    put(&payload_len, 8);
+    put(payload.data(), payload.size());
+    write_all(fd, &h, 8, tmp);
+    if (::fsync(fd) != 0) throw CheckpointError("cannot flush " + tmp.string() + ": " + std::strerror(errno));
+  } catch (...) {
+    ::close(fd);
+    fs::remove(tmp, ec);
+    throw;
+  }
+  ::close(fd);
+  fs::rename(tmp, file);  // atomic on POSIX: readers see the old file or the new one
+  if (const int dir = ::open(file.parent_path().empty() ? "." : file.parent_path().c_str(), O_RDONLY | O_DIRECTORY);
+      dir >= 0) {
+    ::fsync(dir);  // make the rename itself durable
+    ::close(dir);
+  }
+}
+
+CheckpointInfo read_checkpoint_info(const fs::path& file) { return info_from(read_raw(file, false).header); }
+
+CheckpointInfo load_checkpoint(const fs::path& file, torch::nn::Module& model, torch::optim::Optimizer* optimizer,
+                               bool restore_rng, bool strict, const torch::Device& device) {
+  auto raw = read_raw(file, true);
+  const CheckpointInfo info = info_from(raw.header);
+  torch::serialize::InputArchive archive, model_archive;
+  archive.load_from(raw.payload.data(), raw.payload.size(), device);
+  if (!archive.try_read("model", model_archive))
+    throw CheckpointError("checkpoint " + file.string() + " holds no model");
+  torch::NoGradGuard no_grad;
+  auto load_into = [&](const std::string& name, torch::Tensor& target, bool is_buffer) {
+    torch::Tensor value;
+    if (!model_archive.try_read(archive_key(name), value, is_buffer) || value.sizes() != target.sizes()) {
+      if (strict)
+        throw CheckpointError("checkpoint " + file.string() + " does not fit this model: " + name +
+                              (value.defined() ? " has another shape" : " is missing"));
+      return;
+    }
+    target.copy_(value);
+  };
+  for (auto& p : model.named_parameters()) load_into(p.key(), p.value(), false);
+  for (auto& b : model.named_buffers()) load_into(b.key(), b.value(), true);
+  if (optimizer) {
+    torch::serialize::InputArchive optimizer_archive;
+    if (!archive.try_read("optimizer", optimizer_archive))
+      throw CheckpointError("checkpoint " + file.string() + " holds no optimizer state (it cannot resume training)");
+    optimizer->load(optimizer_archive);
+  }
+  if (restore_rng) {
+    if (raw.header.contains("rng_cpu")) {
+      auto gen = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(from_hex(raw.header["rng_cpu"].get<std::string>()));
+    }
+    if (raw.header.contains("rng_cuda") && torch::cuda::is_available()) {
+      auto gen = at::globalContext().defaultGenerator(at::kCUDA);
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(from_hex(raw.header["rng_cuda"].get<std::string>()));
+    }
+  }
+  return info;
+}
+
+}  // namespace smx

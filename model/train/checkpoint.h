@@ -1,0 +1,43 @@
+// Training checkpoints: model, optimizer, RNG state and where the run was,
+// in one file with a magic number, a format version, the run config and a
+// checksum. Written atomically (temp file, fsync, rename), so a process killed
+// at any moment leaves the previous checkpoint intact and loadable.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+
+#include <torch/torch.h>
+
+namespace smx {
+
+class CheckpointError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// The plain part of a checkpoint (stored as JSON in the header).
+struct CheckpointInfo {
+  std::string run_config_json;  ///< {"model": ..., "training": ...}
+  int64_t step = 0;             ///< optimizer steps done
+  uint64_t examples_seen = 0;   ///< data position
+  int64_t run_id = 0;
+  double wall_seconds = 0;      ///< training time so far
+  std::string tokenizer_path;
+};
+
+/// Saves model + optimizer (+ the CPU and, if used, CUDA generator states).
+void save_checkpoint(const std::filesystem::path& file, const CheckpointInfo& info, torch::nn::Module& model,
+                     torch::optim::Optimizer* optimizer);
+/// Reads only the header: cheap, and validates magic, version and checksum.
+CheckpointInfo read_checkpoint_info(const std::filesystem::path& file);
+/// Loads into `model` (and `optimizer`, and the RNG states when restore_rng).
+/// With strict=false, parameters missing from the file or of another shape
+/// (a new classifier head for fine-tuning) keep their values; the rest load.
+CheckpointInfo load_checkpoint(const std::filesystem::path& file, torch::nn::Module& model,
+                               torch::optim::Optimizer* optimizer, bool restore_rng, bool strict = true,
+                               const torch::Device& device = torch::kCPU);
+
+}  // namespace smx

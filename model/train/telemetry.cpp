@@ -1,0 +1,166 @@
+#include "model/train/telemetry.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "model/nn/mixing.h"
+#include "model/nn/routing.h"
+
+namespace smx {
+
+telemetry::Matrix to_matrix(const std::string& name, const torch::Tensor& m, int max_dim) {
+  torch::NoGradGuard no_grad;
+  auto t = m.detach().to(torch::kCPU, torch::kFloat);
+  if (t.size(0) > max_dim || t.size(1) > max_dim) {
+    // adaptive average pooling = block averages with near-equal blocks
+    t = torch::adaptive_avg_pool2d(t.unsqueeze(0), {std::min<int64_t>(t.size(0), max_dim),
+                                                    std::min<int64_t>(t.size(1), max_dim)})
+            .squeeze(0);
+  }
+  t = t.contiguous();
+  telemetry::Matrix out;
+  out.name = name;
+  out.rows = static_cast<int>(t.size(0));
+  out.cols = static_cast<int>(t.size(1));
+  out.values.assign(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
+  return out;
+}
+
+std::vector<telemetry::MoeLayerStats> capture_moe_stats(EncoderModel& model) {
+  std::vector<telemetry::MoeLayerStats> out;
+  for (auto& [layer, moe] : model->moe_layers()) {
+    const auto& d = moe->last_decision;
+    if (!d.probs.defined()) continue;
+    const RoutingStats s = summarize(d);
+    telemetry::MoeLayerStats m;
+    m.layer = static_cast<int>(layer);
+    m.router = to_string(moe->router->config().kind);
+    m.num_experts = static_cast<int>(s.num_experts);
+    m.capacity = static_cast<int>(s.capacity);
+    m.groups = static_cast<int>(s.groups);
+    m.tokens_per_group = static_cast<int>(s.tokens_per_group);
+    for (auto v : s.tokens_per_expert) m.tokens_per_expert.push_back(static_cast<float>(v));
+    for (auto v : s.fill) m.fill.push_back(static_cast<float>(v));
+    for (auto v : s.experts_per_token) m.experts_per_token.push_back(static_cast<float>(v));
+    const double tokens = double(s.groups * s.tokens_per_group);
+    const double choices = d.wanted.defined() ? double(d.wanted.numel()) : 0.0;
+    m.dropped_fraction = choices > 0 ? float(s.dropped_choices / choices) : 0.f;
+    m.unrouted_fraction = tokens > 0 ? float(s.unrouted_tokens / tokens) : 0.f;
+    m.router_entropy = static_cast<float>(s.router_entropy);
+    m.load_balancing_loss = static_cast<float>(s.load_balancing_loss);
+    m.z_loss = static_cast<float>(s.z_loss);
+    m.router_logit_max = d.logits.abs().max().item<float>();
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, double>> moe_scalars(const std::vector<telemetry::MoeLayerStats>& layers) {
+  if (layers.empty()) return {};
+  double logit_max = 0, entropy = 0, spread = 0, dropped = 0, unrouted = 0, dead = 0;
+  for (const auto& l : layers) {
+    logit_max = std::max(logit_max, double(l.router_logit_max));
+    entropy += l.router_entropy;
+    dropped += l.dropped_fraction;
+    unrouted += l.unrouted_fraction;
+    double mean = 0, var = 0;
+    for (float t : l.tokens_per_expert) mean += t;
+    mean /= std::max<size_t>(l.tokens_per_expert.size(), 1);
+    for (float t : l.tokens_per_expert) {
+      var += (t - mean) * (t - mean);
+      if (t == 0) dead += 1;
+    }
+    var /= std::max<size_t>(l.tokens_per_expert.size(), 1);
+    spread += mean > 0 ? std::sqrt(var) / mean : 0;
+  }
+  const double n = double(layers.size());
+  return {{"router/logit_max", logit_max},     {"router/entropy", entropy / n},
+          {"moe/dead_experts", dead},          {"moe/load_spread", spread / n},
+          {"moe/dropped_fraction", dropped / n}, {"moe/unrouted_fraction", unrouted / n}};
+}
+
+std::vector<telemetry::ProbeRouting> capture_probe_routing(EncoderModel& model, const Probe& probe,
+                                                           std::vector<telemetry::MixingSnapshot>* attention) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model->is_training();
+  model->eval();
+  std::vector<SelfAttention*> attn;
+  for (size_t l = 0; l < model->blocks.size(); ++l)
+    if (auto* a = dynamic_cast<SelfAttention*>(model->blocks[l]->mixing.get()); a && attention) {
+      a->record_probabilities = true;
+      attn.push_back(a);
+    }
+  // Keep the training batch's decisions: the per-step stats read them.
+  std::vector<RoutingDecision> saved;
+  for (auto& [layer, moe] : model->moe_layers()) saved.push_back(moe->last_decision);
+  model->forward(probe.ids, probe.types, probe.mask);
+
+  std::vector<telemetry::ProbeRouting> out;
+  const int64_t T = static_cast<int64_t>(probe.tokens.size());
+  size_t k = 0;
+  for (auto& [layer, moe] : model->moe_layers()) {
+    const auto& d = moe->last_decision;
+    telemetry::ProbeRouting r;
+    r.layer = static_cast<int>(layer);
+    const int64_t E = d.probs.size(2), S = probe.ids.size(1);
+    r.num_experts = static_cast<int>(E);
+    r.tokens = probe.tokens;
+    // Groups cover the batch's tokens in order; a batch of one is [G * (S/G)].
+    auto probs = d.probs.reshape({-1, E}).narrow(0, 0, T).to(torch::kCPU, torch::kFloat).contiguous();
+    r.probs.assign(probs.data_ptr<float>(), probs.data_ptr<float>() + probs.numel());
+    const int64_t G = d.probs.size(0), Tg = d.probs.size(1);
+    auto dispatch = d.dispatch.to(torch::kCPU);  // [G, E, C]
+    std::vector<uint8_t> assigned(T * E, 0);
+    auto acc = dispatch.accessor<int64_t, 3>();
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t e = 0; e < E; ++e)
+        for (int64_t c = 0; c < dispatch.size(2); ++c) {
+          const int64_t t = acc[g][e][c];
+          if (t < Tg && g * Tg + t < T) assigned[(g * Tg + t) * E + e] = 1;
+        }
+    r.assigned = std::move(assigned);
+    if (d.wanted.defined()) {
+      auto wanted = d.wanted.reshape({-1, d.wanted.size(2)}).to(torch::kCPU);
+      std::vector<uint8_t> w(T * E, 0);
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t j = 0; j < wanted.size(1); ++j) w[t * E + wanted[t][j].item<int64_t>()] = 1;
+      r.wanted = std::move(w);
+    }
+    (void)S;
+    out.push_back(std::move(r));
+    moe->last_decision = saved[k++];
+  }
+  if (attention) {
+    for (size_t l = 0; l < model->blocks.size(); ++l) {
+      auto* a = dynamic_cast<SelfAttention*>(model->blocks[l]->mixing.get());
+      if (!a || !a->last_probabilities.defined()) continue;
+      telemetry::MixingSnapshot m;
+      m.layer = static_cast<int>(l);
+      m.kind = "attention";
+      auto p = a->last_probabilities[0].narrow(1, 0, T).narrow(2, 0, T);  // [H, T, T] of the real tokens
+      for (int64_t h = 0; h < p.size(0); ++h) m.matrices.push_back(to_matrix("head " + std::to_string(h), p[h], 128));
+      attention->push_back(std::move(m));
+      a->record_probabilities = false;
+      a->last_probabilities = torch::Tensor();
+    }
+  }
+  for (auto* a : attn) a->record_probabilities = false;
+  if (was_training) model->train();
+  return out;
+}
+
+std::vector<telemetry::MixingSnapshot> capture_mixing(EncoderModel& model, int max_dim) {
+  std::vector<telemetry::MixingSnapshot> out;
+  for (size_t l = 0; l < model->blocks.size(); ++l) {
+    auto& mixing = model->blocks[l]->mixing;
+    if (mixing->kind() == "attention") continue;  // attention maps come from the probe
+    telemetry::MixingSnapshot m;
+    m.layer = static_cast<int>(l);
+    m.kind = mixing->kind();
+    for (const auto& [name, t] : mixing->matrices()) m.matrices.push_back(to_matrix(name, t, max_dim));
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+}  // namespace smx

@@ -1,0 +1,43 @@
+// Telemetry capture: turns the model's tensors (the last routing decisions,
+// the mixing matrices, a forward pass of the probe text) into the plain
+// snapshot structs of model/store/snapshot.h that the store and views use.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "model/nn/encoder.h"
+#include "model/store/snapshot.h"
+
+namespace smx {
+
+/// Per-layer routing statistics of the last forward pass (training batch).
+std::vector<telemetry::MoeLayerStats> capture_moe_stats(EncoderModel& model);
+
+/// Scalars summarising the MoE layers for the per-step curves:
+/// router/logit_max, router/entropy, moe/dead_experts, moe/load_spread
+/// (coefficient of variation of tokens per expert), moe/dropped_fraction,
+/// moe/unrouted_fraction (averages over layers, except logit_max and dead experts).
+std::vector<std::pair<std::string, double>> moe_scalars(const std::vector<telemetry::MoeLayerStats>& layers);
+
+/// The probe text, tokenized, as a batch of one: ids [1, S], its token strings.
+struct Probe {
+  torch::Tensor ids, types, mask;
+  std::vector<std::string> tokens;  ///< real tokens only (no padding)
+};
+
+/// Runs the probe through the model in eval mode without gradients and
+/// records each MoE layer's routing of its real tokens, and attention maps.
+std::vector<telemetry::ProbeRouting> capture_probe_routing(EncoderModel& model, const Probe& probe,
+                                                           std::vector<telemetry::MixingSnapshot>* attention = nullptr);
+
+/// Every mixing layer's matrices, block-averaged down to at most max_dim x max_dim.
+std::vector<telemetry::MixingSnapshot> capture_mixing(EncoderModel& model, int max_dim = 128);
+
+/// Block-average a 2-D tensor down to at most max_dim per side.
+telemetry::Matrix to_matrix(const std::string& name, const torch::Tensor& m, int max_dim);
+
+}  // namespace smx

@@ -1,0 +1,118 @@
+// The trainer: pre-training (MLM + NSP) and fine-tuning runs, driven by the
+// CLI and by the studio's worker thread alike. It owns the data, the model
+// and the optimizer, records every number in the run store, writes
+// checkpoints and telemetry snapshots, and watches stability.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/config/model_config.h"
+#include "model/config/train_config.h"
+#include "model/store/snapshot.h"
+
+namespace smx {
+
+/// Scalars of one step (or one evaluation), by name.
+struct StepMetrics {
+  int64_t step = 0;
+  double wall_seconds = 0;
+  std::vector<std::pair<std::string, double>> values;
+  double get(const std::string& name, double fallback = 0) const;
+};
+
+struct RunEvent {
+  int64_t step = 0;
+  std::string kind;  ///< nonfinite, loss-spike, checkpoint, resumed, paused, stopped, diverged, finished, ...
+  std::string message;
+  double value = 0;
+};
+
+/// What a caller hears from a run; every method is called on the training thread.
+class TrainerObserver {
+ public:
+  virtual ~TrainerObserver() = default;
+  /// Set-up stages before the first step (corpus, tokenizer, tokenizing, model).
+  virtual void on_stage(const std::string& /*stage*/, double /*fraction*/) {}
+  virtual void on_step(const StepMetrics&) {}
+  virtual void on_eval(const StepMetrics&) {}
+  virtual void on_event(const RunEvent&) {}
+  virtual void on_snapshot(const telemetry::Snapshot&) {}
+};
+
+struct TrainerOptions {
+  ModelConfig model;
+  TrainConfig training;
+  std::string run_name;
+  std::filesystem::path data_dir;    ///< tokenizers/, cache/, runs/ live here; empty: the default
+  std::filesystem::path store_path;  ///< empty: data_dir/runs.sqlite
+  /// Resume this run from its newest loadable checkpoint (model and training
+  /// configs then come from the run; training.steps may be raised).
+  std::optional<int64_t> resume_run;
+  /// Fine-tuning: start from this checkpoint's weights (the model config
+  /// comes from it, with a new classifier head).
+  std::filesystem::path init_checkpoint;
+  std::optional<int64_t> parent_run;
+};
+
+/// The final state of a run.
+struct RunOutcome {
+  int64_t run_id = 0;
+  std::string status;  ///< finished, stopped, diverged, failed
+  int64_t steps_done = 0;
+  StepMetrics last_eval;
+  StepMetrics best_eval;           ///< by the headline metric (fine-tuning) or MLM accuracy
+  double majority_baseline = -1;   ///< fine-tuning classification: dev accuracy of the most frequent label
+  std::filesystem::path last_checkpoint;
+  double train_seconds = 0;
+  double examples_per_second = 0, tokens_per_second = 0;
+};
+
+class Trainer {
+ public:
+  explicit Trainer(TrainerOptions options, TrainerObserver* observer = nullptr);
+  ~Trainer();
+  /// Prepares data, tokenizer, model and the run's store entry, then trains
+  /// until the configured steps, a stop request or divergence. Errors in the
+  /// set-up throw (nothing is recorded); errors while training mark the run
+  /// "failed" in the store and rethrow.
+  RunOutcome run();
+
+  // Thread-safe controls, effective between steps.
+  void pause();
+  void resume();
+  void stop();
+  bool paused() const { return paused_; }
+  /// The run's id once run() has created or reopened it (0 before).
+  int64_t run_id() const { return run_id_; }
+
+ private:
+  struct State;
+  TrainerOptions options_;
+  TrainerObserver* observer_;
+  std::atomic<bool> paused_{false}, stop_{false};
+  std::atomic<int64_t> run_id_{0};
+  std::mutex control_mutex_;
+  std::condition_variable control_cv_;
+  void wait_while_paused();
+  friend StepMetrics evaluate_checkpoint(const std::filesystem::path&, const std::filesystem::path&, TrainerObserver*,
+                                         const std::string&);
+};
+
+/// Newest checkpoint in a run folder that loads (checks header + checksum); empty if none.
+std::filesystem::path newest_checkpoint(const std::filesystem::path& run_dir, std::string* skipped = nullptr);
+
+/// Evaluates a checkpoint on its held-out data (pre-training: MLM and NSP
+/// accuracy; fine-tuning: the task's metrics on its whole dev split).
+StepMetrics evaluate_checkpoint(const std::filesystem::path& checkpoint, const std::filesystem::path& data_dir,
+                                TrainerObserver* observer = nullptr, const std::string& device = "auto");
+
+}  // namespace smx

@@ -1,0 +1,350 @@
+#include "tests/engine/tst_trainer.h"
+
+#include <QProcess>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <csignal>
+#include <fstream>
+#include <thread>
+
+#include <torch/torch.h>
+
+#include "model/nn/encoder.h"
+#include "model/store/run_store.h"
+#include "model/store/snapshot.h"
+#include "model/train/checkpoint.h"
+#include "model/train/trainer.h"
+
+using namespace smx;
+namespace fs = std::filesystem;
+
+namespace {
+const fs::path kFixtures = SMX_FIXTURES_DIR;
+QTemporaryDir* g_dir = nullptr;  // one data folder: the tokenizer is trained once
+
+ModelConfig tiny_model() {
+  return config_from_json_text(R"({"preset": "demo", "name": "tiny", "d_model": 32, "d_ff": 64, "num_layers": 2,
+    "attention_layers": 1, "moe_layers": 1, "num_experts": 4, "num_heads": 2, "max_seq_len": 32, "vocab_size": 100})");
+}
+
+TrainConfig tiny_training(int64_t steps) {
+  TrainConfig t;
+  t.corpus = (kFixtures / "corpus" / "tiny.txt").string();
+  t.steps = steps;
+  t.batch_size = 4;
+  t.learning_rate = 1e-3;
+  t.warmup_steps = 2;
+  t.eval_every = 0;
+  t.eval_batches = 2;
+  t.checkpoint_every = 0;
+  t.snapshot_every = 0;
+  t.threads = 1;
+  t.device = "cpu";
+  return t;
+}
+
+TrainerOptions options(const ModelConfig& m, const TrainConfig& t) {
+  TrainerOptions o;
+  o.model = m;
+  o.training = t;
+  o.data_dir = g_dir->path().toStdString();
+  return o;
+}
+
+std::vector<double> losses(int64_t run) {
+  store::RunStore s(fs::path(g_dir->path().toStdString()) / "runs.sqlite");
+  std::vector<double> out;
+  for (const auto& p : s.metric(run, "loss/total")) out.push_back(p.value);
+  return out;
+}
+
+class Recorder : public TrainerObserver {
+ public:
+  int steps = 0, evals = 0, snapshots = 0;
+  std::vector<RunEvent> events;
+  telemetry::Snapshot last;
+  void on_step(const StepMetrics&) override { ++steps; }
+  void on_eval(const StepMetrics&) override { ++evals; }
+  void on_event(const RunEvent& e) override { events.push_back(e); }
+  void on_snapshot(const telemetry::Snapshot& s) override {
+    ++snapshots;
+    last = s;
+  }
+};
+}  // namespace
+
+void TestTrainer::initTestCase() {
+  g_dir = new QTemporaryDir;
+  QVERIFY(g_dir->isValid());
+}
+
+void TestTrainer::pretrainRecordsEverything() {
+  auto t = tiny_training(8);
+  t.eval_every = 4;
+  t.snapshot_every = 4;
+  t.checkpoint_every = 4;
+  Recorder rec;
+  Trainer trainer(options(tiny_model(), t), &rec);
+  const auto out = trainer.run();
+  QCOMPARE(out.status, std::string("finished"));
+  QCOMPARE(out.steps_done, int64_t(8));
+  QCOMPARE(rec.steps, 8);
+  QCOMPARE(rec.evals, 2);      // step 4 and the final one
+  QCOMPARE(rec.snapshots, 3);  // steps 0, 4, 8
+  QVERIFY(out.last_eval.get("eval/accuracy_mlm", -1) >= 0);
+
+  store::RunStore s(fs::path(g_dir->path().toStdString()) / "runs.sqlite");
+  const auto run = s.find_run(out.run_id);
+  QVERIFY(run);
+  QCOMPARE(run->status, std::string("finished"));
+  QCOMPARE(run->kind, std::string("pretrain"));
+  QCOMPARE(run->last_step, int64_t(8));
+  const auto names = s.metric_names(out.run_id);
+  for (const char* n : {"loss/total", "loss/mlm", "loss/nsp", "loss/load_balancing", "loss/z", "accuracy/mlm",
+                        "optim/lr", "optim/grad_norm", "speed/tokens_per_s", "router/entropy", "moe/load_spread",
+                        "eval/accuracy_mlm", "eval/accuracy_nsp"})
+    QVERIFY2(std::find(names.begin(), names.end(), n) != names.end(), n);
+  QCOMPARE(int(s.metric(out.run_id, "loss/total").size()), 8);
+  // The learning rate warms up, then decays to zero at the end.
+  const auto lr = s.metric(out.run_id, "optim/lr");
+  QVERIFY(lr[0].value < lr[1].value);
+  QVERIFY(lr.back().value < lr[2].value);
+  // Snapshots: on disk, in the store, with routing of the probe and the mixing matrices.
+  const auto snaps = s.snapshots(out.run_id);
+  QCOMPARE(int(snaps.size()), 3);
+  const auto snap = telemetry::load_snapshot(snaps.back().path);
+  QCOMPARE(snap.step, int64_t(8));
+  QCOMPARE(int(snap.moe.size()), 1);
+  QCOMPARE(snap.moe[0].num_experts, 4);
+  QCOMPARE(int(snap.probe.size()), 1);
+  QVERIFY(snap.probe[0].tokens.size() > 5);
+  QCOMPARE(snap.probe[0].probs.size(), snap.probe[0].tokens.size() * 4);
+  bool has_linear = false, has_attention = false;
+  for (const auto& m : snap.mixing) {
+    has_linear |= m.kind == "linear";
+    has_attention |= m.kind == "attention" && !m.matrices.empty();
+  }
+  QVERIFY(has_linear && has_attention);
+  // Checkpoints: the final one is loadable and names the step.
+  QVERIFY(fs::exists(out.last_checkpoint));
+  QCOMPARE(read_checkpoint_info(out.last_checkpoint).step, int64_t(8));
+}
+
+void TestTrainer::resumeEqualsUninterrupted() {
+  auto t = tiny_training(6);
+  t.checkpoint_every = 3;
+  Trainer whole(options(tiny_model(), t));
+  const auto a = whole.run();
+
+  auto first_half = t;
+  // Stop after step 3 from the observer: the run checkpoints there.
+  struct StopAt : TrainerObserver {
+    Trainer* t = nullptr;
+    void on_step(const StepMetrics& m) override {
+      if (m.step == 3) t->stop();
+    }
+  } stopper;
+  Trainer part2(options(tiny_model(), first_half), &stopper);
+  stopper.t = &part2;
+  const auto b = part2.run();
+  QCOMPARE(b.status, std::string("stopped"));
+  QCOMPARE(b.steps_done, int64_t(3));
+
+  TrainerOptions r;
+  r.resume_run = b.run_id;
+  r.training.steps = 1;  // keep the run's own 6
+  r.data_dir = g_dir->path().toStdString();
+  Trainer resumed(r);
+  const auto c = resumed.run();
+  QCOMPARE(c.run_id, b.run_id);
+  QCOMPARE(c.status, std::string("finished"));
+  const auto la = losses(a.run_id), lc = losses(c.run_id);
+  QCOMPARE(int(la.size()), 6);
+  QCOMPARE(int(lc.size()), 6);
+  for (int i = 0; i < 6; ++i) QCOMPARE(lc[i], la[i]);  // bit-identical on the CPU
+}
+
+void TestTrainer::nanIsDetectedAtItsStep() {
+  auto t = tiny_training(10);
+  t.inject_nan_at_step = 4;  // the 5th step (0-based 4)
+  Recorder rec;
+  Trainer trainer(options(tiny_model(), t), &rec);
+  const auto out = trainer.run();
+  QCOMPARE(out.status, std::string("diverged"));
+  store::RunStore s(fs::path(g_dir->path().toStdString()) / "runs.sqlite");
+  QCOMPARE(s.find_run(out.run_id)->status, std::string("diverged"));
+  bool found = false;
+  for (const auto& e : s.events(out.run_id))
+    if (e.kind == "nonfinite") {
+      QCOMPARE(e.step, int64_t(4));
+      found = true;
+    }
+  QVERIFY(found);
+  QCOMPARE(int(losses(out.run_id).size()), 4);  // steps 0..3 recorded, nothing after
+}
+
+void TestTrainer::nanSkipPolicyKeepsWeightsFinite() {
+  auto t = tiny_training(6);
+  t.inject_nan_at_step = 2;
+  t.on_nonfinite = StabilityPolicy::Skip;
+  Trainer trainer(options(tiny_model(), t));
+  const auto out = trainer.run();
+  QCOMPARE(out.status, std::string("finished"));
+  const auto l = losses(out.run_id);
+  QCOMPARE(int(l.size()), 6);
+  QVERIFY(std::isnan(l[2]));
+  for (int i : {3, 4, 5}) QVERIFY(std::isfinite(l[i]));  // the bad update was never applied
+}
+
+void TestTrainer::checkpointRefusesDamagedFiles() {
+  QTemporaryDir dir;
+  const fs::path d = dir.path().toStdString();
+  auto model = EncoderModel(tiny_model());
+  torch::optim::AdamW opt(model->parameters());
+  CheckpointInfo info;
+  info.run_config_json = "{}";
+  info.step = 7;
+  save_checkpoint(d / "good.ckpt", info, *model, &opt);
+  QCOMPARE(read_checkpoint_info(d / "good.ckpt").step, int64_t(7));
+  // Round trip: another model gets the same weights.
+  auto other = EncoderModel(tiny_model());
+  torch::optim::AdamW opt2(other->parameters());
+  load_checkpoint(d / "good.ckpt", *other, &opt2, false);
+  QVERIFY(torch::equal(other->blocks[0]->feed_forward->parameters()[0], model->blocks[0]->feed_forward->parameters()[0]));
+
+  auto expect_refusal = [&](const fs::path& f, const char* words) {
+    try {
+      read_checkpoint_info(f);
+      QFAIL("a damaged checkpoint was accepted");
+    } catch (const CheckpointError& e) {
+      QVERIFY2(std::string(e.what()).find(words) != std::string::npos, e.what());
+    }
+  };
+  fs::copy_file(d / "good.ckpt", d / "truncated.ckpt");
+  fs::resize_file(d / "truncated.ckpt", fs::file_size(d / "good.ckpt") / 2);
+  expect_refusal(d / "truncated.ckpt", "truncated");
+  fs::copy_file(d / "good.ckpt", d / "flipped.ckpt");
+  {
+    std::fstream f(d / "flipped.ckpt", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(fs::file_size(d / "good.ckpt") / 2));
+    f.put('\x5a');
+  }
+  expect_refusal(d / "flipped.ckpt", "checksum");
+  std::ofstream(d / "foreign.ckpt") << "PK\x03\x04 a zip file, say";
+  expect_refusal(d / "foreign.ckpt", "not a Sparse Mixer Studio checkpoint");
+  expect_refusal(d / "absent.ckpt", "does not exist");
+  // A model of another shape is refused by a strict load, and left untouched.
+  auto cfg = tiny_model();
+  cfg.d_ff = 48;
+  auto wrong = EncoderModel(cfg);
+  const auto before = wrong->blocks[0]->feed_forward->parameters()[0].clone();
+  QVERIFY_EXCEPTION_THROWN(load_checkpoint(d / "good.ckpt", *wrong, nullptr, false), CheckpointError);
+}
+
+void TestTrainer::killDuringCheckpointWriteLeavesLoadableCheckpoint() {
+  // A real `smx pretrain` that checkpoints every step, killed with SIGKILL at
+  // several moments; every time, the newest checkpoint file loads.
+  QTemporaryDir dir;
+  const QString data = dir.path();
+  const QString config = dir.filePath("model.json");
+  std::ofstream(config.toStdString()) << R"({"preset": "demo", "d_model": 64, "d_ff": 128, "max_seq_len": 32})";
+  int killed_while_writing = 0;
+  for (int attempt = 0; attempt < 6; ++attempt) {
+    QProcess p;
+    p.setProcessChannelMode(QProcess::ForwardedErrorChannel);
+    QStringList args{"pretrain", "--config", config, "--corpus", QString::fromStdString((kFixtures / "corpus" / "tiny.txt").string()),
+                     "--steps", "100000", "--batch", "2", "--checkpoint-every", "1", "--snapshot-every", "0",
+                     "--eval-every", "0", "--device", "cpu", "--threads", "1", "--data-dir", data, "--quiet"};
+    if (attempt > 0) args = QStringList{"pretrain", "--resume", "1", "--data-dir", data, "--quiet"};
+    p.start(SMX_CLI_PATH, args);
+    QVERIFY(p.waitForStarted());
+    // Wait until a checkpoint exists, then kill at a varying moment.
+    const fs::path ckdir = fs::path(data.toStdString()) / "runs" / "1" / "checkpoints";
+    for (int i = 0; i < 600 && newest_checkpoint(ckdir.parent_path()).empty(); ++i) QTest::qWait(50);
+    QVERIFY2(fs::is_directory(ckdir), "smx pretrain wrote no checkpoint within 30 s");
+    QTest::qWait(20 + 37 * attempt);
+    for (const auto& e : fs::directory_iterator(ckdir))
+      killed_while_writing += e.path().string().find(".tmp-") != std::string::npos;
+    ::kill(static_cast<pid_t>(p.processId()), SIGKILL);
+    p.waitForFinished();
+    // Every complete checkpoint loads; partial ones are only ever temp files.
+    const fs::path newest = newest_checkpoint(ckdir.parent_path());
+    QVERIFY(!newest.empty());
+    for (const auto& e : fs::directory_iterator(ckdir))
+      if (e.path().extension() == ".ckpt") read_checkpoint_info(e.path());
+    // The vocabulary follows the tokenizer: rebuild the model from the checkpoint's config.
+    ModelConfig mc;
+    TrainConfig tc;
+    run_config_from_json_text(read_checkpoint_info(newest).run_config_json, mc, tc);
+    auto m = EncoderModel(mc);
+    load_checkpoint(newest, *m, nullptr, false);
+  }
+  qInfo("temp files seen at kill time: %d of 6", killed_while_writing);
+  // The store survived the kills too, and the run resumes.
+  store::RunStore s(fs::path(data.toStdString()) / "runs.sqlite");
+  QVERIFY(s.find_run(1));
+  QVERIFY(s.find_run(1)->last_step > 0);
+}
+
+void TestTrainer::finetuneFromCheckpoint() {
+  auto t = tiny_training(4);
+  Trainer pre(options(tiny_model(), t));
+  const auto p = pre.run();
+  // A tiny classification task in GLUE's SST-2 layout.
+  QTemporaryDir dir;
+  const fs::path d = dir.path().toStdString();
+  {
+    std::ofstream train(d / "train.tsv"), dev(d / "dev.tsv");
+    train << "sentence\tlabel\n";
+    dev << "sentence\tlabel\n";
+    for (int i = 0; i < 40; ++i) {
+      (i % 5 ? train : dev) << (i % 2 ? "the dog chased a red ball happily" : "a tired farmer ignored the gate") << "\t"
+                            << i % 2 << "\n";
+    }
+  }
+  TrainConfig f = tiny_training(30);
+  f.task = "sst2";
+  f.task_dir = d.string();
+  f.expert_dropout = 0.2;
+  f.learning_rate = 3e-3;
+  TrainerOptions o = options(tiny_model(), f);
+  o.init_checkpoint = p.last_checkpoint;
+  o.parent_run = p.run_id;
+  Trainer ft(o);
+  const auto out = ft.run();
+  QCOMPARE(out.status, std::string("finished"));
+  QCOMPARE(out.majority_baseline, 0.5);
+  QVERIFY2(out.last_eval.get("eval/accuracy") == 1.0, "two distinct sentences must be separable");
+  store::RunStore s(fs::path(g_dir->path().toStdString()) / "runs.sqlite");
+  QCOMPARE(*s.find_run(out.run_id)->parent_id, p.run_id);
+  QCOMPARE(s.find_run(out.run_id)->kind, std::string("finetune"));
+}
+
+void TestTrainer::pauseAndStopFromAnotherThread() {
+  auto t = tiny_training(100000);
+  Recorder rec;
+  Trainer trainer(options(tiny_model(), t), &rec);
+  RunOutcome out;
+  std::thread worker([&] { out = trainer.run(); });
+  while (rec.steps < 3) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  trainer.pause();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const int at_pause = rec.steps;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  QVERIFY(rec.steps <= at_pause + 1);  // at most the step in flight finished
+  trainer.resume();
+  while (rec.steps < at_pause + 3) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  trainer.stop();
+  worker.join();
+  QCOMPARE(out.status, std::string("stopped"));
+  bool paused = false, continued = false;
+  for (const auto& e : rec.events) {
+    paused |= e.kind == "paused";
+    continued |= e.kind == "continued";
+  }
+  QVERIFY(paused && continued);
+  QVERIFY(fs::exists(out.last_checkpoint));  // a stopped run checkpoints
+}
+
+QTEST_GUILESS_MAIN(TestTrainer)

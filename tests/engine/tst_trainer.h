@@ -1,0 +1,19 @@
+#pragma once
+#include <QObject>
+
+// The trainer end to end on a tiny model and corpus: the run store, resume,
+// stability events, checkpoint files (including a process killed while
+// writing them), telemetry snapshots and fine-tuning from a checkpoint.
+class TestTrainer : public QObject {
+  Q_OBJECT
+ private Q_SLOTS:
+  void initTestCase();
+  void pretrainRecordsEverything();
+  void resumeEqualsUninterrupted();
+  void nanIsDetectedAtItsStep();
+  void nanSkipPolicyKeepsWeightsFinite();
+  void checkpointRefusesDamagedFiles();
+  void killDuringCheckpointWriteLeavesLoadableCheckpoint();
+  void finetuneFromCheckpoint();
+  void pauseAndStopFromAnotherThread();
+};
