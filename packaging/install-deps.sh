@@ -16,11 +16,12 @@ pkgs=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev            # LibTorch 1.13 (CPU)
   libopenblas0-pthread    # without it LibTorch uses the reference BLAS (~20x slower)
-  libsentencepiece-dev    # tokenizer (loaded in its own link namespace, see model/tokenizer)
+  libsentencepiece-dev    # tokenizer (loaded in its own link namespace: model/text/sentencepiece_shim.cpp)
   nlohmann-json3-dev      # configs in and out
   libcli11-dev            # CLI parsing
   libfmt-dev              # text formatting
   libsqlite3-dev          # run store
+  zlib1g-dev              # snapshot checksums (CRC-32)
   wordnet-base            # default offline corpus
 )
 if [ "$engine_only" = 0 ]; then

@@ -58,7 +58,9 @@ void add_runs_command(CLI::App& app) {
   };
 
   auto json = std::make_shared<bool>(false);
-  auto* list = runs->add_subcommand("list", "list the runs, newest first");
+  // --data-dir may also follow the sub-subcommand: `smx runs list --data-dir D`.
+  auto sub = [runs](const char* name, const char* help) { return runs->add_subcommand(name, help)->fallthrough(); };
+  auto* list = sub("list", "list the runs, newest first");
   list->add_flag("--json", *json, "JSON output");
   list->callback([open, json] {
     auto s = open();
@@ -85,7 +87,7 @@ void add_runs_command(CLI::App& app) {
   });
 
   auto id = std::make_shared<int64_t>(0);
-  auto* show = runs->add_subcommand("show", "a run's config, metrics, events and snapshots");
+  auto* show = sub("show", "a run's config, metrics, events and snapshots");
   show->add_option("id", *id, "run id")->required();
   show->callback([open, id] {
     auto s = open();
@@ -102,7 +104,7 @@ void add_runs_command(CLI::App& app) {
   });
 
   auto output = std::make_shared<std::string>();
-  auto* exp = runs->add_subcommand("export", "a run's metrics as CSV (one row per step, one column per metric)");
+  auto* exp = sub("export", "a run's metrics as CSV (one row per step, one column per metric)");
   exp->add_option("id", *id, "run id")->required();
   exp->add_option("--output,-o", *output, "CSV file (default: standard output)");
   exp->callback([open, id, output] {
@@ -120,7 +122,7 @@ void add_runs_command(CLI::App& app) {
   });
 
   auto yes = std::make_shared<bool>(false);
-  auto* del = runs->add_subcommand("delete", "delete a run's records and its folder (checkpoints, snapshots)");
+  auto* del = sub("delete", "delete a run's records and its folder (checkpoints, snapshots)");
   del->add_option("id", *id, "run id")->required();
   del->add_flag("--yes,-y", *yes, "really delete");
   del->callback([open, id, yes] {

@@ -253,7 +253,7 @@ void add_train_commands(CLI::App& app) {
         o.training.steps = std::max<int64_t>(o.training.steps, 1);
       } else {
         o.model = model->resolve();
-        o.training = flags->apply(TrainConfig{});
+        o.training = flags->apply(recommended_pretraining(o.model));
       }
       o.run_name = flags->name;
       o.data_dir = flags->data_dir;
@@ -293,38 +293,38 @@ void add_train_commands(CLI::App& app) {
         if (rc != 0) throw CLI::RuntimeError(rc);
         return;
       }
-      TrainConfig defaults;
-      defaults.task = *task;
-      defaults.task_dir = *task_dir;
-      defaults.expert_dropout = 0.2;  // the paper's fine-tuning setting
-      defaults.eval_every = 100;
-      defaults.snapshot_every = 0;
-      o.training = flags->apply(defaults);
-      o.training.task = *task;
-      o.training.task_dir = task_dir->empty() ? "" : fs::absolute(*task_dir).string();
+      // The model comes from the checkpoint when there is one: read it first for the defaults.
+      fs::path init;
       if (*from_run > 0) {
         const fs::path data_dir = flags->data_dir.empty() ? store::default_data_dir() : fs::path(flags->data_dir);
         store::RunStore store(data_dir / "runs.sqlite");
         const auto rec = store.find_run(*from_run);
         if (!rec) throw ConfigError("there is no run " + std::to_string(*from_run) + " in " + store.path().string());
         std::string skipped;
-        o.init_checkpoint = newest_checkpoint(rec->directory, &skipped);
-        if (o.init_checkpoint.empty())
+        init = newest_checkpoint(rec->directory, &skipped);
+        if (init.empty())
           throw ConfigError("run " + std::to_string(*from_run) + " has no loadable checkpoint" + (skipped.empty() ? "" : ":\n" + skipped));
         o.parent_run = *from_run;
       } else if (!checkpoint->empty()) {
-        o.init_checkpoint = fs::absolute(*checkpoint);
-        o.parent_run = read_checkpoint_info(o.init_checkpoint).run_id;
+        init = fs::absolute(*checkpoint);
+        o.parent_run = read_checkpoint_info(init).run_id;
       } else if (!model->preset.empty() || !model->config_file.empty()) {
         o.model = model->resolve();  // from scratch: a baseline without pre-training
       } else {
         throw ConfigError("give --from RUN, --checkpoint FILE, or --preset/--config to fine-tune from scratch");
       }
+      if (!init.empty()) {
+        TrainConfig parent;
+        run_config_from_json_text(read_checkpoint_info(init).run_config_json, o.model, parent);
+        o.init_checkpoint = init;
+      }
+      o.training = flags->apply(recommended_finetuning(o.model, *task));
+      o.training.task = *task;
+      o.training.task_dir = task_dir->empty() ? "" : fs::absolute(*task_dir).string();
       const int rc = run_trainer(std::move(o), *flags);
       if (rc != 0) throw CLI::RuntimeError(rc);
     });
   }
-
   // --- eval ---
   {
     auto* cmd = app.add_subcommand("eval", "evaluate a checkpoint on its held-out data (pre-training) or dev split (task)");

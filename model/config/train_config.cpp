@@ -52,6 +52,23 @@ void TrainConfig::validate() const {
   if (spike_window < 2) fail("spike_window", "must be at least 2");
 }
 
+TrainConfig recommended_pretraining(const ModelConfig& m) {
+  TrainConfig t;
+  if (m.d_model <= 256) t.learning_rate = 1e-3;
+  return t;
+}
+
+TrainConfig recommended_finetuning(const ModelConfig& m, const std::string& task) {
+  TrainConfig t = recommended_pretraining(m);
+  t.task = task;
+  t.expert_dropout = 0.2;
+  t.eval_every = 100;
+  t.snapshot_every = 0;
+  // BERT's fine-tuning grid tops out at 5e-5; the paper finds MoE models prefer the larger rates.
+  if (m.d_model > 256) t.learning_rate = 5e-5;
+  return t;
+}
+
 void to_json(nlohmann::json& j, const TrainConfig& c) {
   j = nlohmann::json{
       {"task", c.task}, {"corpus", c.corpus}, {"task_dir", c.task_dir}, {"tokenizer", c.tokenizer},

@@ -67,6 +67,15 @@ struct TrainConfig {
   void validate() const;
 };
 
+/// Training defaults for a model: the paper's pre-training learning rate 1e-4
+/// (batch 32 here) for Base-sized models; small ones (d_model <= 256, like
+/// `demo`) get a 10x larger peak, which they tolerate and need to learn
+/// visibly within minutes on a CPU. Fine-tuning: 5e-5 for Base-sized models
+/// (the top of BERT's grid; the paper finds MoE models like larger rates),
+/// expert dropout 0.2 as the paper, no snapshots.
+TrainConfig recommended_pretraining(const ModelConfig& m);
+TrainConfig recommended_finetuning(const ModelConfig& m, const std::string& task);
+
 void to_json(nlohmann::json& j, const TrainConfig& c);
 void from_json(const nlohmann::json& j, TrainConfig& c);  // strict: unknown fields are errors
 

@@ -190,7 +190,12 @@ struct Trainer::State {
     if (tokenizer->vocab_size() != model_config.vocab_size) model_config.vocab_size = tokenizer->vocab_size();
   }
 
+  void fix_seq_len() {
+    seq_len = cfg.seq_len > 0 ? std::min(cfg.seq_len, model_config.max_seq_len) : model_config.max_seq_len;
+  }
+
   void setup_pretraining() {
+    fix_seq_len();
     stage("reading corpus", -1);
     std::optional<text::Corpus> raw = text::load_corpus(cfg.corpus);
     load_tokenizer([&] { return raw->sentences; });
@@ -248,6 +253,7 @@ struct Trainer::State {
       if (cfg.tokenizer.empty()) cfg.tokenizer = init->tokenizer_path;
       if (cfg.corpus.empty() || cfg.corpus == "wordnet") cfg.corpus = parent_training.corpus;
     }
+    fix_seq_len();  // the model (and its max_seq_len) may come from the checkpoint
     model_config.num_classes = task.info.num_labels > 0 ? task.info.num_labels : 1;
     if (cfg.expert_dropout >= 0) model_config.expert_dropout = cfg.expert_dropout;
     load_tokenizer([&] {
@@ -313,7 +319,6 @@ struct Trainer::State {
 
   void setup() {
     resolve_configs();
-    seq_len = cfg.seq_len > 0 ? std::min(cfg.seq_len, model_config.max_seq_len) : model_config.max_seq_len;
     std::optional<CheckpointInfo> init;
     if (!opt.init_checkpoint.empty() && !opt.resume_run) init = read_checkpoint_info(opt.init_checkpoint);
     if (pretraining_run()) setup_pretraining();
@@ -424,14 +429,17 @@ struct Trainer::State {
       const double n = double(cfg.eval_batches);
       m.values = {{"eval/loss_mlm", mlm / n}, {"eval/accuracy_mlm", mlm_acc / n}, {"eval/accuracy_nsp", nsp_acc / n}};
     } else {
+      // Periodic evaluations use a fixed random sample of the dev split (the
+      // files are often sorted by label); the final one uses all of it.
       const size_t n = full ? dev_examples.size()
                             : std::min(dev_examples.size(), static_cast<size_t>(cfg.eval_batches * cfg.batch_size));
+      const std::vector<size_t> order = full ? std::vector<size_t>() : shuffled_rows(dev_examples.size(), static_cast<int64_t>(n), 12345, 0);
       std::vector<int> pred, gold;
       std::vector<double> pred_r, gold_r;
       double loss = 0;
       for (size_t begin = 0; begin < n; begin += cfg.batch_size) {
         std::vector<size_t> rows;
-        for (size_t i = begin; i < std::min(n, begin + cfg.batch_size); ++i) rows.push_back(i);
+        for (size_t i = begin; i < std::min(n, begin + cfg.batch_size); ++i) rows.push_back(full ? i : order[i]);
         auto b = make_task_batch(dev_examples, rows, seq_len).to(device);
         auto logits = task_logits(b).to(torch::kCPU);
         if (task.info.num_labels > 0) {
@@ -668,8 +676,9 @@ RunOutcome Trainer::run() {
     s.loop();
   } catch (const std::exception& e) {
     try {
+      const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
       s.store->set_status(s.run_id, "failed");
-      s.event(s.outcome.steps_done, "failed", e.what());
+      s.event(s.outcome.steps_done, "failed", c10_error ? c10_error->what_without_backtrace() : e.what());
     } catch (...) {
     }
     throw;
@@ -690,7 +699,6 @@ StepMetrics evaluate_checkpoint(const fs::path& checkpoint, const fs::path& data
   s.model_config = o.model;
   s.cfg = o.training;
   s.device = pick_device(device);
-  s.seq_len = s.cfg.seq_len > 0 ? std::min(s.cfg.seq_len, s.model_config.max_seq_len) : s.model_config.max_seq_len;
   if (s.pretraining_run()) s.setup_pretraining();
   else s.setup_finetuning(nullptr);
   s.model = EncoderModel(s.model_config);

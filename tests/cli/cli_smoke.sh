@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The smx CLI as a user runs it: every preset's info, a small bench with
-# ratios, JSON output, and clear failures on bad input.
+# ratios, JSON output, a tiny pre-training and fine-tuning run with the run
+# store, and clear failures on bad input.
 set -euo pipefail
 smx="$1"
 resources="$2"
+fixtures="$3"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -44,3 +46,35 @@ if [ "$(awk '/MemTotal/ {print $2}' /proc/meminfo)" -lt 60000000 ]; then
 fi
 expect_error "does not exist" "$smx" info --config /nonexistent.json
 echo "cli_smoke: all checks passed"
+
+# Training: tokenizer, pre-training, the run store, evaluation, fine-tuning.
+data="$tmp/data"
+echo '{"preset": "demo", "d_model": 32, "d_ff": 64, "num_layers": 2, "attention_layers": 1, "moe_layers": 1, "num_experts": 4, "num_heads": 2, "max_seq_len": 32}' > "$tmp/tiny.json"
+"$smx" tokenizer train --corpus "$fixtures/corpus/tiny.txt" --vocab 90 -o "$tmp/tok.model" > "$tmp/tok.txt" || fail "tokenizer train"
+grep -q "pieces from 71 sentences in 14 documents" "$tmp/tok.txt" || fail "tokenizer summary: $(cat "$tmp/tok.txt")"
+"$smx" pretrain --config "$tmp/tiny.json" --corpus "$fixtures/corpus/tiny.txt" --tokenizer "$tmp/tok.model" \
+  --steps 6 --batch 4 --eval-every 3 --snapshot-every 3 --device cpu --data-dir "$data" --name smoke > "$tmp/pre.txt" 2> "$tmp/pre.err" \
+  || fail "pretrain: $(cat "$tmp/pre.err")"
+grep -q "run 1 finished after 6 steps" "$tmp/pre.txt" || fail "pretrain summary: $(cat "$tmp/pre.txt")"
+grep -q "eval @ step 3" "$tmp/pre.err" || fail "pretrain progress lines"
+"$smx" runs list --data-dir "$data" | grep -q "smoke .*pretrain .*finished" || fail "runs list"
+"$smx" runs show 1 --data-dir "$data" | grep -q "snapshots: 3" || fail "runs show"
+"$smx" runs export 1 --data-dir "$data" -o "$tmp/run.csv" 2> /dev/null || fail "runs export"
+head -1 "$tmp/run.csv" | grep -q "^step,wall_seconds,.*loss/total" || fail "csv header"
+[ "$(wc -l < "$tmp/run.csv")" = 7 ] || fail "csv rows: $(wc -l < "$tmp/run.csv")"
+"$smx" eval --run 1 --data-dir "$data" --device cpu --json | grep -q '"eval/accuracy_mlm"' || fail "eval"
+"$smx" finetune --from 1 --task sst2 --task-dir "$fixtures/glue/SST-2" --steps 4 --batch 4 --device cpu \
+  --data-dir "$data" --json > "$tmp/ft.json" 2> "$tmp/ft.err" || fail "finetune: $(cat "$tmp/ft.err")"
+grep -q '"majority_baseline"' "$tmp/ft.json" || fail "finetune json"
+"$smx" runs list --data-dir "$data" --json | grep -q '"parent_id": 1' || fail "finetune parent"
+"$smx" pretrain --resume 1 --steps 8 --data-dir "$data" --quiet | grep -q "run 1 finished after 8 steps" || fail "resume"
+
+expect_error "does not exist" "$smx" pretrain --preset demo --corpus "$tmp/absent.txt" --data-dir "$data"
+expect_error "train.tsv" "$smx" finetune --preset demo --task sst2 --task-dir "$tmp" --data-dir "$data"
+expect_error "unknown task" "$smx" finetune --preset demo --task nope --data-dir "$data"
+expect_error "there is no run 99" "$smx" finetune --from 99 --data-dir "$data"
+expect_error "there is no run 42" "$smx" runs show 42 --data-dir "$data"
+expect_error "add --yes" "$smx" runs delete 1 --data-dir "$data"
+mkdir -p "$tmp/baddir" && printf 'not a database, but long enough to be read as one by a careless program' > "$tmp/baddir/runs.sqlite"
+expect_error "runs.sqlite" "$smx" runs list --data-dir "$tmp/baddir"
+echo "cli smoke: ok"
