@@ -8,8 +8,13 @@
 // allocated here may be freed by the caller (and vice versa), and no C++ type
 // crosses the boundary. Every function copies into caller-owned buffers and
 // reports errors as text.
+#include <unistd.h>
+
 #include <cstring>
+#include <iostream>
+#include <streambuf>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <sentencepiece_processor.h>
@@ -24,16 +29,59 @@ void put_error(const std::string& message, char* error, size_t error_size) {
   error[n] = '\0';
 }
 
+// SentencePiece logs to std::cerr: this namespace's own copy of it, so
+// redirecting it here leaves the host process's stderr alone.
+class FdStreamBuf : public std::streambuf {
+ public:
+  int fd = -1;
+
+ protected:
+  int overflow(int c) override {
+    if (c == EOF) return 0;
+    const char ch = static_cast<char>(c);
+    return ::write(fd, &ch, 1) == 1 ? c : EOF;
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    std::streamsize done = 0;
+    while (done < n) {
+      const ssize_t w = ::write(fd, s + done, static_cast<size_t>(n - done));
+      if (w <= 0) break;
+      done += w;
+    }
+    return done;
+  }
+};
+
 }  // namespace
 
 extern "C" {
 
 // ABI version of this interface; the loader refuses a shim that differs.
-__attribute__((visibility("default"))) int smx_sp_abi_version() { return 1; }
+__attribute__((visibility("default"))) int smx_sp_abi_version() { return 2; }
 
-/// Trains a model; `args` is a SentencePieceTrainer flag string. 0 on success.
+/// Sends SentencePiece's log to `fd` (the host reads progress from it), or
+/// back to stderr when fd < 0.
+__attribute__((visibility("default"))) void smx_sp_redirect_log(int fd) {
+  static FdStreamBuf buffer;
+  static std::streambuf* original = std::cerr.rdbuf();
+  std::cerr.flush();
+  buffer.fd = fd;
+  std::cerr.rdbuf(fd >= 0 ? &buffer : original);
+}
+
+/// Trains a model; `args` holds one `key=value` trainer option per line (so
+/// that paths may contain spaces). 0 on success.
 __attribute__((visibility("default"))) int smx_sp_train(const char* args, char* error, size_t error_size) {
-  const auto status = sentencepiece::SentencePieceTrainer::Train(args);
+  std::unordered_map<std::string, std::string> options;
+  std::string text(args);
+  for (size_t begin = 0; begin < text.size();) {
+    size_t end = text.find('\n', begin);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(begin, end - begin);
+    if (const size_t eq = line.find('='); eq != std::string::npos) options[line.substr(0, eq)] = line.substr(eq + 1);
+    begin = end + 1;
+  }
+  const auto status = sentencepiece::SentencePieceTrainer::Train(options);
   if (!status.ok()) {
     put_error(status.ToString(), error, error_size);
     return 1;

@@ -24,6 +24,7 @@ namespace {
 // The shim's C interface (see sentencepiece_shim.cpp).
 struct ShimApi {
   int (*abi_version)();
+  void (*redirect_log)(int);
   int (*train)(const char*, char*, size_t);
   void* (*load)(const char*, char*, size_t);
   void (*free)(void*);
@@ -66,7 +67,8 @@ const ShimApi& shim() {
       }
       try {
         bind(lib, "smx_sp_abi_version", api.abi_version, candidate);
-        if (api.abi_version() != 1) throw TokenizerError("the SentencePiece shim " + candidate.string() + " is of another version");
+        if (api.abi_version() != 2) throw TokenizerError("the SentencePiece shim " + candidate.string() + " is of another version");
+        bind(lib, "smx_sp_redirect_log", api.redirect_log, candidate);
         bind(lib, "smx_sp_train", api.train, candidate);
         bind(lib, "smx_sp_load", api.load, candidate);
         bind(lib, "smx_sp_free", api.free, candidate);
@@ -100,39 +102,39 @@ uint64_t fnv1a_file(const fs::path& file) {
   return h;
 }
 
-// Captures what SentencePiece's trainer writes to stderr (fd 2, shared by both
-// link namespaces) while it runs, turns its log lines into progress, and keeps
-// the text for an error message.
-class StderrCapture {
+// Reads SentencePiece's log (redirected by the shim into a pipe) on a
+// thread while the trainer runs: its lines become progress, and the text is
+// kept for error messages. The host's own stderr is untouched.
+class LogCapture {
  public:
-  explicit StderrCapture(std::function<void(const std::string&)> on_line) : on_line_(std::move(on_line)) {
-    std::fflush(stderr);
+  LogCapture(const ShimApi& api, std::function<void(const std::string&)> on_line)
+      : api_(api), on_line_(std::move(on_line)) {
     if (pipe(fds_) != 0) return;
-    saved_ = dup(2);
-    dup2(fds_[1], 2);
-    close(fds_[1]);
+    api_.redirect_log(fds_[1]);
     reader_ = std::thread([this] {
       std::string line;
-      char c;
-      while (read(fds_[0], &c, 1) == 1) {
-        if (c == '\n') {
+      char buf[4096];
+      ssize_t n;
+      while ((n = read(fds_[0], buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < n; ++i) {
+          if (buf[i] != '\n') {
+            line += buf[i];
+            continue;
+          }
           log_ += line + "\n";
           on_line_(line);
           line.clear();
-        } else {
-          line += c;
         }
       }
-      if (!line.empty()) log_ += line;
+      log_ += line;
     });
   }
-  ~StderrCapture() { finish(); }
+  ~LogCapture() { finish(); }
   const std::string& finish() {
-    if (saved_ >= 0) {
-      std::fflush(stderr);
-      dup2(saved_, 2);  // closes the pipe's last write end: the reader sees EOF
-      close(saved_);
-      saved_ = -1;
+    if (fds_[1] >= 0) {
+      api_.redirect_log(-1);
+      close(fds_[1]);  // the reader sees end of file
+      fds_[1] = -1;
       if (reader_.joinable()) reader_.join();
       close(fds_[0]);
     }
@@ -140,9 +142,9 @@ class StderrCapture {
   }
 
  private:
+  const ShimApi& api_;
   std::function<void(const std::string&)> on_line_;
   int fds_[2] = {-1, -1};
-  int saved_ = -1;
   std::thread reader_;
   std::string log_;
 };
@@ -237,14 +239,13 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& sentences, const Toke
   }
 
   const int threads = options.threads > 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
-  std::ostringstream args;
-  args << "--input=" << input.string() << " --model_prefix=" << tmp_prefix.string()
-       << " --vocab_size=" << options.vocab_size << " --model_type=" << options.model_type
-       << " --character_coverage=" << options.character_coverage
-       << " --input_sentence_size=" << options.max_sentences << " --shuffle_input_sentence=true"
-       << " --num_threads=" << threads << " --pad_id=0 --pad_piece=[PAD] --unk_id=1 --unk_piece=[UNK]"
-       << " --bos_id=-1 --eos_id=-1 --user_defined_symbols=[CLS],[SEP],[MASK]"
-       << " --hard_vocab_limit=false";
+  std::ostringstream args;  // one key=value per line, see the shim
+  args << "input=" << input.string() << "\nmodel_prefix=" << tmp_prefix.string()
+       << "\nvocab_size=" << options.vocab_size << "\nmodel_type=" << options.model_type
+       << "\ncharacter_coverage=" << options.character_coverage
+       << "\ninput_sentence_size=" << options.max_sentences << "\nshuffle_input_sentence=true"
+       << "\nnum_threads=" << threads << "\npad_id=0\npad_piece=[PAD]\nunk_id=1\nunk_piece=[UNK]"
+       << "\nbos_id=-1\neos_id=-1\nuser_defined_symbols=[CLS],[SEP],[MASK]\nhard_vocab_limit=false";
 
   // Progress from the trainer's log. Unigram: the seed vocabulary is pruned
   // by EM rounds towards vocab_size; progress is the log-ratio of the way done.
@@ -273,7 +274,7 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& sentences, const Toke
   char error[4096] = {0};
   std::string log;
   {
-    StderrCapture capture(on_line);
+    LogCapture capture(api, on_line);
     rc = api.train(args.str().c_str(), error, sizeof error);
     log = capture.finish();
   }
@@ -281,7 +282,14 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& sentences, const Toke
   if (rc != 0) {
     fs::remove(tmp_prefix.string() + ".model", ec);
     fs::remove(tmp_prefix.string() + ".vocab", ec);
-    throw TokenizerError(std::string("SentencePiece training failed: ") + error);
+    // The end of SentencePiece's log usually says what went wrong.
+    std::string tail;
+    for (int lines = 0; !log.empty() && lines < 4; ++lines) {
+      const size_t cut = log.find_last_of('\n', log.size() - 2);
+      tail = log.substr(cut == std::string::npos ? 0 : cut + 1) + tail;
+      log.resize(cut == std::string::npos ? 0 : cut + 1);
+    }
+    throw TokenizerError(std::string("SentencePiece training failed: ") + error + (tail.empty() ? "" : "\n" + tail));
   }
   // Atomic: the final names appear only once both files are complete.
   fs::rename(tmp_prefix.string() + ".vocab", model_path.string() + ".vocab");

@@ -347,4 +347,9 @@ void TestTrainer::pauseAndStopFromAnotherThread() {
   QVERIFY(fs::exists(out.last_checkpoint));  // a stopped run checkpoints
 }
 
+void TestTrainer::cleanupTestCase() {
+  delete g_dir;
+  g_dir = nullptr;
+}
+
 QTEST_GUILESS_MAIN(TestTrainer)

@@ -16,4 +16,5 @@ class TestTrainer : public QObject {
   void killDuringCheckpointWriteLeavesLoadableCheckpoint();
   void finetuneFromCheckpoint();
   void pauseAndStopFromAnotherThread();
+  void cleanupTestCase();
 };
