@@ -50,8 +50,10 @@ int main(int argc, char** argv) {
   smx::cli::add_presets_command(app);
   smx::cli::add_info_command(app);
   smx::cli::add_bench_command(app);
+#ifdef SMX_WITH_TRAINING
   smx::cli::add_train_commands(app);
   smx::cli::add_runs_command(app);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
