@@ -102,7 +102,7 @@ std::vector<telemetry::ProbeRouting> capture_probe_routing(EncoderModel& model, 
     const auto& d = moe->last_decision;
     telemetry::ProbeRouting r;
     r.layer = static_cast<int>(layer);
-    const int64_t E = d.probs.size(2), S = probe.ids.size(1);
+    const int64_t E = d.probs.size(2);
     r.num_experts = static_cast<int>(E);
     r.tokens = probe.tokens;
     // Groups cover the batch's tokens in order; a batch of one is [G * (S/G)].
@@ -126,7 +126,6 @@ std::vector<telemetry::ProbeRouting> capture_probe_routing(EncoderModel& model, 
         for (int64_t j = 0; j < wanted.size(1); ++j) w[t * E + wanted[t][j].item<int64_t>()] = 1;
       r.wanted = std::move(w);
     }
-    (void)S;
     out.push_back(std::move(r));
     moe->last_decision = saved[k++];
   }

@@ -136,7 +136,6 @@ struct Trainer::State {
   double wall_offset = 0;  // training seconds before this session (resumed runs)
   Clock::time_point started;
   RunOutcome outcome;
-  std::vector<fs::path> checkpoints;
 
   State(Trainer& t) : owner(t), opt(t.options_) {}
   bool pretraining_run() const { return cfg.is_pretraining(); }
@@ -213,8 +212,8 @@ struct Trainer::State {
   std::vector<EncodedExample> encode(const std::vector<data::TaskExample>& examples) {
     std::vector<EncodedExample> out;
     out.reserve(examples.size());
-    const size_t budget = static_cast<size_t>(seq_len) - (examples.empty() || examples[0].text_b.empty() ? 2 : 3);
     for (const auto& ex : examples) {
+      const size_t budget = static_cast<size_t>(seq_len) - (ex.text_b.empty() ? 2 : 3);  // [CLS] a [SEP] (b [SEP])
       auto a = tokenizer->encode(ex.text_a);
       auto b = ex.text_b.empty() ? std::vector<int32_t>{} : tokenizer->encode(ex.text_b);
       while (a.size() + b.size() > budget) (a.size() >= b.size() ? a : b).pop_back();  // longest first
