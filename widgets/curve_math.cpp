@@ -22,9 +22,16 @@ std::vector<double> smooth(const std::vector<double>& y, double weight) {
   return out;
 }
 
-Series decimate_min_max(const Series& s, int buckets) {
-  const size_t n = std::min(s.x.size(), s.y.size());
-  if (buckets < 1 || n <= static_cast<size_t>(4) * static_cast<size_t>(buckets)) return s;
+Series decimate_min_max(const Series& s, int buckets) { return decimate_min_max(s.x, s.y, buckets); }
+
+Series decimate_min_max(const std::vector<double>& xs, const std::vector<double>& ys, int buckets) {
+  const size_t n = std::min(xs.size(), ys.size());
+  if (buckets < 1 || n <= static_cast<size_t>(4) * static_cast<size_t>(buckets))
+    return Series{std::vector<double>(xs.begin(), xs.begin() + n), std::vector<double>(ys.begin(), ys.begin() + n)};
+  struct View {
+    const std::vector<double>& x;
+    const std::vector<double>& y;
+  } s{xs, ys};
   const double x0 = s.x.front(), x1 = s.x[n - 1];
   const double width = (x1 - x0) / buckets;
   auto bin_of = [&](size_t i) {

@@ -22,6 +22,8 @@ std::vector<double> smooth(const std::vector<double>& y, double weight);
 /// points, in x order, so every spike and dip survives. A series of at most
 /// 4 * buckets points is returned unchanged. Non-finite y (divergence) is kept.
 Series decimate_min_max(const Series& s, int buckets);
+/// The same on separate x and y (no copy of the input).
+Series decimate_min_max(const std::vector<double>& x, const std::vector<double>& y, int buckets);
 
 /// Runs that differ only in their seed, summarised at the x values all of
 /// them have: the mean and mean +- one standard deviation.
