@@ -1,6 +1,8 @@
 // TrainConfig: validation and strict JSON.
 #include "model/config/train_config.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "model/config/json_fields.h"
@@ -50,6 +52,13 @@ void TrainConfig::validate() const {
   if (snapshot_every < 0) fail("snapshot_every", "must be non-negative (0: none)");
   if (!(spike_factor > 1)) fail("spike_factor", "must be greater than 1");
   if (spike_window < 2) fail("spike_window", "must be at least 2");
+}
+
+double TrainConfig::learning_rate_at(int64_t step) const {
+  const int64_t warmup = effective_warmup();
+  if (warmup > 0 && step < warmup) return learning_rate * double(step + 1) / double(warmup);
+  const int64_t decay = std::max<int64_t>(1, steps - warmup);
+  return learning_rate * std::max(0.0, double(steps - step) / double(decay));
 }
 
 TrainConfig recommended_pretraining(const ModelConfig& m) {

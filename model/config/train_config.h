@@ -63,6 +63,8 @@ struct TrainConfig {
 
   bool is_pretraining() const { return task == "pretrain"; }
   int64_t effective_warmup() const { return warmup_steps >= 0 ? warmup_steps : steps / 10; }
+  /// The schedule: linear warm-up to the peak, then linear decay to zero at the last step.
+  double learning_rate_at(int64_t step) const;
   /// Throws ConfigError naming the field.
   void validate() const;
 };

@@ -1,6 +1,8 @@
 // Task table (labels, metrics, published file layouts) and the TSV / JSON Lines / WordNet loaders.
 #include "model/data/tasks.h"
 
+#include "model/core/hash.h"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -305,13 +307,6 @@ std::vector<TaskExample> read_jsonl_file(const TaskSpec& spec, const fs::path& f
     out.push_back(std::move(ex));
   });
   return out;
-}
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
 }
 
 }  // namespace

@@ -12,20 +12,13 @@
 #include <fstream>
 #include <thread>
 
+#include "model/core/hash.h"
 #include "model/data/wordnet.h"
 
 namespace smx::text {
 namespace fs = std::filesystem;
 
 namespace {
-
-constexpr uint64_t kFnvBasis = 1469598103934665603ULL;
-uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
-  return h;
-}
-uint64_t fnv1a(uint64_t h, const std::string& s) { return fnv1a(h, s.data(), s.size()); }
 
 // Path, size and modification time: a change to any source file shows.
 uint64_t file_stamp(uint64_t h, const fs::path& f) {

@@ -8,16 +8,11 @@
 #include <random>
 #include <stdexcept>
 
+#include "model/core/hash.h"
+
 namespace smx::text {
 
 namespace {
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
 
 template <typename Rng>
 uint64_t uniform(Rng& rng, uint64_t n) {  // [0, n)

@@ -16,6 +16,8 @@
 #include <sstream>
 #include <thread>
 
+#include "model/core/hash.h"
+
 namespace smx::text {
 namespace fs = std::filesystem;
 
@@ -93,11 +95,11 @@ const ShimApi& shim() {
 
 uint64_t fnv1a_file(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
-  uint64_t h = 1469598103934665603ULL;
+  uint64_t h = kFnvBasis;
   char buf[1 << 16];
   while (in) {
     in.read(buf, sizeof buf);
-    for (std::streamsize i = 0; i < in.gcount(); ++i) h = (h ^ static_cast<unsigned char>(buf[i])) * 1099511628211ULL;
+    h = fnv1a(h, buf, static_cast<size_t>(in.gcount()));
   }
   return h;
 }
@@ -298,30 +300,38 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& sentences, const Toke
   return load(model_path.string() + ".model");
 }
 
-std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
-  std::vector<int32_t> ids(text.size() + 8);
-  long n = impl_->api->encode(impl_->handle, text.data(), text.size(), ids.data(), ids.size());
-  if (n > static_cast<long>(ids.size())) {
-    ids.resize(n);
-    n = impl_->api->encode(impl_->handle, text.data(), text.size(), ids.data(), ids.size());
+namespace {
+// The shim's size protocol: call with a guess; when the result does not fit,
+// it says how much room it needs and we call once more.
+template <typename Buffer, typename Call>
+Buffer fill(Buffer buffer, const Call& call, const char* what) {
+  long n = call(buffer);
+  if (n > static_cast<long>(buffer.size())) {
+    buffer.resize(n);
+    n = call(buffer);
   }
-  if (n < 0) throw TokenizerError("SentencePiece could not encode the text");
-  ids.resize(n);
-  return ids;
+  if (n < 0) throw TokenizerError(std::string("SentencePiece could not ") + what);
+  buffer.resize(n);
+  return buffer;
+}
+}  // namespace
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+  return fill(std::vector<int32_t>(text.size() + 8),
+              [&](std::vector<int32_t>& ids) {
+                return impl_->api->encode(impl_->handle, text.data(), text.size(), ids.data(), ids.size());
+              },
+              "encode the text");
 }
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   for (int32_t id : ids)
     if (id < 0 || id >= vocab_size()) throw TokenizerError("token id " + std::to_string(id) + " is out of the vocabulary");
-  std::string text(ids.size() * 8 + 16, '\0');
-  long n = impl_->api->decode(impl_->handle, ids.data(), ids.size(), text.data(), text.size());
-  if (n > static_cast<long>(text.size())) {
-    text.resize(n);
-    n = impl_->api->decode(impl_->handle, ids.data(), ids.size(), text.data(), text.size());
-  }
-  if (n < 0) throw TokenizerError("SentencePiece could not decode the ids");
-  text.resize(n);
-  return text;
+  return fill(std::string(ids.size() * 8 + 16, '\0'),
+              [&](std::string& text) {
+                return impl_->api->decode(impl_->handle, ids.data(), ids.size(), text.data(), text.size());
+              },
+              "decode the ids");
 }
 
 const std::string& Tokenizer::piece(int32_t id) const {

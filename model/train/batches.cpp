@@ -36,6 +36,32 @@ PretrainBatch make_pretrain_batch(const text::PretrainingData& data, text::Split
   return PretrainBatch{ids, types, mask, positions, labels, nsp};
 }
 
+std::vector<EncodedExample> encode_task_examples(const std::vector<data::TaskExample>& examples,
+                                                 const text::Tokenizer& tokenizer, int64_t seq_len) {
+  std::vector<EncodedExample> out;
+  out.reserve(examples.size());
+  for (const auto& ex : examples) {
+    const size_t budget = static_cast<size_t>(seq_len) - (ex.text_b.empty() ? 2 : 3);  // [CLS] a [SEP] (b [SEP])
+    auto a = tokenizer.encode(ex.text_a);
+    auto b = ex.text_b.empty() ? std::vector<int32_t>{} : tokenizer.encode(ex.text_b);
+    while (a.size() + b.size() > budget) (a.size() >= b.size() ? a : b).pop_back();  // longest first
+    EncodedExample e;
+    e.ids.push_back(text::Tokenizer::kCls);
+    e.ids.insert(e.ids.end(), a.begin(), a.end());
+    e.ids.push_back(text::Tokenizer::kSep);
+    e.segments.assign(e.ids.size(), 0);
+    if (!ex.text_b.empty()) {
+      e.ids.insert(e.ids.end(), b.begin(), b.end());
+      e.ids.push_back(text::Tokenizer::kSep);
+      e.segments.resize(e.ids.size(), 1);
+    }
+    e.label = ex.label;
+    e.target = static_cast<float>(ex.target);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
 TaskBatch TaskBatch::to(const torch::Device& device) const {
   return TaskBatch{ids.to(device), types.to(device), mask.to(device), labels.to(device), targets.to(device)};
 }
@@ -65,22 +91,21 @@ TaskBatch make_task_batch(const std::vector<EncodedExample>& examples, const std
   return TaskBatch{ids, types, mask, labels, targets};
 }
 
-std::vector<size_t> shuffled_rows(size_t num_examples, int64_t batch_size, uint64_t seed, uint64_t index) {
+std::vector<size_t> EpochShuffle::rows(uint64_t batch_index, int64_t batch_size) {
+  std::lock_guard lock(mutex_);
   std::vector<size_t> rows;
   rows.reserve(batch_size);
-  uint64_t cached_epoch = UINT64_MAX;
-  std::vector<size_t> order;
   for (int64_t b = 0; b < batch_size; ++b) {
-    const uint64_t position = index * batch_size + b;
-    const uint64_t epoch = position / num_examples;
-    if (epoch != cached_epoch) {
-      order.resize(num_examples);
-      std::iota(order.begin(), order.end(), size_t{0});
-      std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ULL + epoch + 1);
-      std::shuffle(order.begin(), order.end(), rng);
-      cached_epoch = epoch;
+    const uint64_t position = batch_index * batch_size + b;
+    const uint64_t epoch = position / n_;
+    if (epoch != epoch_) {
+      order_.resize(n_);
+      std::iota(order_.begin(), order_.end(), size_t{0});
+      std::mt19937_64 rng(seed_ * 0x9E3779B97F4A7C15ULL + epoch + 1);
+      std::shuffle(order_.begin(), order_.end(), rng);
+      epoch_ = epoch;
     }
-    rows.push_back(order[position % num_examples]);
+    rows.push_back(order_[position % n_]);
   }
   return rows;
 }

@@ -15,7 +15,9 @@
 #include <torch/torch.h>
 
 #include "model/nn/encoder.h"
+#include "model/data/tasks.h"
 #include "model/text/pretraining_data.h"
+#include "model/text/tokenizer.h"
 
 namespace smx {
 
@@ -30,6 +32,10 @@ struct EncodedExample {
   float target = 0;
 };
 
+/// Tokenizes task examples, truncating the longer text first to fit seq_len.
+std::vector<EncodedExample> encode_task_examples(const std::vector<data::TaskExample>& examples,
+                                                 const text::Tokenizer& tokenizer, int64_t seq_len);
+
 struct TaskBatch {
   torch::Tensor ids, types, mask;  ///< [B, S]
   torch::Tensor labels;            ///< [B] int64 (classification)
@@ -41,9 +47,22 @@ struct TaskBatch {
 TaskBatch make_task_batch(const std::vector<EncodedExample>& examples, const std::vector<size_t>& rows,
                           int64_t seq_len);
 
-/// Rows of training batch `index`: epochs of a seeded shuffle (a pure function
-/// of seed and index, so a resumed run sees the same batches).
-std::vector<size_t> shuffled_rows(size_t num_examples, int64_t batch_size, uint64_t seed, uint64_t index);
+/// Rows of fine-tuning batches: epochs of a seeded shuffle, so batch `index`
+/// is a pure function of (seed, index) and a resumed run sees the same
+/// batches. The current epoch's permutation is kept, so a batch costs its size,
+/// not a reshuffle of the whole task. Thread-safe.
+class EpochShuffle {
+ public:
+  EpochShuffle(size_t num_examples, uint64_t seed) : n_(num_examples), seed_(seed) {}
+  std::vector<size_t> rows(uint64_t batch_index, int64_t batch_size);
+
+ private:
+  size_t n_;
+  uint64_t seed_;
+  uint64_t epoch_ = UINT64_MAX;
+  std::vector<size_t> order_;
+  std::mutex mutex_;
+};
 
 /// Builds batches `next, next+1, ...` ahead on `workers` threads, at most
 /// `depth` waiting. get(i) must be called with consecutive indices.

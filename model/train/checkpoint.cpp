@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/core/hash.h"
+
 namespace smx {
 namespace fs = std::filesystem;
 
@@ -18,12 +20,6 @@ namespace {
 
 constexpr char kMagic[8] = {'S', 'M', 'X', 'C', 'K', 'P', 'T', '1'};
 constexpr uint32_t kVersion = 1;
-
-uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
-  return h;
-}
 
 std::string to_hex(const torch::Tensor& bytes) {
   static const char* digits = "0123456789abcdef";
@@ -96,8 +92,7 @@ RawCheckpoint read_raw(const fs::path& file, bool with_payload) {
                " (truncated or partly written)");
   RawCheckpoint raw;
   // The checksum covers the whole file; verify it before trusting anything.
-  uint64_t h = 1469598103934665603ULL;
-  h = fnv1a(h, magic, 8);
+  uint64_t h = fnv1a(kFnvBasis, magic, 8);
   h = fnv1a(h, &version, 4);
   h = fnv1a(h, &header_len, 8);
   h = fnv1a(h, header.data(), header.size());
@@ -166,7 +161,7 @@ void save_checkpoint(const fs::path& file, const CheckpointInfo& info, torch::nn
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw CheckpointError("cannot create " + tmp.string() + ": " + std::strerror(errno));
   try {
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = kFnvBasis;
     auto put = [&](const void* p, size_t n) {
       write_all(fd, p, n, tmp);
       h = fnv1a(h, p, n);
@@ -236,6 +231,23 @@ CheckpointInfo load_checkpoint(const fs::path& file, torch::nn::Module& model, t
     }
   }
   return info;
+}
+
+fs::path newest_checkpoint(const fs::path& run_dir, std::string* skipped) {
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(run_dir / "checkpoints", ec))
+    if (e.path().extension() == ".ckpt") files.push_back(e.path());
+  std::sort(files.rbegin(), files.rend());  // zero-padded step numbers: newest first
+  for (const auto& f : files) {
+    try {
+      read_checkpoint_info(f);
+      return f;
+    } catch (const CheckpointError& e) {
+      if (skipped) *skipped += std::string(e.what()) + "\n";
+    }
+  }
+  return {};
 }
 
 }  // namespace smx

@@ -40,4 +40,9 @@ CheckpointInfo load_checkpoint(const std::filesystem::path& file, torch::nn::Mod
                                torch::optim::Optimizer* optimizer, bool restore_rng, bool strict = true,
                                const torch::Device& device = torch::kCPU);
 
+/// Newest checkpoint in a run folder (its checkpoints/ subfolder) that passes
+/// the header and checksum checks; empty if none. Damaged ones are skipped and
+/// described in `skipped`.
+std::filesystem::path newest_checkpoint(const std::filesystem::path& run_dir, std::string* skipped = nullptr);
+
 }  // namespace smx

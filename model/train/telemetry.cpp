@@ -121,9 +121,10 @@ std::vector<telemetry::ProbeRouting> capture_probe_routing(EncoderModel& model, 
     r.assigned = std::move(assigned);
     if (d.wanted.defined()) {
       auto wanted = d.wanted.reshape({-1, d.wanted.size(2)}).to(torch::kCPU);
+      const auto want = wanted.accessor<int64_t, 2>();
       std::vector<uint8_t> w(T * E, 0);
       for (int64_t t = 0; t < T; ++t)
-        for (int64_t j = 0; j < wanted.size(1); ++j) w[t * E + wanted[t][j].item<int64_t>()] = 1;
+        for (int64_t j = 0; j < wanted.size(1); ++j) w[t * E + want[t][j]] = 1;
       r.wanted = std::move(w);
     }
     out.push_back(std::move(r));

@@ -18,6 +18,7 @@
 #include "model/config/model_config.h"
 #include "model/config/train_config.h"
 #include "model/store/snapshot.h"
+#include "model/train/checkpoint.h"  // newest_checkpoint
 
 namespace smx {
 
@@ -107,8 +108,6 @@ class Trainer {
                                          const std::string&);
 };
 
-/// Newest checkpoint in a run folder that loads (checks header + checksum); empty if none.
-std::filesystem::path newest_checkpoint(const std::filesystem::path& run_dir, std::string* skipped = nullptr);
 
 /// Evaluates a checkpoint on its held-out data (pre-training: MLM and NSP
 /// accuracy; fine-tuning: the task's metrics on its whole dev split).

@@ -1,0 +1,224 @@
+// The trainer's set-up: configs (or the run being resumed), corpus or task,
+// tokenizer (trained on first use), the model and optimizer, the run's entry
+// in the store.
+#include "model/train/trainer_state.h"
+
+namespace smx {
+
+torch::Device pick_device(const std::string& d) {
+  if (d == "cuda") {
+    if (!torch::cuda::is_available()) throw ConfigError("training field 'device': cuda requested but no CUDA device is available");
+    return torch::kCUDA;
+  }
+  if (d == "auto" && torch::cuda::is_available()) return torch::kCUDA;
+  return torch::kCPU;
+}
+
+namespace {
+
+
+// A file-name-safe key naming a corpus's default tokenizer.
+std::string corpus_key(const std::string& corpus) {
+  if (corpus.empty() || corpus == "wordnet") return "wordnet";
+  const uint64_t h = fnv1a(kFnvBasis, fs::absolute(corpus).lexically_normal().string());
+  std::string stem = fs::path(corpus).filename().string();
+  for (auto& c : stem)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '-';
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "-%08llx", static_cast<unsigned long long>(h & 0xffffffffULL));
+  return stem.substr(0, 40) + buf;
+}
+
+}  // namespace
+
+void Trainer::State::resolve_configs() {
+  data_dir = opt.data_dir.empty() ? store::default_data_dir() : opt.data_dir;
+  const fs::path store_path = opt.store_path.empty() ? data_dir / "runs.sqlite" : opt.store_path;
+  store = std::make_unique<store::RunStore>(store_path);
+  model_config = opt.model;
+  cfg = opt.training;
+  if (opt.resume_run) {
+    const auto rec = store->find_run(*opt.resume_run);
+    if (!rec) throw ConfigError("there is no run " + std::to_string(*opt.resume_run) + " in " + store_path.string());
+    const int64_t steps = cfg.steps;
+    run_config_from_json_text(rec->config_json, model_config, cfg);
+    cfg.steps = std::max(cfg.steps, steps);  // a resume may extend the run, never shorten it
+    run_id = rec->id;
+    run_dir = rec->directory;
+  }
+  cfg.validate();
+  model_config.validate();
+  device = pick_device(cfg.device);
+  if (cfg.threads > 0) torch::set_num_threads(cfg.threads);
+}
+
+void Trainer::State::load_tokenizer(const std::function<std::vector<std::string>()>& sentences) {
+  tokenizer_path = cfg.tokenizer.empty()
+                       ? data_dir / "tokenizers" / (corpus_key(cfg.corpus) + "-" + std::to_string(model_config.vocab_size) + ".model")
+                       : fs::path(cfg.tokenizer);
+  if (fs::exists(tokenizer_path)) {
+    stage("loading tokenizer", -1);
+    tokenizer = text::Tokenizer::load(tokenizer_path);
+  } else if (!cfg.tokenizer.empty()) {
+    throw text::TokenizerError("tokenizer " + tokenizer_path.string() + " does not exist");
+  } else {
+    text::TokenizerTrainOptions t;
+    t.model_path = tokenizer_path;
+    t.vocab_size = static_cast<int>(model_config.vocab_size);
+    tokenizer = text::Tokenizer::train(sentences(), t, [&](const std::string& s, double f) { stage("tokenizer: " + s, f); });
+  }
+  cfg.tokenizer = fs::absolute(tokenizer_path).string();
+  if (tokenizer->vocab_size() != model_config.vocab_size) model_config.vocab_size = tokenizer->vocab_size();
+}
+
+void Trainer::State::fix_seq_len() {
+  seq_len = cfg.seq_len > 0 ? std::min(cfg.seq_len, model_config.max_seq_len) : model_config.max_seq_len;
+}
+
+void Trainer::State::setup_pretraining() {
+  fix_seq_len();
+  stage("reading corpus", -1);
+  std::optional<text::Corpus> raw = text::load_corpus(cfg.corpus);
+  load_tokenizer([&] { return raw->sentences; });
+  bool cached = false;
+  corpus = std::make_unique<text::TokenizedCorpus>(text::tokenize_corpus(
+      *raw, *tokenizer, data_dir / "cache", [&](const std::string& s, double f) { stage(s, f); }, &cached));
+  raw.reset();
+  text::PretrainingOptions p;
+  p.seq_len = static_cast<int>(seq_len);
+  p.max_predictions = static_cast<int>(cfg.max_predictions > 0 ? cfg.max_predictions : default_mlm_predictions(seq_len));
+  p.seed = cfg.seed;
+  pretraining = std::make_unique<text::PretrainingData>(*corpus, tokenizer->vocab_size(), tokenizer->num_special(), p);
+}
+
+void Trainer::State::setup_finetuning(CheckpointInfo* init) {
+  stage("loading task", -1);
+  const data::TaskInfo info = data::task_info(cfg.task);
+  const fs::path dir = info.name == "wordnet-lexname" && cfg.task_dir.empty() ? data::default_wordnet_dir() : fs::path(cfg.task_dir);
+  if (dir.empty()) throw ConfigError("training field 'task_dir': give the folder of the " + info.name + " task");
+  task = data::load_task(cfg.task, dir);
+  cfg.task = task.info.name;
+  if (task.train.empty() || task.dev.empty())
+    throw ConfigError("task " + task.info.name + " in " + dir.string() + " has no training or no dev examples");
+  if (task.info.num_labels > 0) majority = data::majority_baseline(task);
+  if (init) {
+    ModelConfig parent_model;
+    TrainConfig parent_training;
+    run_config_from_json_text(init->run_config_json, parent_model, parent_training);
+    model_config = parent_model;
+    if (cfg.tokenizer.empty()) cfg.tokenizer = init->tokenizer_path;
+    if (cfg.corpus.empty() || cfg.corpus == "wordnet") cfg.corpus = parent_training.corpus;
+  }
+  fix_seq_len();  // the model (and its max_seq_len) may come from the checkpoint
+  model_config.num_classes = task.info.num_labels > 0 ? task.info.num_labels : 1;
+  if (cfg.expert_dropout >= 0) model_config.expert_dropout = cfg.expert_dropout;
+  load_tokenizer([&] {
+    std::vector<std::string> s;
+    for (const auto& e : task.train) {
+      s.push_back(e.text_a);
+      if (!e.text_b.empty()) s.push_back(e.text_b);
+    }
+    return s;
+  });
+  stage("tokenizing task", -1);
+  train_examples = encode_task_examples(task.train, *tokenizer, seq_len);
+  dev_examples = encode_task_examples(task.dev, *tokenizer, seq_len);
+}
+
+void Trainer::State::build_model(const CheckpointInfo* init) {
+  stage("building model", -1);
+  torch::manual_seed(cfg.seed);
+  model = EncoderModel(model_config);
+  if (init && !opt.init_checkpoint.empty())
+    load_checkpoint(opt.init_checkpoint, *model, nullptr, /*restore_rng=*/false, /*strict=*/false);
+  model->to(device);
+  // AdamW without weight decay on biases and LayerNorm scales, as BERT.
+  std::vector<torch::Tensor> decay, no_decay;
+  for (const auto& p : model->named_parameters()) {
+    const std::string& n = p.key();
+    auto ends_with = [&](const std::string& suffix) {
+      return n.size() >= suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    const bool is_bias = ends_with("bias") || ends_with("b_in") || ends_with("b_out");
+    (is_bias || p.value().dim() <= 1 ? no_decay : decay).push_back(p.value());
+    parameters.push_back(p.value());
+  }
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  auto options = [&](double wd) {
+    return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(cfg.learning_rate)
+                                                            .betas({cfg.adam_beta1, cfg.adam_beta2})
+                                                            .eps(cfg.adam_epsilon)
+                                                            .weight_decay(wd));
+  };
+  groups.emplace_back(decay, options(cfg.weight_decay));
+  groups.emplace_back(no_decay, options(0.0));
+  optimizer = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(cfg.learning_rate));
+}
+
+void Trainer::State::make_probe() {
+  auto ids = tokenizer->encode(cfg.probe_text);
+  if (static_cast<int64_t>(ids.size()) > seq_len - 2) ids.resize(seq_len - 2);
+  ids.insert(ids.begin(), text::Tokenizer::kCls);
+  ids.push_back(text::Tokenizer::kSep);
+  probe.ids = torch::zeros({1, seq_len}, torch::kLong);
+  probe.mask = torch::zeros({1, seq_len}, torch::kLong);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    probe.ids[0][i] = ids[i];
+    probe.mask[0][i] = 1;
+    probe.tokens.push_back(tokenizer->piece(ids[i]));
+  }
+  probe.types = torch::zeros({1, seq_len}, torch::kLong);
+  probe.ids = probe.ids.to(device);
+  probe.mask = probe.mask.to(device);
+  probe.types = probe.types.to(device);
+}
+
+void Trainer::State::setup() {
+  resolve_configs();
+  std::optional<CheckpointInfo> init;
+  if (!opt.init_checkpoint.empty() && !opt.resume_run) init = read_checkpoint_info(opt.init_checkpoint);
+  if (pretraining_run()) setup_pretraining();
+  else setup_finetuning(init ? &*init : nullptr);
+  model_config.validate();
+  build_model(init ? &*init : nullptr);
+  make_probe();
+
+  if (opt.resume_run) {
+    std::string skipped;
+    const fs::path ckpt = newest_checkpoint(run_dir, &skipped);
+    if (ckpt.empty())
+      throw CheckpointError("run " + std::to_string(run_id) + " has no loadable checkpoint in " + (run_dir / "checkpoints").string() +
+                            (skipped.empty() ? "" : ":\n" + skipped));
+    const auto info = load_checkpoint(ckpt, *model, optimizer.get(), /*restore_rng=*/true, /*strict=*/true, device);
+    start_step = info.step;
+    wall_offset = info.wall_seconds;
+    store->set_config(run_id, run_config_to_json_text(model_config, cfg));
+    started = Clock::now();
+    if (!skipped.empty()) event(start_step, "checkpoint-skipped", skipped);
+    event(start_step, "resumed", "resumed from " + ckpt.filename().string());
+  } else {
+    store::NewRun r;
+    r.name = !opt.run_name.empty() ? opt.run_name
+             : pretraining_run()    ? "pretrain " + model_config.name
+                                    : "finetune " + cfg.task + " " + model_config.name;
+    r.kind = pretraining_run() ? "pretrain" : "finetune";
+    r.config_json = run_config_to_json_text(model_config, cfg);
+    r.device = device.str();
+    r.parent_id = opt.parent_run;
+    run_id = store->create_run(r);
+    run_dir = data_dir / "runs" / std::to_string(run_id);
+    store->set_directory(run_id, run_dir.string());
+    started = Clock::now();
+  }
+  fs::create_directories(run_dir / "checkpoints");
+  fs::create_directories(run_dir / "snapshots");
+  // Partial files of a process killed while writing: never loadable, only litter.
+  for (const char* sub : {"checkpoints", "snapshots"})
+    for (const auto& e : fs::directory_iterator(run_dir / sub))
+      if (e.path().filename().string().find(".tmp-") != std::string::npos) fs::remove(e.path());
+  owner.run_id_ = run_id;
+  outcome.run_id = run_id;
+  outcome.majority_baseline = majority;
+}
+
+}  // namespace smx

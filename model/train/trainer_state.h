@@ -1,0 +1,118 @@
+// The trainer's private state, shared by trainer_setup.cpp (data, tokenizer,
+// model, the run's store entry) and trainer.cpp (steps, evaluation,
+// checkpoints, snapshots, the loop). Not part of the engine's interface.
+#pragma once
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+
+#include <torch/torch.h>
+
+#include "model/config/cost.h"
+#include "model/core/compat.h"
+#include "model/core/hash.h"
+#include "model/data/metrics.h"
+#include "model/data/tasks.h"
+#include "model/nn/encoder.h"
+#include "model/store/run_store.h"
+#include "model/text/corpus.h"
+#include "model/text/pretraining_data.h"
+#include "model/text/tokenizer.h"
+#include "model/train/batches.h"
+#include "model/train/trainer.h"
+#include "model/train/checkpoint.h"
+#include "model/train/stability.h"
+#include "model/train/telemetry.h"
+
+namespace smx {
+namespace fs = std::filesystem;
+
+using Clock = std::chrono::steady_clock;
+inline double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+/// "auto", "cpu" or "cuda" (refused with a clear message when absent).
+torch::Device pick_device(const std::string& d);
+
+struct Trainer::State {
+  Trainer& owner;
+  TrainerOptions& opt;
+  ModelConfig model_config;
+  TrainConfig cfg;
+  fs::path data_dir, run_dir;
+  std::unique_ptr<store::RunStore> store;
+  int64_t run_id = 0;
+  torch::Device device{torch::kCPU};
+  std::optional<text::Tokenizer> tokenizer;
+  fs::path tokenizer_path;
+
+  // pre-training data
+  std::unique_ptr<text::TokenizedCorpus> corpus;
+  std::unique_ptr<text::PretrainingData> pretraining;
+  // fine-tuning data
+  data::TaskData task;
+  std::vector<EncodedExample> train_examples, dev_examples;
+  double majority = -1;
+
+  EncoderModel model{nullptr};
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::vector<torch::Tensor> parameters;
+  Probe probe;
+  int64_t seq_len = 0;
+  int64_t start_step = 0;
+  double wall_offset = 0;  // training seconds before this session (resumed runs)
+  Clock::time_point started;
+  RunOutcome outcome;
+
+  State(Trainer& t) : owner(t), opt(t.options_) {}
+  bool pretraining_run() const { return cfg.is_pretraining(); }
+  double wall() const { return wall_offset + seconds_since(started); }
+  void stage(const std::string& s, double f) {
+    if (owner.observer_) owner.observer_->on_stage(s, f);
+  }
+  void event(int64_t step, const std::string& kind, const std::string& message, double value = 0) {
+    store->log_event(store::EventRecord{run_id, step, wall(), kind, message, value});
+    if (owner.observer_) owner.observer_->on_event(RunEvent{step, kind, message, value});
+  }
+
+  // --- set-up --------------------------------------------------------------
+  void resolve_configs();
+  void load_tokenizer(const std::function<std::vector<std::string>()>& sentences);
+  void fix_seq_len();
+  void setup_pretraining();
+
+  void setup_finetuning(CheckpointInfo* init);
+  void build_model(const CheckpointInfo* init);
+  void make_probe();
+  void setup();
+
+  // --- steps ----------------------------------------------------------------
+  struct StepResult {
+    torch::Tensor total;
+    std::vector<std::pair<std::string, torch::Tensor>> scalars;
+    int64_t tokens = 0;
+  };
+  StepResult forward_pretrain(const PretrainBatch& batch);
+
+  torch::Tensor task_logits(const TaskBatch& b, EncoderModelImpl::Output* out_keep = nullptr);
+  StepResult forward_task(const TaskBatch& b);
+
+  // --- evaluation -------------------------------------------------------------
+  StepMetrics evaluate(int64_t step, bool full);
+  std::string headline_metric() const;
+  void record_eval(const StepMetrics& m);
+
+  // --- checkpoints and snapshots ----------------------------------------------
+  void checkpoint(int64_t step);
+  void snapshot(int64_t step, std::vector<telemetry::MoeLayerStats> moe);
+
+  // --- the loop -----------------------------------------------------------------
+  void loop();
+};
+
+}  // namespace smx
