@@ -1,5 +1,5 @@
-// Run store (SQLite) and telemetry snapshot files: round trips, live readers,
-// refusal of foreign or damaged files, a writer killed mid-step, float16.
+// Run store (SQLite): round trips, live readers, refusal of foreign or
+// damaged files, a writer killed mid-step.
 #pragma once
 #include <QObject>
 
@@ -21,11 +21,4 @@ class TestStore : public QObject {
   void survivesKilledWriter();
   void readsMillionPointsQuickly();
   void benchmarkLogStep();
-
-  void halfConversionExhaustive();
-  void halfConversionRoundsToNearestEven();
-  void snapshotRoundTrip();
-  void snapshotRefusesDamage();
-  void snapshotRefusesCraftedFiles();
-  void snapshotRealisticSize();
 };
