@@ -8,7 +8,9 @@
 //   [20, 20+P) payload: the Snapshot's fields in declaration order; strings are
 //             uint32 byte count + bytes, vectors uint32 element count +
 //             elements; Matrix values are IEEE float16, every other real is
-//             float32 (wall_seconds float64), ints are int32 (step int64)
+//             float32 (wall_seconds float64), ints are int32 (step int64).
+//             Format 2 appends, per MoE layer, dropped_by_position and
+//             top_tokens after the mixing layers (format 1 files still load).
 //   [20+P, 24+P) uint32 CRC-32 (zlib) of bytes [0, 20+P)
 #include "model/store/snapshot.h"
 
@@ -28,7 +30,7 @@ namespace smx::telemetry {
 namespace {
 
 constexpr char kMagic[8] = {'S', 'M', 'X', 'S', 'N', 'A', 'P', '\x1a'};
-constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kFormatVersion = 2;
 constexpr size_t kHeaderSize = 8 + 4 + 8;
 constexpr size_t kTrailerSize = 4;
 /// No snapshot is anywhere near this; a larger file is not one of ours.
@@ -241,9 +243,21 @@ void encode(Writer& w, const Snapshot& s, const std::filesystem::path& file) {
       w.halves(x.values);
     }
   }
+  // Format 2: routing details per MoE layer, in the order of s.moe.
+  for (const MoeLayerStats& m : s.moe) {
+    w.floats(m.dropped_by_position);
+    w.count(m.top_tokens.size(), "top-token experts");
+    for (const auto& expert : m.top_tokens) {
+      w.count(expert.size(), "top tokens");
+      for (const auto& tc : expert) {
+        w.str(tc.token);
+        w.i32(tc.count);
+      }
+    }
+  }
 }
 
-Snapshot decode(Reader& r) {
+Snapshot decode(Reader& r, uint32_t version) {
   Snapshot s;
   s.step = r.i64("step");
   s.wall_seconds = r.f64("wall_seconds");
@@ -288,6 +302,19 @@ Snapshot decode(Reader& r) {
       if (x.rows < 0 || x.cols < 0 || int64_t(x.rows) * x.cols != int64_t(x.values.size()))
         r.corrupt("matrix '" + x.name + "' is " + std::to_string(x.rows) + " x " + std::to_string(x.cols) +
                   " but has " + std::to_string(x.values.size()) + " values");
+    }
+  }
+  if (version >= 2) {
+    for (MoeLayerStats& m : s.moe) {
+      m.dropped_by_position = r.floats("dropped_by_position");
+      m.top_tokens.resize(r.count(4, "top-token experts"));
+      for (auto& expert : m.top_tokens) {
+        expert.resize(r.count(8, "top tokens"));
+        for (auto& tc : expert) {
+          tc.token = r.str("top token");
+          tc.count = r.i32("top token count");
+        }
+      }
     }
   }
   if (r.remaining() != 0) r.corrupt(std::to_string(r.remaining()) + " unread bytes at the end");
@@ -462,7 +489,7 @@ Snapshot load_snapshot(const std::filesystem::path& file) {
   const uint32_t actual = checksum(data.data(), n - kTrailerSize);
   if (stored != actual) fail(file, "checksum mismatch (the file is damaged)");
   Reader body(data.data() + kHeaderSize, size_t(payload), file);
-  return decode(body);
+  return decode(body, version);
 }
 
 }  // namespace smx::telemetry

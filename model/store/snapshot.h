@@ -25,6 +25,16 @@ struct MoeLayerStats {
   float router_entropy = 0;     ///< mean over tokens, nats
   float load_balancing_loss = 0, z_loss = 0;
   float router_logit_max = 0;   ///< largest |logit| (router stability)
+  /// Tokens Choose: per position in the sequence, the share of tokens there
+  /// that lost at least one choice to capacity (empty for Experts Choose).
+  std::vector<float> dropped_by_position;
+  /// Per expert, the token strings it took most often in the step's batch,
+  /// most frequent first (at most 8 each; empty when no tokenizer was known).
+  struct TokenCount {
+    std::string token;
+    int count = 0;
+  };
+  std::vector<std::vector<TokenCount>> top_tokens;
 };
 
 /// The routing of the fixed probe batch through one MoE layer.

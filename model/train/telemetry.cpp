@@ -55,6 +55,53 @@ std::vector<telemetry::MoeLayerStats> capture_moe_stats(EncoderModel& model) {
   return out;
 }
 
+void add_routing_details(EncoderModel& model, const torch::Tensor& ids, const torch::Tensor& mask,
+                         const std::function<std::string(int32_t)>& piece,
+                         std::vector<telemetry::MoeLayerStats>& layers, int top_k) {
+  torch::NoGradGuard no_grad;
+  const int64_t S = ids.size(1);
+  auto flat_ids = ids.reshape({-1}).to(torch::kCPU, torch::kLong);
+  auto flat_real = mask.reshape({-1}).to(torch::kCPU).to(torch::kBool);
+  const int64_t N = flat_ids.size(0);
+  size_t k = 0;
+  for (auto& [layer, moe] : model->moe_layers()) {
+    const auto& d = moe->last_decision;
+    if (!d.probs.defined() || k >= layers.size()) continue;
+    auto& out = layers[k++];
+    const int64_t G = d.probs.size(0), Tg = d.probs.size(1), E = d.probs.size(2);
+    if (G * Tg != N) continue;  // not this batch's decision
+    // Which tokens each expert took: a [G, Tg + 1, E] map (slot Tg = empty).
+    auto dispatch = d.dispatch.to(torch::kCPU);                      // [G, E, C]
+    auto taken = torch::zeros({G, Tg + 1, E}, torch::kBool);
+    taken.scatter_(1, dispatch.permute({0, 2, 1}), true);            // index [G, C, E]
+    taken = taken.narrow(1, 0, Tg).reshape({N, E}) & flat_real.unsqueeze(1);
+    out.top_tokens.assign(E, {});
+    for (int64_t e = 0; e < E; ++e) {
+      auto chosen = flat_ids.masked_select(taken.select(1, e));
+      if (chosen.numel() == 0) continue;
+      auto unique = torch::_unique2(chosen, /*sorted=*/false, /*return_inverse=*/false, /*return_counts=*/true);
+      const auto& counts = std::get<2>(unique);
+      const int64_t n = std::min<int64_t>(top_k, counts.size(0));
+      auto top = counts.argsort(/*dim=*/0, /*descending=*/true).narrow(0, 0, n);
+      auto top_ids = std::get<0>(unique).index_select(0, top).contiguous();
+      auto top_counts = counts.index_select(0, top).contiguous();
+      for (int64_t i = 0; i < n; ++i)
+        out.top_tokens[e].push_back({piece(static_cast<int32_t>(top_ids.data_ptr<int64_t>()[i])),
+                                     static_cast<int>(top_counts.data_ptr<int64_t>()[i])});
+    }
+    out.dropped_by_position.clear();
+    if (d.wanted.defined()) {
+      auto wanted = torch::zeros({G, Tg, E}, torch::kBool).scatter_(2, d.wanted.to(torch::kCPU), true).reshape({N, E});
+      auto lost = (wanted & ~taken).any(1) & flat_real;                // [N]
+      auto pos = torch::arange(N, torch::kLong).remainder(S);
+      auto lost_at = torch::zeros({S}, torch::kDouble).index_add_(0, pos, lost.to(torch::kDouble));
+      auto real_at = torch::zeros({S}, torch::kDouble).index_add_(0, pos, flat_real.to(torch::kDouble));
+      auto share = (lost_at / real_at.clamp_min(1)).to(torch::kFloat).contiguous();
+      out.dropped_by_position.assign(share.data_ptr<float>(), share.data_ptr<float>() + S);
+    }
+  }
+}
+
 std::vector<std::pair<std::string, double>> moe_scalars(const std::vector<telemetry::MoeLayerStats>& layers) {
   if (layers.empty()) return {};
   double logit_max = 0, entropy = 0, spread = 0, dropped = 0, unrouted = 0, dead = 0;

@@ -3,6 +3,7 @@
 // snapshot structs of model/store/snapshot.h that the store and views use.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,6 +17,15 @@ namespace smx {
 
 /// Per-layer routing statistics of the last forward pass (training batch).
 std::vector<telemetry::MoeLayerStats> capture_moe_stats(EncoderModel& model);
+
+/// Adds the per-snapshot routing details of the last forward pass to `layers`
+/// (from capture_moe_stats on the same pass): per expert the tokens it took
+/// most often (`piece` names an id) and, for Tokens Choose, the share of
+/// tokens per sequence position that lost a choice to capacity. ids and mask
+/// are that pass's batch, [B, S] on any device; padding is not counted.
+void add_routing_details(EncoderModel& model, const torch::Tensor& ids, const torch::Tensor& mask,
+                         const std::function<std::string(int32_t)>& piece,
+                         std::vector<telemetry::MoeLayerStats>& layers, int top_k = 8);
 
 /// Scalars summarising the MoE layers for the per-step curves:
 /// router/logit_max, router/entropy, moe/dead_experts, moe/load_spread

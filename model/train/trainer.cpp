@@ -164,6 +164,9 @@ void Trainer::State::snapshot(int64_t step, std::vector<telemetry::MoeLayerStats
   s.step = step;
   s.wall_seconds = wall();
   s.moe = std::move(moe);
+  if (last_batch_ids.defined() && tokenizer)
+    add_routing_details(model, last_batch_ids, last_batch_mask,
+                        [this](int32_t id) { return tokenizer->piece(id); }, s.moe);
   s.probe = capture_probe_routing(model, probe, &s.mixing);
   auto mixing = capture_mixing(model);
   s.mixing.insert(s.mixing.end(), mixing.begin(), mixing.end());
@@ -226,10 +229,14 @@ void Trainer::State::loop() {
       if (pretraining_run()) {
         auto batch = pretrain_batches->get(index);
         step_tokens += batch.mask.sum().item<int64_t>();
+        last_batch_ids = batch.ids;
+        last_batch_mask = batch.mask;
         r = forward_pretrain(batch.to(device));
       } else {
         auto batch = task_batches->get(index);
         step_tokens += batch.mask.sum().item<int64_t>();
+        last_batch_ids = batch.ids;
+        last_batch_mask = batch.mask;
         r = forward_task(batch.to(device));
       }
       if (step == cfg.inject_nan_at_step) r.total = r.total * std::numeric_limits<float>::quiet_NaN();

@@ -2,6 +2,8 @@
 // CLI and by the studio's worker thread alike. It owns the data, the model
 // and the optimizer, records every number in the run store, writes
 // checkpoints and telemetry snapshots, and watches stability.
+// No LibTorch in this header (the State is private), so the studio's Qt code
+// can include it.
 #pragma once
 
 #include <atomic>
@@ -18,7 +20,6 @@
 #include "model/config/model_config.h"
 #include "model/config/train_config.h"
 #include "model/store/snapshot.h"
-#include "model/train/checkpoint.h"  // newest_checkpoint
 
 namespace smx {
 

@@ -84,6 +84,11 @@ Snapshot make_snapshot(int moe_layers, int experts, int tokens, int mixing_layer
     m.load_balancing_loss = 1.01f;
     m.z_loss = 2.5e-3f;
     m.router_logit_max = 7.25f;
+    if (l % 2) m.dropped_by_position = {0.f, 0.25f, 0.5f};
+    for (int e = 0; e < experts; ++e) {
+      m.top_tokens.emplace_back();
+      for (int k = 0; k < e % 3; ++k) m.top_tokens.back().push_back({"\xe2\x96\x81tok" + std::to_string(e * 10 + k), 9 - k});
+    }
     s.moe.push_back(m);
 
     ProbeRouting p;
@@ -233,6 +238,15 @@ void TestSnapshot::snapshotRoundTrip() {
     QCOMPARE(b.load_balancing_loss, a.load_balancing_loss);
     QCOMPARE(b.z_loss, a.z_loss);
     QCOMPARE(b.router_logit_max, a.router_logit_max);
+    QCOMPARE(b.dropped_by_position, a.dropped_by_position);
+    QCOMPARE(b.top_tokens.size(), a.top_tokens.size());
+    for (size_t e = 0; e < a.top_tokens.size(); ++e) {
+      QCOMPARE(b.top_tokens[e].size(), a.top_tokens[e].size());
+      for (size_t k = 0; k < a.top_tokens[e].size(); ++k) {
+        QCOMPARE(b.top_tokens[e][k].token, a.top_tokens[e][k].token);
+        QCOMPARE(b.top_tokens[e][k].count, a.top_tokens[e][k].count);
+      }
+    }
   }
   QCOMPARE(t.probe.size(), s.probe.size());
   for (size_t i = 0; i < s.probe.size(); ++i) {
@@ -315,9 +329,32 @@ void TestSnapshot::snapshotRefusesCraftedFiles() {
   write_bytes(file, crafted_snapshot(1, empty_payload));
   QCOMPARE(load_snapshot(file).step, int64_t(7));  // the independent CRC agrees with the writer's
 
-  write_bytes(file, crafted_snapshot(2, empty_payload));
+  write_bytes(file, crafted_snapshot(3, empty_payload));
   QString err = snapshot_error_of([&] { load_snapshot(file); });
-  QVERIFY2(err.contains("newer version") && err.contains("2 > 1"), qPrintable(err));
+  QVERIFY2(err.contains("newer version") && err.contains("3 > 2"), qPrintable(err));
+
+  // A format-1 file with one MoE layer (no routing details after the mixing
+  // layers) still loads, with the details empty.
+  QByteArray v1;
+  put_u64(v1, 9);
+  put_u64(v1, 0);
+  put_u32(v1, 1);                                // one MoE layer:
+  put_u32(v1, 3);                                //   layer
+  put_u32(v1, 0);                                //   router ""
+  for (int i = 0; i < 4; ++i) put_u32(v1, 0);    //   experts, capacity, groups, tokens_per_group
+  for (int i = 0; i < 3; ++i) put_u32(v1, 0);    //   three empty float vectors
+  for (int i = 0; i < 6; ++i) put_u32(v1, 0);    //   six float32 zeros
+  put_u32(v1, 0);                                // no probe
+  put_u32(v1, 0);                                // no mixing
+  write_bytes(file, crafted_snapshot(1, v1));
+  const Snapshot old = load_snapshot(file);
+  QCOMPARE(old.moe.size(), size_t(1));
+  QCOMPARE(old.moe[0].layer, 3);
+  QVERIFY(old.moe[0].dropped_by_position.empty() && old.moe[0].top_tokens.empty());
+  // The same payload announced as format 2 lacks the details: refused as truncated.
+  write_bytes(file, crafted_snapshot(2, v1));
+  err = snapshot_error_of([&] { load_snapshot(file); });
+  QVERIFY2(!err.isEmpty(), "a format-2 file without its routing details loaded");
 
   // A well-formed file (right checksum) announcing 4 billion MoE layers:
   // refused before anything is allocated for them.

@@ -1,0 +1,272 @@
+#include "model/inspect/inspector.h"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+
+#include <torch/torch.h>
+
+#include "model/bench/bench.h"
+#include "model/config/train_config.h"
+#include "model/nn/encoder.h"
+#include "model/text/corpus.h"
+#include "model/text/tokenizer.h"
+#include "model/train/checkpoint.h"
+#include "model/train/telemetry.h"
+
+namespace fs = std::filesystem;
+
+namespace smx::inspect {
+
+namespace {
+
+torch::Device resolve_device(const std::string& d) {
+  if (d == "cuda" || d == "auto") {
+    if (torch::cuda::is_available()) return torch::kCUDA;
+    if (d == "cuda") throw InspectError("CUDA was requested but LibTorch sees no CUDA device");
+  } else if (d != "cpu") {
+    throw InspectError("unknown device '" + d + "' (use auto, cpu or cuda)");
+  }
+  return torch::kCPU;
+}
+
+}  // namespace
+
+struct Inspector::Impl {
+  fs::path checkpoint;
+  CheckpointInfo info;
+  ModelConfig model_config;
+  TrainConfig training;
+  torch::Device device{torch::kCPU};
+  EncoderModel model{nullptr};
+  std::optional<text::Tokenizer> tokenizer;
+  int64_t seq_len = 0;
+  std::vector<std::string> held_out;  // route_batch's sentences, drawn once
+
+  /// [CLS] text [SEP], padded to seq_len; ids/types/mask [1, S] on the device.
+  Probe encode(const std::string& text) const {
+    auto ids = tokenizer->encode(text);
+    if (static_cast<int64_t>(ids.size()) > seq_len - 2) ids.resize(seq_len - 2);
+    ids.insert(ids.begin(), text::Tokenizer::kCls);
+    ids.push_back(text::Tokenizer::kSep);
+    Probe p;
+    p.ids = torch::zeros({1, seq_len}, torch::kLong);
+    p.mask = torch::zeros({1, seq_len}, torch::kLong);
+    auto id = p.ids.accessor<int64_t, 2>();
+    auto m = p.mask.accessor<int64_t, 2>();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      id[0][i] = ids[i];
+      m[0][i] = 1;
+      p.tokens.push_back(tokenizer->piece(ids[i]));
+    }
+    p.types = torch::zeros({1, seq_len}, torch::kLong).to(device);
+    p.ids = p.ids.to(device);
+    p.mask = p.mask.to(device);
+    return p;
+  }
+
+  /// Runs f with the MoE layers' capacity factor and router kind changed, then restores them.
+  template <typename F>
+  auto with_routing(double capacity_factor, const std::string& router, F&& f) {
+    struct Saved {
+      double train, eval;
+      RouterKind kind;
+    };
+    std::vector<Saved> saved;
+    std::optional<RouterKind> kind;
+    if (!router.empty()) {
+      try {
+        kind = router_kind_from_string(router);
+      } catch (const std::exception& e) {
+        throw InspectError(e.what());
+      }
+    }
+    if (capacity_factor > 64) throw InspectError("capacity factor " + std::to_string(capacity_factor) + " is too large (at most 64)");
+    for (auto& [l, moe] : model->moe_layers()) {
+      auto& rc = moe->router->mutable_config();
+      saved.push_back({rc.train_capacity_factor, rc.eval_capacity_factor, rc.kind});
+      if (capacity_factor > 0) moe->set_capacity_factors(rc.train_capacity_factor, capacity_factor);
+      if (kind) rc.kind = *kind;
+    }
+    auto restore = [&] {
+      size_t i = 0;
+      for (auto& [l, moe] : model->moe_layers()) {
+        moe->set_capacity_factors(saved[i].train, saved[i].eval);
+        moe->router->mutable_config().kind = saved[i].kind;
+        ++i;
+      }
+    };
+    try {
+      auto r = f();
+      restore();
+      return r;
+    } catch (...) {
+      restore();
+      throw;
+    }
+  }
+};
+
+Inspector::Inspector(const fs::path& checkpoint, const std::string& device) : impl_(std::make_unique<Impl>()) {
+  auto& s = *impl_;
+  s.checkpoint = checkpoint;
+  try {
+    s.info = read_checkpoint_info(checkpoint);
+    run_config_from_json_text(s.info.run_config_json, s.model_config, s.training);
+  } catch (const std::exception& e) {
+    throw InspectError(e.what());
+  }
+  s.device = resolve_device(device);
+  if (s.info.tokenizer_path.empty() || !fs::exists(s.info.tokenizer_path))
+    throw InspectError("the tokenizer of checkpoint '" + checkpoint.string() + "' is missing: '" + s.info.tokenizer_path +
+                       "' (it lives in the data folder the run was trained with)");
+  try {
+    s.tokenizer = text::Tokenizer::load(s.info.tokenizer_path);
+  } catch (const std::exception& e) {
+    throw InspectError(e.what());
+  }
+  s.seq_len = s.training.seq_len > 0 ? std::min(s.training.seq_len, s.model_config.max_seq_len)
+                                     : s.model_config.max_seq_len;
+  s.model = EncoderModel(s.model_config);
+  try {
+    load_checkpoint(checkpoint, *s.model, nullptr, /*restore_rng=*/false, /*strict=*/true);
+  } catch (const std::exception& e) {
+    throw InspectError(e.what());
+  }
+  s.model->to(s.device);
+  s.model->eval();
+}
+
+Inspector::~Inspector() = default;
+
+const fs::path& Inspector::checkpoint() const { return impl_->checkpoint; }
+int64_t Inspector::step() const { return impl_->info.step; }
+int64_t Inspector::run_id() const { return impl_->info.run_id; }
+std::string Inspector::device() const { return impl_->device.is_cuda() ? "cuda" : "cpu"; }
+const ModelConfig& Inspector::model_config() const { return impl_->model_config; }
+const std::string& Inspector::probe_text() const { return impl_->training.probe_text; }
+
+Prediction Inspector::predict(const std::string& text, int top_k) {
+  auto& s = *impl_;
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos) throw InspectError("type a sentence first");
+  torch::NoGradGuard no_grad;
+  const Probe p = s.encode(text);
+  Prediction out;
+  out.tokens = p.tokens;
+  for (size_t i = 0; i < p.tokens.size(); ++i)
+    if (p.tokens[i] == s.tokenizer->piece(text::Tokenizer::kMask)) out.masked.push_back(static_cast<int>(i));
+
+  if (s.device.is_cuda()) torch::cuda::synchronize();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto o = s.model->forward(p.ids, p.types, p.mask);
+  torch::Tensor probs;
+  if (!out.masked.empty()) {
+    auto positions = torch::tensor(std::vector<int64_t>(out.masked.begin(), out.masked.end()), torch::kLong)
+                         .unsqueeze(0)
+                         .to(s.device);
+    probs = torch::softmax(s.model->mlm_logits(o.hidden, positions).to(torch::kFloat), -1)[0];  // [P, V]
+  }
+  if (s.device.is_cuda()) torch::cuda::synchronize();
+  out.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+
+  if (probs.defined()) {
+    const int64_t k = std::min<int64_t>(std::max(top_k, 1), probs.size(1));
+    auto [values, indices] = probs.topk(k, -1);
+    values = values.to(torch::kCPU).contiguous();
+    indices = indices.to(torch::kCPU).contiguous();
+    auto v = values.accessor<float, 2>();
+    auto ix = indices.accessor<int64_t, 2>();
+    for (int64_t m = 0; m < values.size(0); ++m) {
+      out.top.emplace_back();
+      for (int64_t j = 0; j < k; ++j) out.top.back().emplace_back(s.tokenizer->piece(static_cast<int32_t>(ix[m][j])), v[m][j]);
+    }
+  }
+  // Routing of the same forward pass.
+  for (const auto& r : capture_probe_routing(s.model, p)) {
+    out.moe_layers.push_back(r.layer);
+    std::vector<std::vector<int>> per_token(r.tokens.size());
+    for (size_t t = 0; t < r.tokens.size(); ++t)
+      for (int e = 0; e < r.num_experts; ++e)
+        if (r.assigned[t * r.num_experts + e]) per_token[t].push_back(e);
+    out.experts.push_back(std::move(per_token));
+  }
+  return out;
+}
+
+std::vector<telemetry::ProbeRouting> Inspector::route(const std::string& text, double capacity_factor,
+                                                      const std::string& router) {
+  auto& s = *impl_;
+  const std::string& t = text.find_first_not_of(" \t\r\n") == std::string::npos ? s.training.probe_text : text;
+  return s.with_routing(capacity_factor, router, [&] { return capture_probe_routing(s.model, s.encode(t)); });
+}
+
+std::vector<telemetry::MoeLayerStats> Inspector::route_batch(double capacity_factor, int sentences) {
+  auto& s = *impl_;
+  if (s.held_out.empty()) {
+    text::Corpus corpus;
+    try {
+      corpus = text::load_corpus(s.training.corpus.empty() ? "wordnet" : s.training.corpus);
+    } catch (const std::exception& e) {
+      throw InspectError(std::string("cannot read the run's corpus for a held-out batch: ") + e.what());
+    }
+    // Evenly spaced sentences: the same sample every time, spread over the corpus.
+    const size_t n = corpus.sentences.size();
+    for (int i = 0; i < sentences && n > 0; ++i) s.held_out.push_back(corpus.sentences[(size_t(i) * 7919 + 13) % n]);
+    if (s.held_out.empty()) throw InspectError("the run's corpus has no sentences");
+  }
+  return s.with_routing(capacity_factor, "", [&] {
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> ids, masks;
+    for (const auto& sentence : s.held_out) {
+      Probe p = s.encode(sentence);
+      ids.push_back(p.ids);
+      masks.push_back(p.mask);
+    }
+    auto batch_ids = torch::cat(ids), batch_mask = torch::cat(masks);
+    s.model->forward(batch_ids, torch::zeros_like(batch_ids), batch_mask);
+    auto stats = capture_moe_stats(s.model);
+    add_routing_details(s.model, batch_ids, batch_mask, [&](int32_t id) { return s.tokenizer->piece(id); }, stats);
+    return stats;
+  });
+}
+
+std::vector<SpeedRow> speed_bench(const std::vector<std::string>& presets, int batch, int seq_len,
+                                  const std::string& device, const std::function<void(const std::string&)>& log) {
+  if (batch < 1 || seq_len < 2) throw InspectError("batch must be at least 1 and the sequence at least 2 tokens");
+  BenchOptions options;
+  options.device = resolve_device(device).is_cuda() ? "cuda" : "cpu";
+  options.batch_size = batch;
+  options.seq_len = seq_len;
+  std::vector<SpeedRow> rows;
+  for (const auto& name : presets) {
+    ModelConfig m;
+    try {
+      m = preset(name);
+    } catch (const std::exception& e) {
+      throw InspectError(e.what());
+    }
+    if (seq_len > m.max_seq_len)
+      throw InspectError(name + " takes at most " + std::to_string(m.max_seq_len) + " tokens per sequence");
+    if (log) log("benchmarking " + name + " on " + options.device);
+    const BenchResult r = run_bench(m, options, log);
+    rows.push_back({name, r.train_ms_per_example(), r.infer_ms_per_example(), r.forward_flops_per_example / 1e9});
+  }
+  return rows;
+}
+
+fs::path latest_checkpoint(const fs::path& run_dir) {
+  try {
+    return newest_checkpoint(run_dir);
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+std::string default_device() { return torch::cuda::is_available() ? "cuda" : "cpu"; }
+
+std::string libtorch_version() {
+  return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+         std::to_string(TORCH_VERSION_PATCH);
+}
+
+}  // namespace smx::inspect

@@ -1,0 +1,96 @@
+// Inference-time inspection of a trained model, for the studio's Playground,
+// the routing what-if and the capacity view: load a checkpoint and its
+// tokenizer, then predict masked tokens and re-route text under another
+// capacity factor or router. Also the speed benchmark behind the Speed view.
+// No LibTorch in this header: the studio includes it.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/config/model_config.h"
+#include "model/store/snapshot.h"
+
+namespace smx::inspect {
+
+/// A masked-token prediction and the routing of one sentence.
+struct Prediction {
+  std::vector<std::string> tokens;  ///< pieces, with [CLS] and [SEP]
+  std::vector<int> masked;          ///< positions of [MASK] tokens
+  /// Per masked position: (piece, probability), most likely first.
+  std::vector<std::vector<std::pair<std::string, double>>> top;
+  /// Per MoE layer (layer order): block index, and per token the experts that took it.
+  std::vector<int> moe_layers;
+  std::vector<std::vector<std::vector<int>>> experts;  ///< [layer][token] -> experts
+  double latency_ms = 0;  ///< the forward pass alone
+};
+
+/// Thrown for a checkpoint or tokenizer that cannot be used, or bad text.
+class InspectError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Inspector {
+ public:
+  /// Loads the checkpoint's model (config from its header) and its tokenizer.
+  /// device: "auto", "cpu" or "cuda". Throws InspectError with the reason.
+  explicit Inspector(const std::filesystem::path& checkpoint, const std::string& device = "cpu");
+  ~Inspector();
+  Inspector(const Inspector&) = delete;
+  Inspector& operator=(const Inspector&) = delete;
+
+  const std::filesystem::path& checkpoint() const;
+  int64_t step() const;
+  int64_t run_id() const;
+  std::string device() const;
+  const ModelConfig& model_config() const;
+  /// The run's probe sentence (its training config).
+  const std::string& probe_text() const;
+
+  /// Top-k predictions for every [MASK] in `text`, and the routing of every token.
+  Prediction predict(const std::string& text, int top_k = 5);
+
+  /// Routes `text` (empty: the run's probe) through every MoE layer in eval
+  /// mode with this capacity factor (<= 0: the model's eval factor) and router
+  /// ("tokens-choose", "experts-choose"; empty: the model's). The model is
+  /// unchanged afterwards.
+  std::vector<telemetry::ProbeRouting> route(const std::string& text, double capacity_factor = 0,
+                                             const std::string& router = {});
+
+  /// Routing statistics of a held-out batch (sentences of the run's corpus,
+  /// the same sample each time) at this eval capacity factor.
+  std::vector<telemetry::MoeLayerStats> route_batch(double capacity_factor, int sentences = 32);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// One preset's speed.
+struct SpeedRow {
+  std::string preset;
+  double train_ms_per_example = 0, infer_ms_per_example = 0;
+  double forward_gflops_per_example = 0;
+};
+
+/// Benchmarks presets (training step and inference) like `smx bench`.
+/// device: "auto", "cpu" or "cuda". `log` gets progress lines.
+std::vector<SpeedRow> speed_bench(const std::vector<std::string>& presets, int batch, int seq_len,
+                                  const std::string& device, const std::function<void(const std::string&)>& log = {});
+
+/// The newest loadable checkpoint of a run folder (empty if none); damaged
+/// ones are skipped.
+std::filesystem::path latest_checkpoint(const std::filesystem::path& run_dir);
+
+/// "cuda" when LibTorch sees a CUDA device, else "cpu"; plus the LibTorch version.
+std::string default_device();
+std::string libtorch_version();
+
+}  // namespace smx::inspect
