@@ -78,6 +78,92 @@ void TestCurveMath::bandAcrossSeeds() {
   QVERIFY(mean_band({}).x.empty());
 }
 
+void TestCurveMath::bandOfUnsortedRunsMatchesSorted() {
+  // Out-of-order x takes the general path; the answer is the same as for sorted runs.
+  std::vector<Series> sorted = {{{1, 2, 3}, {1, 4, 9}}, {{1, 2, 3}, {3, 6, 7}}};
+  std::vector<Series> shuffled = {{{3, 1, 2}, {9, 1, 4}}, {{2, 3, 1}, {6, 7, 3}}};
+  const auto a = mean_band(sorted), b = mean_band(shuffled);
+  QCOMPARE(b.x, a.x);
+  QCOMPARE(b.mean, (std::vector<double>{2, 5, 8}));
+  QCOMPARE(b.high, a.high);
+  // A step two of the runs lack in between is skipped, later common steps still count.
+  const auto c = mean_band({{{1, 2, 3, 4}, {0, 0, 0, 4}}, {{1, 3, 4}, {2, 2, 6}}});
+  QCOMPARE(c.x, (std::vector<double>{1, 3, 4}));
+  QCOMPARE(c.mean, (std::vector<double>{1, 1, 5}));
+}
+
+void TestCurveMath::liveSmootherMatchesSmooth() {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const std::vector<double> y = {3, 1, nan, 4, 1, 5, 9, 2, 6};
+  const auto whole = smooth(y, 0.7);
+  Smoother s(0.7);
+  for (size_t i = 0; i < y.size(); ++i) {
+    const double v = s.push(y[i]);
+    if (std::isnan(whole[i])) QVERIFY(std::isnan(v));
+    else QCOMPARE(v, whole[i]);
+  }
+}
+
+void TestCurveMath::decimationOfAWindow() {
+  Series s;
+  for (int i = 0; i < 100000; ++i) {
+    s.x.push_back(i);
+    s.y.push_back(std::sin(0.01 * i));
+  }
+  s.y[50500] = 7;
+  // A window small enough is returned as is.
+  const auto small = decimate_min_max(s.x, s.y, 100, 1000, 1200);
+  QCOMPARE(small.x.size(), size_t(200));
+  QCOMPARE(small.x.front(), 1000.0);
+  QCOMPARE(small.x.back(), 1199.0);
+  // A larger window is decimated within itself: its ends and its spike survive, nothing outside shows.
+  const auto d = decimate_min_max(s.x, s.y, 100, 50000, 60000);
+  QVERIFY(d.x.size() <= 400);
+  QCOMPARE(d.x.front(), 50000.0);
+  QCOMPARE(d.x.back(), 59999.0);
+  QCOMPARE(*std::max_element(d.y.begin(), d.y.end()), 7.0);
+  // Bad bounds are clamped, never read past the end.
+  QCOMPARE(decimate_min_max(s.x, s.y, 100, 99990, 1'000'000).x.size(), size_t(10));
+  QVERIFY(decimate_min_max(s.x, s.y, 100, 500, 100).x.empty());
+}
+
+void TestCurveMath::rangesIgnoreOutliers() {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<double> y;
+  for (int i = 0; i < 1000; ++i) y.push_back(1.0 + 0.001 * i);  // 1.000 .. 1.999
+  y[500] = 1e6;                                                     // one spike
+  y.push_back(nan);
+  y.push_back(inf);
+  const auto all = finite_range(y);
+  QCOMPARE(all.lo, 1.0);
+  QCOMPARE(all.hi, 1e6);
+  const auto r = quantile_range(y, 0.01, 0.99);
+  QVERIFY(r.valid());
+  QVERIFY2(r.hi < 2.0, qPrintable(QString::number(r.hi)));  // the spike is out
+  // Sorted finite values: 1.000..1.999 without 1.500, then 1e6; index floor(0.99 * 999) = 989 -> 1.990.
+  QVERIFY(std::abs(r.hi - 1.990) < 1e-12);
+  QVERIFY(std::abs(r.lo - 1.010) < 1e-12);  // index ceil(0.01 * 999) = 10
+  // Even a short run loses its lone spike.
+  const auto s = quantile_range({1, 2, 3, 4, 5, 6, 7, 8, 9, 500}, 0.01, 0.99);
+  QCOMPARE(s.hi, 9.0);
+  QCOMPARE(s.lo, 2.0);
+  // Positive only, for log axes; nothing qualifying gives an invalid range.
+  QCOMPARE(finite_range({-1, 0, 0.5, 2}, true).lo, 0.5);
+  QVERIFY(!quantile_range({-1, 0, nan}, 0.01, 0.99, true).valid());
+  QVERIFY(!finite_range({}).valid());
+  QCOMPARE(quantile_range({4}, 0.01, 0.99).hi, 4.0);
+}
+
+void TestCurveMath::interpolation() {
+  const std::vector<double> steps = {0, 10, 20}, wall = {0, 5, 25};
+  QCOMPARE(interpolate(steps, wall, 10), 5.0);
+  QCOMPARE(interpolate(steps, wall, 15), 15.0);
+  QCOMPARE(interpolate(steps, wall, -3), 0.0);   // held at the ends
+  QCOMPARE(interpolate(steps, wall, 400), 25.0);
+  QVERIFY(std::isnan(interpolate({}, {}, 1)));
+}
+
 void TestCurveMath::decimateOneMillionPoints() {
   Series s;
   s.x.resize(1'000'000);

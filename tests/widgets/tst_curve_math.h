@@ -1,7 +1,7 @@
 #pragma once
 #include <QObject>
 
-// Smoothing, spike-keeping decimation and seed bands of the curve views.
+// Smoothing, spike-keeping decimation, seed bands and axis ranges of the curve views.
 class TestCurveMath : public QObject {
   Q_OBJECT
  private Q_SLOTS:
@@ -10,5 +10,10 @@ class TestCurveMath : public QObject {
   void decimationKeepsNonFinitePoints();
   void shortSeriesAreUnchanged();
   void bandAcrossSeeds();
+  void bandOfUnsortedRunsMatchesSorted();
+  void liveSmootherMatchesSmooth();
+  void decimationOfAWindow();
+  void rangesIgnoreOutliers();
+  void interpolation();
   void decimateOneMillionPoints();
 };

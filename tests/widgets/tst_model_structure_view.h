@@ -8,5 +8,5 @@ class TestModelStructureView : public QObject {
   void rendersOneRowAndBarPerLayer();
   void exportsFiles_data();
   void exportsFiles();
-  void mainWindowRejectsBadConfig();
+  void modelPageRejectsBadConfig();
 };

@@ -1,0 +1,85 @@
+// Plain data the studio's views draw, besides the telemetry snapshots of
+// model/store/snapshot.h. app/ fills these from the engine; widgets never see
+// LibTorch.
+#pragma once
+
+#include <QMetaType>
+#include <QString>
+#include <QStringList>
+#include <QVector>
+#include <memory>
+
+#include "model/store/snapshot.h"
+
+namespace smx::widgets {
+
+/// Snapshots are shared, never copied: a run keeps hundreds and several views
+/// read the same ones.
+using SnapshotPtr = std::shared_ptr<const telemetry::Snapshot>;
+
+/// Playground: one sentence through a trained model.
+struct PlaygroundToken {
+  QString piece;
+  bool masked = false;
+  /// Per MoE layer: the experts that took this token (empty: none did).
+  QVector<QVector<int>> experts;
+};
+struct MaskPrediction {
+  int position = 0;  ///< index into tokens
+  QVector<QPair<QString, double>> top;  ///< piece, probability; most likely first
+};
+struct PlaygroundResult {
+  QVector<PlaygroundToken> tokens;
+  QVector<int> moe_layers;  ///< block index of each MoE layer, matching experts[]
+  QVector<MaskPrediction> predictions;
+  double latency_ms = 0;  ///< one forward pass, tokenization excluded
+  QString device;
+  QString error;  ///< non-empty: nothing else is valid
+};
+
+/// Speed: the engine's benchmark for one preset.
+struct SpeedRow {
+  QString preset;
+  double train_ms_per_example = 0, infer_ms_per_example = 0;
+  double gflops_per_example = 0;  ///< forward FLOPs from the cost model (0 if unknown)
+};
+struct SpeedResult {
+  QString device;
+  int batch = 0, seq_len = 0;
+  QVector<SpeedRow> rows;
+  QString error;
+};
+
+/// Stability lab: one run of the batch.
+struct StabilityCell {
+  QString config;  ///< label, e.g. "bert-base" or a config file's name
+  int seed = 0;
+  qint64 run_id = 0;
+  QString status;  ///< queued, running, finished, stopped, diverged, failed
+  qint64 divergence_step = -1;  ///< first non-finite or spike-stop step, -1 if none
+  double final_loss = 0;
+  qint64 steps_done = 0;
+};
+/// What the user asked the lab to run.
+struct StabilityPlan {
+  QStringList configs;  ///< preset names or config file paths
+  int seeds = 3;
+  double learning_rate = 1e-3;
+  int batch = 32;
+  int steps = 300;
+};
+
+/// Capacity: routing of a held-out batch at a chosen eval capacity factor.
+struct CapacityProbe {
+  double capacity_factor = 1.0;
+  std::vector<telemetry::MoeLayerStats> layers;
+  QString error;
+};
+
+}  // namespace smx::widgets
+
+Q_DECLARE_METATYPE(smx::widgets::SnapshotPtr)
+Q_DECLARE_METATYPE(smx::widgets::PlaygroundResult)
+Q_DECLARE_METATYPE(smx::widgets::SpeedResult)
+Q_DECLARE_METATYPE(smx::widgets::StabilityPlan)
+Q_DECLARE_METATYPE(smx::widgets::CapacityProbe)
