@@ -1,12 +1,19 @@
 // smx-studio: the desktop application.
 #include <QApplication>
 #include <QCommandLineParser>
+#include <QDir>
 #include <QIcon>
-#include <QSettings>
+#include <QThread>
+#include <QTimer>
 
 #include "app/main_window.h"
+#include "app/model_page.h"
+#include "app/run_controller.h"
+#include "widgets/training_curves_view.h"
+#include "model/store/run_store.h"
 
 int main(int argc, char** argv) {
+  QApplication::setHighDpiScaleFactorRoundingPolicy(Qt::HighDpiScaleFactorRoundingPolicy::PassThrough);
   QApplication app(argc, argv);
   QApplication::setOrganizationName("SparseMixerStudio");
   QApplication::setApplicationName("smx-studio");
@@ -17,24 +24,84 @@ int main(int argc, char** argv) {
   parser.setApplicationDescription("Sparse Mixer Studio: train, inspect and teach Mixture-of-Experts encoders");
   parser.addHelpOption();
   parser.addVersionOption();
-  QCommandLineOption preset({"p", "preset"}, "Model preset to show.", "name");
-  QCommandLineOption config({"c", "config"}, "Model config JSON file to open.", "file");
-  parser.addOption(preset);
-  parser.addOption(config);
+  QCommandLineOption preset({"p", "preset"}, "Model preset to show on the Model page.", "name");
+  QCommandLineOption config({"c", "config"}, "Model config JSON file to show on the Model page.", "file");
+  QCommandLineOption data_dir("data-dir", "Folder for the run store, runs, tokenizers and caches "
+                                          "(default: $SMX_DATA_DIR, else the XDG data folder).", "dir");
+  QCommandLineOption demo("demo", "Start the demo run at once.");
+  QCommandLineOption demo_steps("demo-steps", "Steps of the demo run (default: 1000).", "n");
+  QCommandLineOption classroom("classroom", "Start in classroom mode (large fonts, fewer controls).");
+  QCommandLineOption tab("tab", "Open this view: Curves, Routing, Capacity, Mixing, Stability lab, Playground, Speed, Model.", "name");
+  QCommandLineOption tour("tour", "Once the focused run has 3 snapshots, save a screenshot of every view into this "
+                                  "folder (for documentation and checks).", "dir");
+  QCommandLineOption quit_idle("quit-when-idle", "Quit when the run queue is empty (after --demo; for scripted use).");
+  parser.addOptions({preset, config, data_dir, demo, demo_steps, classroom, tab, tour, quit_idle});
   parser.process(app);
 
-  smx::app::MainWindow window;
-  if (parser.isSet(preset) && !window.showPreset(parser.value(preset))) {
+  const QString dir = parser.isSet(data_dir) ? QDir(parser.value(data_dir)).absolutePath()
+                                             : QString::fromStdString(smx::store::default_data_dir().string());
+  if (!QDir().mkpath(dir)) {
+    qCritical("smx-studio: cannot create the data folder '%s'", qPrintable(dir));
+    return 2;
+  }
+  smx::app::MainWindow window(dir);
+  if (parser.isSet(preset) && !window.modelPage()->showPreset(parser.value(preset))) {
     qCritical("smx-studio: unknown preset '%s'", qPrintable(parser.value(preset)));
     return 2;
   }
-  if (parser.isSet(config) && !window.openConfig(parser.value(config), true)) {
+  if (parser.isSet(config) && !window.modelPage()->openConfig(parser.value(config), true)) {
     qCritical("smx-studio: cannot use config '%s'", qPrintable(parser.value(config)));
     return 2;
   }
-  window.resize(1100, 780);
+  int steps = 0;
+  if (parser.isSet(demo_steps)) {
+    bool ok = false;
+    steps = parser.value(demo_steps).toInt(&ok);
+    if (!ok || steps < 1) {
+      qCritical("smx-studio: --demo-steps needs a positive number, not '%s'", qPrintable(parser.value(demo_steps)));
+      return 2;
+    }
+  }
+  if (parser.isSet(classroom)) window.setClassroomMode(true);
+  window.resize(1400, 900);
   window.show();
-  const int rc = QApplication::exec();
-  QSettings().setValue("window/geometry", window.saveGeometry());
-  return rc;
+  if (parser.isSet(tab)) window.showTab(parser.value(tab));
+  if (parser.isSet(demo) || parser.isSet(demo_steps)) window.startDemo(steps);
+  if (parser.isSet(tour)) {
+    const QString out = parser.value(tour);
+    QDir().mkpath(out);
+    auto* timer = new QTimer(&window);
+    QObject::connect(timer, &QTimer::timeout, &window, [&window, timer, out] {
+      if (window.snapshotCount() < 3) return;
+      timer->stop();
+      const QString back = window.currentTabName();
+      for (const QString& name : {"Curves", "Routing", "Capacity", "Mixing", "Stability lab", "Playground", "Speed", "Model"}) {
+        window.showTab(name);
+        QApplication::processEvents();
+        QThread::msleep(300);  // let coalesced replots land
+        QApplication::processEvents();
+        const QString file = out + "/" + name.toLower().replace(' ', '-') + ".png";
+        if (!window.grab().save(file)) qWarning("smx-studio: cannot write %s", qPrintable(file));
+      }
+      window.showTab(back);
+      std::printf("tour: screenshots in %s (curves replot %.2f ms on average, heavy views update %.2f ms)\n",
+                  qPrintable(out), window.curvesView()->replotMs(), window.lastHeavyUpdateMs());
+      std::fflush(stdout);
+    });
+    timer->start(1000);
+  }
+  if (parser.isSet(quit_idle)) {
+    QObject::connect(window.controller(), &smx::app::RunController::runEnded, &app,
+                     [&window](qint64 id, const QString&, const QString&, const QString& status, const QString& message,
+                               const smx::RunOutcome& outcome) {
+                       std::printf("run %lld %s: %lld steps, %.1f examples/s, %.0f tokens/s, %.1f s training%s%s\n",
+                                   static_cast<long long>(id), qPrintable(status),
+                                   static_cast<long long>(outcome.steps_done), outcome.examples_per_second,
+                                   outcome.tokens_per_second, outcome.train_seconds, message.isEmpty() ? "" : ": ",
+                                   qPrintable(message));
+                       std::fflush(stdout);
+                       if (!window.controller()->busy()) QTimer::singleShot(0, qApp, &QApplication::quit);
+                     });
+  }
+  return QApplication::exec();
 }

@@ -1,4 +1,4 @@
-#include "app/main_window.h"
+#include "app/model_page.h"
 
 #include <QAction>
 #include <QComboBox>
@@ -10,43 +10,46 @@
 #include <QMessageBox>
 #include <QSettings>
 #include <QSpinBox>
-#include <QStatusBar>
-#include <QToolBar>
+#include <QHBoxLayout>
+#include <QPushButton>
+#include <QVBoxLayout>
 
 #include "app/structure_rows.h"
 #include "widgets/model_structure_view.h"
 
 namespace smx::app {
 
-MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
-  setWindowTitle(tr("Sparse Mixer Studio"));
+ModelPage::ModelPage(QWidget* parent) : QWidget(parent) {
+  auto* layout = new QVBoxLayout(this);
+  auto* bar = new QHBoxLayout;
+  layout->addLayout(bar);
   view_ = new widgets::ModelStructureView(this);
-  setCentralWidget(view_);
+  layout->addWidget(view_, 1);
 
-  auto* bar = addToolBar(tr("Model"));
-  bar->setObjectName("model-toolbar");
-  bar->addWidget(new QLabel(tr(" Preset: "), bar));
-  presets_ = new QComboBox(bar);
+  bar->addWidget(new QLabel(tr("Preset:"), this));
+  presets_ = new QComboBox(this);
   for (const auto& n : preset_names()) presets_->addItem(QString::fromStdString(n));
   presets_->setToolTip(tr("The paper's models (BERT, Sparse Mixer, Fast Sparse Mixer, sparse BERT), their "
                           "scaled sizes, and a small demo that trains on a laptop CPU."));
   bar->addWidget(presets_);
-  bar->addWidget(new QLabel(tr("  Batch: "), bar));
-  batch_ = new QSpinBox(bar);
+  bar->addWidget(new QLabel(tr("  Batch:"), this));
+  batch_ = new QSpinBox(this);
   batch_->setRange(1, 4096);
   batch_->setValue(64);
   batch_->setToolTip(tr("Examples per batch. MoE capacity is computed per token group, so the batch changes "
                         "how many slots each expert has."));
   bar->addWidget(batch_);
-
-  auto* file = menuBar()->addMenu(tr("&File"));
-  file->addAction(tr("&Open config..."), QKeySequence::Open, this, [this] {
+  auto* open = new QPushButton(tr("Open config…"), this);
+  open->setToolTip(tr("Show a model config file (JSON) instead of a preset."));
+  connect(open, &QPushButton::clicked, this, [this] {
     const QString path = QFileDialog::getOpenFileName(this, tr("Open model config"), {}, tr("JSON (*.json)"));
     if (!path.isEmpty()) openConfig(path);
   });
-  file->addAction(tr("&Export chart..."), QKeySequence(tr("Ctrl+E")), this, [this] { exportChart(); });
-  file->addSeparator();
-  file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
+  bar->addWidget(open);
+  auto* exp = new QPushButton(tr("Export…"), this);
+  connect(exp, &QPushButton::clicked, this, &ModelPage::exportChart);
+  bar->addWidget(exp);
+  bar->addStretch(1);
 
   // An entry with a path in its data is a config file; the others are presets.
   connect(presets_, &QComboBox::currentIndexChanged, this, [this] {
@@ -56,22 +59,21 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   connect(batch_, &QSpinBox::valueChanged, this, [this] { refresh(); });
 
   QSettings settings;
-  restoreGeometry(settings.value("window/geometry").toByteArray());
   const QString last = settings.value("model/preset", "sparse-mixer").toString();
   if (presets_->findText(last) >= 0) presets_->setCurrentText(last);
   refresh();
 }
 
-bool MainWindow::showPreset(const QString& name) {
+bool ModelPage::showPreset(const QString& name) {
   if (presets_->findText(name) < 0) {
-    statusBar()->showMessage(tr("unknown preset '%1'").arg(name), 5000);
+    Q_EMIT message(tr("unknown preset '%1'").arg(name));
     return false;
   }
   presets_->setCurrentText(name);  // refreshes through currentIndexChanged
   return true;
 }
 
-bool MainWindow::openConfig(const QString& path, bool quiet) {
+bool ModelPage::openConfig(const QString& path, bool quiet) {
   try {
     const ModelConfig c = config_from_file(path.toStdString());
     config_path_ = path;
@@ -84,27 +86,29 @@ bool MainWindow::openConfig(const QString& path, bool quiet) {
       index = 0;
     }
     presets_->setCurrentIndex(index);
-    setWindowTitle(tr("Sparse Mixer Studio — %1").arg(QFileInfo(path).fileName()));
-    statusBar()->showMessage(tr("loaded %1").arg(path), 5000);
+    Q_EMIT message(tr("loaded %1").arg(path));
     return true;
   } catch (const ConfigError& e) {
     if (!quiet) QMessageBox::warning(this, tr("Bad config"), QString::fromStdString(e.what()));
-    statusBar()->showMessage(QString::fromStdString(e.what()));
+    Q_EMIT message(QString::fromStdString(e.what()));
     return false;
   }
 }
 
-void MainWindow::refresh() {
+void ModelPage::refresh() {
   if (!config_path_.isEmpty() && openConfig(config_path_, true)) return;
   if (!presets_->currentData().toString().isEmpty()) return;  // a file entry whose file went bad: keep the view
   const ModelConfig c = preset(presets_->currentText().toStdString());
-  setWindowTitle(tr("Sparse Mixer Studio"));
   view_->setModel(structure_summary(c, batch_->value()), structure_rows(c, batch_->value()));
   QSettings settings;
   settings.setValue("model/preset", presets_->currentText());
 }
 
-void MainWindow::exportChart() {
+QString ModelPage::shownName() const {
+  return config_path_.isEmpty() ? presets_->currentText() : QFileInfo(config_path_).fileName();
+}
+
+void ModelPage::exportChart() {
   const QString path = QFileDialog::getSaveFileName(this, tr("Export chart"), "model.pdf",
                                                     tr("PDF (*.pdf);;PNG (*.png);;CSV (*.csv)"));
   if (path.isEmpty()) return;

@@ -1,8 +1,8 @@
-// The studio's main window. For now: pick a preset or open a config file and
-// see the model's structure and cost; training views arrive with the GUI issue.
+// The studio's Model page: pick a preset or open a config file and see the
+// model's structure, parameters and cost per layer.
 #pragma once
 
-#include <QMainWindow>
+#include <QWidget>
 
 class QComboBox;
 class QSpinBox;
@@ -13,19 +13,24 @@ class ModelStructureView;
 
 namespace smx::app {
 
-class MainWindow : public QMainWindow {
+class ModelPage : public QWidget {
   Q_OBJECT
  public:
-  explicit MainWindow(QWidget* parent = nullptr);
+  explicit ModelPage(QWidget* parent = nullptr);
   /// Shows a preset; false (and a status message) if unknown.
   bool showPreset(const QString& name);
   /// Loads a JSON config; on error shows a message box unless quiet, and keeps the current model.
   bool openConfig(const QString& path, bool quiet = false);
   widgets::ModelStructureView* structureView() const { return view_; }
+  /// The preset or file shown ("mine.json" for a file).
+  QString shownName() const;
+  void exportChart();
+
+ Q_SIGNALS:
+  void message(const QString& text);
 
  private:
   void refresh();
-  void exportChart();
 
   QComboBox* presets_;
   QSpinBox* batch_;

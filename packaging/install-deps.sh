@@ -26,7 +26,7 @@ pkgs=(
 )
 if [ "$engine_only" = 0 ]; then
   pkgs+=(
-    qt6-base-dev libqt6svg6-dev libqcustomplot-dev
+    qt6-base-dev qt6-svg-dev libqcustomplot-dev
     xvfb xauth             # offscreen/visual GUI tests
   )
 fi

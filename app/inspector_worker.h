@@ -1,0 +1,62 @@
+// Inference jobs for the views (playground predictions, routing what-ifs,
+// capacity probes, the speed benchmark) on their own thread, so they neither
+// block the GUI nor wait for a training run to finish. Models are loaded from
+// checkpoints once and kept while the same checkpoint is asked for.
+#pragma once
+
+#include <QObject>
+#include <QString>
+#include <QThread>
+#include <memory>
+#include <vector>
+
+#include "widgets/view_data.h"
+
+namespace smx::inspect {
+class Inspector;
+}
+
+namespace smx::app {
+
+/// One what-if answer: the probe routed under other settings.
+struct WhatIfResult {
+  std::vector<telemetry::ProbeRouting> routing;
+  QString caption, error;
+};
+
+class InspectorWorker : public QObject {
+  Q_OBJECT
+ public:
+  InspectorWorker();
+  ~InspectorWorker() override;
+
+  // Called from the GUI thread; each queues a job and returns at once.
+  void predict(const QString& checkpoint, const QString& text);
+  void whatIf(const QString& checkpoint, const QString& text, double capacityFactor, const QString& router);
+  void capacityProbe(const QString& checkpoint, double capacityFactor);
+  void bench(const QStringList& presets, int batch, int seqLen, const QString& device);
+  int pendingJobs() const { return pending_; }
+
+ Q_SIGNALS:
+  void predicted(const smx::widgets::PlaygroundResult& result, const QString& modelDescription);
+  void whatIfReady(const smx::app::WhatIfResult& result);
+  void capacityReady(const smx::widgets::CapacityProbe& probe);
+  void benchProgress(const QString& line);
+  void benchReady(const smx::widgets::SpeedResult& result);
+
+ private:
+  /// The inspector for a checkpoint (loaded on first use); throws on failure. Job thread only.
+  inspect::Inspector& inspector(const QString& checkpoint);
+  template <typename F>
+  void post(F&& job);
+
+  QThread thread_;
+  QObject* context_;  // lives on thread_: jobs run in its event loop
+  std::unique_ptr<inspect::Inspector> inspector_;
+  QString inspector_path_;
+  std::atomic<int> pending_{0};
+};
+
+}  // namespace smx::app
+
+Q_DECLARE_METATYPE(smx::app::WhatIfResult)

@@ -1,0 +1,71 @@
+// The run launcher: a preset or a custom config (every model, router and
+// training option, grouped, each with a tooltip), pre-training corpus or a
+// fine-tuning task (optionally from a finished pre-training run), device, and
+// how many seeds. The form is checked by the engine's own validation before
+// anything starts; a bad config shows the engine's message and starts nothing.
+#pragma once
+
+#include <QDialog>
+#include <QHash>
+#include <QVector>
+
+#include "app/run_controller.h"
+
+class QComboBox;
+class QLabel;
+class QLineEdit;
+class QSpinBox;
+class QWidget;
+class QFormLayout;
+
+namespace smx::store {
+class RunStore;
+}
+
+namespace smx::app {
+
+class LauncherDialog : public QDialog {
+  Q_OBJECT
+ public:
+  /// store may be null (no "start from run" choices); dataDir is where runs go.
+  LauncherDialog(store::RunStore* store, const QString& dataDir, bool classroom, QWidget* parent = nullptr);
+
+  void setPreset(const QString& name);
+  /// Sets a form value by its config path, e.g. ("training", "steps", "200").
+  bool setValue(const QString& section, const QString& key, const QString& value);
+  QString value(const QString& section, const QString& key) const;
+  void setSeeds(int n);
+  /// Fine-tune from this run's newest checkpoint (0: from scratch).
+  void setStartFromRun(qint64 runId);
+  /// Loads a run config JSON file ({"model": ..., "training": ...}); false and a message on error.
+  bool loadConfigFile(const QString& path);
+
+  /// Validates the form; on success fills requests() and returns true, else
+  /// shows the error in the dialog (errorText()) and returns false.
+  bool validate();
+  const QVector<RunRequest>& requests() const { return requests_; }
+  QString errorText() const;
+
+  void accept() override;
+
+ private:
+  void buildForm(bool classroom);
+  void fillFrom(const std::string& runConfigJson);
+  std::string collect() const;  // the run config JSON from the form
+  void updateEnabled();
+  void saveConfigFile();
+
+  store::RunStore* store_;
+  QString data_dir_;
+  QComboBox* preset_;
+  QComboBox* from_run_;
+  QSpinBox* seeds_;
+  QLineEdit* name_;
+  QLabel* error_;
+  QHash<QString, QWidget*> editors_;  // "section/key" -> editor
+  QVector<QWidget*> model_groups_;
+  std::string base_json_;  // fields the form does not show are kept from here
+  QVector<RunRequest> requests_;
+};
+
+}  // namespace smx::app

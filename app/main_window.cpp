@@ -1,0 +1,880 @@
+#include "app/main_window.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QCloseEvent>
+#include <QDateTime>
+#include <QDockWidget>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QHeaderView>
+#include <QItemSelectionModel>
+#include <QLabel>
+#include <QMenu>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QPlainTextEdit>
+#include <QProgressBar>
+#include <QSettings>
+#include <QSplitter>
+#include <QStatusBar>
+#include <QTabWidget>
+#include <QTableView>
+#include <QTableWidget>
+#include <QToolBar>
+#include <QVBoxLayout>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "app/launcher_dialog.h"
+#include "app/model_page.h"
+#include "app/run_list_model.h"
+#include "model/config/train_config.h"
+#include "model/inspect/inspector.h"
+#include "model/store/run_store.h"
+#include "widgets/capacity_view.h"
+#include "widgets/mixing_view.h"
+#include "widgets/model_structure_view.h"
+#include "widgets/playground_view.h"
+#include "widgets/routing_view.h"
+#include "widgets/speed_view.h"
+#include "widgets/stability_lab_view.h"
+#include "widgets/training_curves_view.h"
+
+namespace smx::app {
+
+namespace {
+
+/// Snapshots the routing view's history holds (per-expert top tokens, stability).
+constexpr int kRoutingHistory = 8;
+/// Heavy views (routing, capacity, mixing) refresh at most this often.
+constexpr int kHeavyRefreshMs = 250;
+
+bool is_stability_event(const std::string& kind) {
+  return kind == "nonfinite" || kind == "loss-spike" || kind == "diverged";
+}
+
+/// A key equal for runs whose configs differ only in seed and name: such runs
+/// are drawn as mean +- band.
+QString seed_group(const std::string& config_json) {
+  try {
+    auto j = nlohmann::json::parse(config_json);
+    if (j.contains("training")) j["training"].erase("seed");
+    if (j.contains("model")) j["model"].erase("name");
+    return QString::number(qHash(QString::fromStdString(j.dump())), 16);
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+QString format_eta(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "—";
+  const qint64 s = qint64(seconds);
+  if (s >= 3600) return QString("%1 h %2 min").arg(s / 3600).arg((s % 3600) / 60);
+  if (s >= 60) return QString("%1 min %2 s").arg(s / 60).arg(s % 60);
+  return QString("%1 s").arg(s);
+}
+
+}  // namespace
+
+MainWindow::MainWindow(const QString& dataDir, QWidget* parent)
+    : QMainWindow(parent),
+      data_dir_(dataDir),
+      store_path_(dataDir + "/runs.sqlite"),
+      controller_(new RunController(this)),
+      inspector_(new InspectorWorker),
+      runs_(new RunListModel(this)) {
+  setWindowTitle(tr("Sparse Mixer Studio"));
+  setDockOptions(QMainWindow::AnimatedDocks | QMainWindow::AllowTabbedDocks);
+  inspector_->setParent(this);
+  QString error;
+  if (!runs_->open(store_path_, &error)) {
+    // A foreign or damaged store is left untouched; runs cannot be listed, and
+    // the trainer will refuse it with the same message.
+    QTimer::singleShot(0, this, [this, error] {
+      QMessageBox::warning(this, tr("Run store"), tr("The run store cannot be opened:\n%1").arg(error));
+    });
+  }
+  buildViews();
+  buildRunDock();
+  buildActions();
+  connectEngine();
+
+  device_label_ = new QLabel;
+  step_label_ = new QLabel;
+  speed_label_ = new QLabel;
+  eta_label_ = new QLabel;
+  progress_ = new QProgressBar;
+  progress_->setMaximumWidth(160);
+  progress_->setTextVisible(false);
+  progress_->hide();
+  for (QLabel* l : {device_label_, step_label_, speed_label_, eta_label_}) statusBar()->addPermanentWidget(l);
+  statusBar()->addPermanentWidget(progress_);
+  device_label_->setText(tr("device: %1 · LibTorch %2")
+                             .arg(QString::fromStdString(inspect::default_device()),
+                                  QString::fromStdString(inspect::libtorch_version())));
+  device_label_->setToolTip(tr("Where new runs with device 'auto' train. CUDA is used when LibTorch sees a GPU."));
+
+  heavy_timer_.setSingleShot(true);
+  heavy_timer_.setInterval(kHeavyRefreshMs);
+  connect(&heavy_timer_, &QTimer::timeout, this, &MainWindow::refreshHeavyViews);
+  list_timer_.setInterval(2000);
+  connect(&list_timer_, &QTimer::timeout, this, [this] { runs_->refresh(); });
+  list_timer_.start();
+
+  restoreSettings();
+  updateActions();
+  rebuildCurves();
+}
+
+MainWindow::~MainWindow() = default;
+
+void MainWindow::buildViews() {
+  tabs_ = new QTabWidget(this);
+  tabs_->setDocumentMode(true);
+
+  // Curves, with the best-metrics table of the shown runs under them.
+  auto* curves_page = new QSplitter(Qt::Vertical);
+  curves_ = new widgets::TrainingCurvesView;
+  best_table_ = new QTableWidget;
+  best_table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  best_table_->verticalHeader()->hide();
+  best_table_->setToolTip(tr("Best (not last) evaluation metrics of the runs shown above."));
+  curves_page->addWidget(curves_);
+  curves_page->addWidget(best_table_);
+  curves_page->setStretchFactor(0, 4);
+  curves_page->setStretchFactor(1, 1);
+  tabs_->addTab(curves_page, tr("Curves"));
+
+  routing_ = new widgets::RoutingView;
+  tabs_->addTab(routing_, tr("Routing"));
+  capacity_ = new widgets::CapacityView;
+  tabs_->addTab(capacity_, tr("Capacity"));
+  mixing_ = new widgets::MixingView;
+  tabs_->addTab(mixing_, tr("Mixing"));
+  lab_ = new widgets::StabilityLabView;
+  QStringList presets;
+  for (const auto& p : preset_names()) presets << QString::fromStdString(p);
+  lab_->setAvailableConfigs(presets);
+  {
+    // Small enough for a laptop CPU: attention everywhere vs mostly linear mixing + MoE.
+    widgets::StabilityPlan plan;
+    plan.configs = {"bert-l2-h256", "sparse-mixer-l2-h256"};
+    plan.seeds = 3;
+    plan.learning_rate = 1e-3;
+    plan.batch = 32;
+    plan.steps = 300;
+    lab_->setPlan(plan);
+  }
+  tabs_->addTab(lab_, tr("Stability lab"));
+  playground_ = new widgets::PlaygroundView;
+  playground_->setText("a domesticated carnivorous [MASK] that barks");
+  tabs_->addTab(playground_, tr("Playground"));
+  speed_ = new widgets::SpeedView;
+  tabs_->addTab(speed_, tr("Speed"));
+  model_page_ = new ModelPage;
+  tabs_->addTab(model_page_, tr("Model"));
+  connect(model_page_, &ModelPage::message, this, [this](const QString& m) { statusBar()->showMessage(m, 5000); });
+  setCentralWidget(tabs_);
+
+  connect(curves_, &widgets::TrainingCurvesView::metricChanged, this, [this](const QString& m) {
+    metric_ = m;
+    QSettings().setValue("curves/metric", m);
+    rebuildCurves();
+  });
+  connect(curves_, &widgets::TrainingCurvesView::eventClicked, this, &MainWindow::jumpToStep);
+  connect(routing_, &widgets::RoutingView::whatIfRequested, this,
+          [this](const QString& text, double cf, const QString& router) {
+            const QString ckpt = checkpointOf(focus_run_);
+            if (ckpt.isEmpty()) {
+              routing_->setWhatIfError(tr("Run %1 has no checkpoint yet; what-ifs use the newest checkpoint's weights.").arg(focus_run_));
+              return;
+            }
+            inspector_->whatIf(ckpt, text, cf, router);
+          });
+  connect(capacity_, &widgets::CapacityView::evalCapacityFactorRequested, this, [this](double cf) {
+    const QString ckpt = checkpointOf(focus_run_);
+    if (ckpt.isEmpty()) {
+      widgets::CapacityProbe p;
+      p.capacity_factor = cf;
+      p.error = tr("Run %1 has no checkpoint yet.").arg(focus_run_);
+      capacity_->setEvalProbe(p);
+      return;
+    }
+    inspector_->capacityProbe(ckpt, cf);
+  });
+  connect(playground_, &widgets::PlaygroundView::predictRequested, this, [this](const QString& text) {
+    const QString ckpt = checkpointOf(focus_run_);
+    if (ckpt.isEmpty()) {
+      widgets::PlaygroundResult r;
+      r.error = focus_run_ == 0 ? tr("Select a run with a checkpoint in the run list (or train one with Demo).")
+                                : tr("Run %1 has no checkpoint yet.").arg(focus_run_);
+      playground_->setResult(r);
+      return;
+    }
+    playground_->setBusy(true);
+    inspector_->predict(ckpt, text);
+  });
+  connect(speed_, &widgets::SpeedView::runRequested, this, [this](int batch, int seq) {
+    speed_->setBusy(true, tr("benchmarking bert-base, sparse-mixer and fast-sparse-mixer…"));
+    inspector_->bench({"bert-base", "sparse-mixer", "fast-sparse-mixer"}, batch, seq, {});
+  });
+  connect(lab_, &widgets::StabilityLabView::runRequested, this, &MainWindow::runLab);
+  connect(lab_, &widgets::StabilityLabView::cancelRequested, this, [this] {
+    if (lab_group_.isEmpty()) return;
+    controller_->clearQueue(lab_group_);
+    if (controller_->currentRequest() && controller_->currentRequest()->group == lab_group_) controller_->stop();
+    for (auto& c : lab_cells_)
+      if (c.status == "queued") c.status = "cancelled";
+    lab_->setCells(lab_cells_);
+  });
+}
+
+void MainWindow::buildRunDock() {
+  auto* dock = new QDockWidget(tr("Runs"), this);
+  dock->setObjectName("runs-dock");
+  run_table_ = new QTableView(dock);
+  run_table_->setModel(runs_);
+  run_table_->setSelectionBehavior(QAbstractItemView::SelectRows);
+  run_table_->setSelectionMode(QAbstractItemView::ExtendedSelection);
+  run_table_->verticalHeader()->hide();
+  run_table_->horizontalHeader()->setStretchLastSection(true);
+  run_table_->setColumnHidden(RunListModel::Created, true);
+  run_table_->setColumnHidden(RunListModel::Device, true);
+  run_table_->setContextMenuPolicy(Qt::CustomContextMenu);
+  run_table_->setToolTip(tr("Every run in the data folder, from the studio or the smx CLI. Select several to overlay "
+                            "their curves; the first selected one is shown in the routing, capacity and mixing views."));
+  dock->setWidget(run_table_);
+  addDockWidget(Qt::LeftDockWidgetArea, dock);
+  run_table_->setColumnWidth(RunListModel::Id, 40);
+  run_table_->setColumnWidth(RunListModel::Name, 150);
+  run_table_->setColumnWidth(RunListModel::Task, 70);
+  run_table_->setColumnWidth(RunListModel::Status, 70);
+  run_table_->setColumnWidth(RunListModel::Steps, 50);
+  connect(run_table_->selectionModel(), &QItemSelectionModel::selectionChanged, this, [this] {
+    const auto rows = run_table_->selectionModel()->selectedRows();
+    if (rows.isEmpty()) return;
+    const qint64 id = runs_->data(rows.front().siblingAtColumn(0), Qt::UserRole).toLongLong();
+    focus_follows_live_ = id == live_run_;
+    focusRun(id);
+  });
+  connect(run_table_, &QTableView::customContextMenuRequested, this, [this](const QPoint& pos) {
+    const QModelIndex index = run_table_->indexAt(pos);
+    const auto* run = runs_->runAt(index.row());
+    if (!run) return;
+    const qint64 id = run->id;
+    const std::string status = run->status;
+    QMenu menu;
+    menu.addAction(tr("Resume run %1 from its checkpoint").arg(id), this, [this, id] {
+      RunRequest r;
+      r.options.resume_run = id;
+      r.options.data_dir = data_dir_.toStdString();
+      const auto* rec = runs_->runAt(runs_->rowOf(id));
+      try {
+        run_config_from_json_text(rec->config_json, r.options.model, r.options.training);
+      } catch (const std::exception& e) {
+        QMessageBox::warning(this, tr("Resume"), QString::fromUtf8(e.what()));
+        return;
+      }
+      r.label = QString::fromStdString(rec->name);
+      launch({r});
+    })->setEnabled(status != "running" && status != "finished");
+    menu.addAction(tr("Fine-tune from run %1…").arg(id), this, [this, id] {
+      LauncherDialog dialog(runs_->store(), data_dir_, classroom_, this);
+      dialog.setStartFromRun(id);
+      if (dialog.exec() == QDialog::Accepted) launch(dialog.requests());
+    });
+    menu.addSeparator();
+    menu.addAction(tr("Delete run %1…").arg(id), this, [this, id] {
+      if (id == live_run_) {
+        QMessageBox::information(this, tr("Delete"), tr("Run %1 is training; stop it first.").arg(id));
+        return;
+      }
+      const auto* rec = runs_->runAt(runs_->rowOf(id));
+      const QString folder = rec ? QString::fromStdString(rec->directory) : QString();
+      if (QMessageBox::question(this, tr("Delete run"),
+                                tr("Delete run %1 with its metrics, checkpoints and snapshots?\n%2\nThis cannot be undone.")
+                                    .arg(id)
+                                    .arg(folder)) != QMessageBox::Yes)
+        return;
+      try {
+        runs_->store()->delete_run(id);
+        if (!folder.isEmpty() && folder.startsWith(data_dir_)) std::filesystem::remove_all(folder.toStdString());
+      } catch (const std::exception& e) {
+        QMessageBox::warning(this, tr("Delete"), QString::fromUtf8(e.what()));
+      }
+      if (focus_run_ == id) focusRun(0);
+      runs_->refresh();
+      rebuildCurves();
+    });
+    menu.exec(run_table_->viewport()->mapToGlobal(pos));
+  });
+
+  auto* log_dock = new QDockWidget(tr("Log"), this);
+  log_dock->setObjectName("log-dock");
+  log_ = new QPlainTextEdit(log_dock);
+  log_->setReadOnly(true);
+  log_->setMaximumBlockCount(5000);
+  log_dock->setWidget(log_);
+  addDockWidget(Qt::BottomDockWidgetArea, log_dock);
+  // First-start sizes; a saved window state replaces them.
+  resizeDocks({dock}, {420}, Qt::Horizontal);
+  resizeDocks({log_dock}, {110}, Qt::Vertical);
+}
+
+void MainWindow::buildActions() {
+  auto* bar = addToolBar(tr("Run"));
+  bar->setObjectName("run-toolbar");
+  bar->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
+  demo_action_ = bar->addAction(QIcon::fromTheme("media-playback-start"), tr("Demo"), this, [this] { startDemo(); });
+  demo_action_->setShortcut(QKeySequence(tr("Ctrl+D")));
+  demo_action_->setToolTip(tr("Train the small demo model on WordNet and watch it live (Ctrl+D)."));
+  new_action_ = bar->addAction(QIcon::fromTheme("document-new"), tr("New run…"), this, &MainWindow::openLauncher);
+  new_action_->setShortcut(QKeySequence::New);
+  new_action_->setToolTip(tr("Configure and start (or queue) a pre-training or fine-tuning run (Ctrl+N)."));
+  pause_action_ = bar->addAction(QIcon::fromTheme("media-playback-pause"), tr("Pause"), this, [this] {
+    if (controller_->paused()) controller_->resume();
+    else controller_->pause();
+  });
+  pause_action_->setShortcut(QKeySequence(tr("Ctrl+P")));
+  pause_action_->setToolTip(tr("Pause or continue the running job after its current step (Ctrl+P)."));
+  stop_action_ = bar->addAction(QIcon::fromTheme("media-playback-stop"), tr("Stop"), this, [this] { controller_->stop(); });
+  stop_action_->setShortcut(QKeySequence(tr("Ctrl+.")));
+  stop_action_->setToolTip(tr("Stop the running job after its current step; it evaluates, checkpoints and can be resumed (Ctrl+.)."));
+  bar->addSeparator();
+  classroom_action_ = bar->addAction(QIcon::fromTheme("view-fullscreen"), tr("Classroom"));
+  classroom_action_->setCheckable(true);
+  classroom_action_->setShortcut(QKeySequence(tr("F11")));
+  classroom_action_->setToolTip(tr("Larger fonts and fewer controls, for teaching (F11)."));
+  connect(classroom_action_, &QAction::toggled, this, &MainWindow::setClassroomMode);
+  export_action_ = bar->addAction(QIcon::fromTheme("document-save-as"), tr("Export view…"), this, [this] {
+    const QString path = QFileDialog::getSaveFileName(this, tr("Export %1").arg(currentTabName()),
+                                                      currentTabName().toLower().replace(' ', '-') + ".pdf",
+                                                      tr("PDF (*.pdf);;SVG (*.svg);;PNG (*.png);;CSV (*.csv)"));
+    if (path.isEmpty()) return;
+    QString error;
+    if (!exportCurrentView(path, &error)) QMessageBox::warning(this, tr("Export failed"), error);
+  });
+  export_action_->setShortcut(QKeySequence(tr("Ctrl+E")));
+
+  auto* file = menuBar()->addMenu(tr("&File"));
+  file->addAction(new_action_);
+  file->addAction(demo_action_);
+  file->addAction(export_action_);
+  file->addSeparator();
+  file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
+  auto* run = menuBar()->addMenu(tr("&Run"));
+  run->addAction(pause_action_);
+  run->addAction(stop_action_);
+  run->addAction(tr("Clear the queue"), this, [this] { controller_->clearQueue(); });
+  auto* view = menuBar()->addMenu(tr("&View"));
+  view->addAction(classroom_action_);
+  view->addAction(tr("Follow the newest snapshot"), this, [this] {
+    pinned_snapshot_ = -1;
+    refreshHeavyViews();
+  });
+  const QStringList names = {"Curves", "Routing", "Capacity", "Mixing", "Stability lab", "Playground", "Speed", "Model"};
+  for (int i = 0; i < names.size(); ++i)
+    view->addAction(names[i], QKeySequence(QString("Alt+%1").arg(i + 1)), this, [this, i] { tabs_->setCurrentIndex(i); });
+  auto* help = menuBar()->addMenu(tr("&Help"));
+  help->addAction(tr("&About"), this, [this] {
+    QMessageBox::about(this, tr("About Sparse Mixer Studio"),
+                       tr("<h3>Sparse Mixer Studio %1</h3><p>Train, inspect and teach Mixture-of-Experts encoders.</p>"
+                          "<p>LibTorch %2 · CUDA %3<br>Data folder: %4</p>")
+                           .arg(QApplication::applicationVersion(), QString::fromStdString(inspect::libtorch_version()),
+                                inspect::default_device() == "cuda" ? tr("available") : tr("not available"),
+                                data_dir_.toHtmlEscaped()));
+  });
+}
+
+void MainWindow::connectEngine() {
+  connect(controller_, &RunController::runStarting, this, [this](const QString& label) { onRunStarting(label); });
+  connect(controller_, &RunController::runStarted, this, &MainWindow::onRunStarted);
+  connect(controller_, &RunController::liveBatch, this, &MainWindow::onLiveBatch);
+  connect(controller_, &RunController::runEnded, this, &MainWindow::onRunEnded);
+  connect(controller_, &RunController::queueChanged, this, &MainWindow::updateActions);
+  connect(controller_, &RunController::pausedChanged, this, [this](bool paused) {
+    log(paused ? tr("pausing after the current step") : tr("continuing"));
+    updateActions();
+  });
+  connect(inspector_, &InspectorWorker::predicted, this,
+          [this](const widgets::PlaygroundResult& r, const QString& description) {
+            playground_->setBusy(false);
+            if (!description.isEmpty()) playground_->setModelDescription(description);
+            playground_->setResult(r);
+          });
+  connect(inspector_, &InspectorWorker::whatIfReady, this, [this](const WhatIfResult& r) {
+    if (!r.error.isEmpty()) routing_->setWhatIfError(r.error);
+    else routing_->setWhatIf(r.routing, r.caption);
+  });
+  connect(inspector_, &InspectorWorker::capacityReady, this,
+          [this](const widgets::CapacityProbe& p) { capacity_->setEvalProbe(p); });
+  connect(inspector_, &InspectorWorker::benchProgress, this, [this](const QString& line) {
+    speed_->setBusy(true, line);
+    log(line);
+  });
+  connect(inspector_, &InspectorWorker::benchReady, this, [this](const widgets::SpeedResult& r) {
+    speed_->setBusy(false);
+    speed_->setResult(r);
+    if (!r.error.isEmpty()) log(tr("benchmark failed: %1").arg(r.error));
+  });
+}
+
+void MainWindow::restoreSettings() {
+  QSettings s;
+  restoreGeometry(s.value("window/geometry").toByteArray());
+  restoreState(s.value("window/state").toByteArray());
+  metric_ = s.value("curves/metric", metric_).toString();
+  const int tab = s.value("window/tab", 0).toInt();
+  if (tab >= 0 && tab < tabs_->count()) tabs_->setCurrentIndex(tab);
+  if (s.value("window/classroom", false).toBool()) classroom_action_->setChecked(true);
+}
+
+void MainWindow::closeEvent(QCloseEvent* event) {
+  if (controller_->busy()) {
+    const auto answer = QMessageBox::question(
+        this, tr("Quit"), tr("A run is training. Stop it (it checkpoints and can be resumed) and quit?"));
+    if (answer != QMessageBox::Yes) {
+      event->ignore();
+      return;
+    }
+    controller_->clearQueue();
+    controller_->stop();
+  }
+  QSettings s;
+  s.setValue("window/geometry", saveGeometry());
+  s.setValue("window/state", saveState());
+  s.setValue("window/tab", tabs_->currentIndex());
+  s.setValue("window/classroom", classroom_);
+  event->accept();
+}
+
+// ---- launching ---------------------------------------------------------------
+
+void MainWindow::startDemo(int steps) {
+  const ModelConfig m = preset("demo");
+  RunRequest r;
+  r.options.model = m;
+  r.options.training = recommended_pretraining(m);
+  if (steps > 0) r.options.training.steps = steps;
+  r.options.data_dir = data_dir_.toStdString();
+  r.options.run_name = "demo";
+  r.label = "demo";
+  focus_follows_live_ = true;
+  launch({r});
+  showTab("Curves");
+}
+
+void MainWindow::openLauncher() {
+  LauncherDialog dialog(runs_->store(), data_dir_, classroom_, this);
+  if (dialog.exec() == QDialog::Accepted) launch(dialog.requests());
+}
+
+void MainWindow::launch(const QVector<RunRequest>& requests) {
+  for (const auto& r : requests) {
+    controller_->enqueue(r);
+    if (controller_->queuedCount() > 0) log(tr("queued: %1").arg(r.label));
+  }
+  updateActions();
+}
+
+void MainWindow::onRunStarting(const QString& label) {
+  log(tr("starting %1").arg(label));
+  progress_->setRange(0, 0);
+  progress_->show();
+  steps_total_ = controller_->currentRequest() ? controller_->currentRequest()->options.training.steps : 0;
+  steps_seen_ = 0;
+  updateActions();
+}
+
+void MainWindow::onRunStarted(qint64 runId, const QString& label, const QString& group) {
+  live_run_ = runId;
+  log(tr("run %1 (%2) is training").arg(runId).arg(label));
+  runs_->refresh();
+  if (!group.isEmpty() && group == lab_group_) {
+    const auto* req = controller_->currentRequest();
+    updateLabCell(runId, group, req ? req->seed_index : 0, label, "running", nullptr);
+  }
+  if (focus_follows_live_ || focus_run_ == 0) focusRun(runId);
+  else rebuildCurves();
+  const int row = runs_->rowOf(runId);
+  if (row >= 0 && focus_run_ == runId) {
+    const QSignalBlocker block(run_table_->selectionModel());
+    run_table_->selectRow(row);
+  }
+  progress_->setRange(0, int(std::max<qint64>(steps_total_, 1)));
+  updateActions();
+}
+
+void MainWindow::onLiveBatch(const LiveBatch& batch) {
+  if (batch.has_stage) {
+    statusBar()->showMessage(batch.stage_fraction >= 0
+                                 ? tr("%1 %2%").arg(batch.stage).arg(int(batch.stage_fraction * 100))
+                                 : batch.stage + "…");
+  }
+  for (const auto& e : batch.events) {
+    log(tr("step %1: %2 %3").arg(e.step).arg(QString::fromStdString(e.kind), QString::fromStdString(e.message)));
+  }
+  // Curves: append the live run's new points of the shown metric.
+  const int index = curve_runs_.indexOf(batch.run_id);
+  if (index >= 0 && !batch.steps.isEmpty()) {
+    std::vector<double> xs, ys, wall;
+    for (const auto* list : {&batch.steps, &batch.evals})
+      for (const auto& m : *list) {
+        for (const auto& [name, value] : m.values)
+          if (QString::fromStdString(name) == metric_) {
+            xs.push_back(double(m.step));
+            ys.push_back(value);
+            wall.push_back(m.wall_seconds);
+          }
+      }
+    if (!xs.empty()) curves_->appendPoints(index, xs, ys, wall);
+    QVector<widgets::CurveEvent> events;
+    for (const auto& e : batch.events)
+      if (is_stability_event(e.kind))
+        events.push_back({double(e.step), QString::fromStdString(e.kind), QString::fromStdString(e.message)});
+    if (!events.isEmpty()) curves_->appendEvents(index, events);
+  } else if (index < 0 && !batch.evals.isEmpty() && metric_.startsWith("eval/")) {
+    rebuildCurves();
+  }
+  if (!batch.steps.isEmpty()) {
+    if (!batch.has_stage && steps_seen_ == 0) statusBar()->clearMessage();  // set-up is over
+    steps_seen_ += batch.steps.size();
+    updateStatusBar(&batch.steps.back());
+  }
+  if (!batch.snapshots.isEmpty() && batch.run_id == focus_run_) {
+    for (const auto& s : batch.snapshots)  // the store may already have given us some of them
+      if (focus_snapshots_.isEmpty() || s->step > focus_snapshots_.back()->step) focus_snapshots_.push_back(s);
+    heavy_dirty_ = true;
+    if (!heavy_timer_.isActive()) heavy_timer_.start();
+  }
+}
+
+void MainWindow::onRunEnded(qint64 runId, const QString& label, const QString& group, const QString& status,
+                            const QString& message, const RunOutcome& outcome) {
+  progress_->hide();
+  if (status == "failed") {
+    log(tr("%1 failed: %2").arg(label, message));
+    if (group.isEmpty())
+      QMessageBox::warning(this, tr("Run failed"), tr("%1 could not run:\n\n%2").arg(label, message));
+  } else {
+    QString line = tr("run %1 (%2) %3 at step %4").arg(runId).arg(label, status).arg(outcome.steps_done);
+    if (outcome.tokens_per_second > 0) line += tr(", %1 tokens/s").arg(outcome.tokens_per_second, 0, 'f', 0);
+    log(line);
+    statusBar()->showMessage(line, 10000);
+  }
+  if (!group.isEmpty() && group == lab_group_) updateLabCell(runId, group, -1, label, status, &outcome);
+  live_run_ = 0;
+  runs_->refresh();
+  refreshBestTable();
+  if (runId == focus_run_) {
+    describePlaygroundModel();
+    rebuildCurves();  // the final evaluation
+    heavy_dirty_ = true;
+    refreshHeavyViews();
+  }
+  updateActions();
+}
+
+void MainWindow::updateActions() {
+  const bool busy = controller_->busy();
+  pause_action_->setEnabled(busy);
+  stop_action_->setEnabled(busy);
+  pause_action_->setText(controller_->paused() ? tr("Continue") : tr("Pause"));
+  pause_action_->setIcon(QIcon::fromTheme(controller_->paused() ? "media-playback-start" : "media-playback-pause"));
+  const int queued = controller_->queuedCount();
+  new_action_->setText(busy ? tr("Queue run…") : tr("New run…"));
+  if (queued > 0) statusBar()->showMessage(tr("%n run(s) queued", nullptr, queued), 5000);
+}
+
+void MainWindow::updateStatusBar(const StepMetrics* last) {
+  if (!last) return;
+  const double tokens = last->get("speed/tokens_per_s", 0);
+  const double step_ms = last->get("speed/step_ms", 0);
+  last_tokens_per_s_ = tokens;
+  step_label_->setText(tr("run %1 · step %2 / %3").arg(live_run_).arg(last->step).arg(steps_total_));
+  speed_label_->setText(tr("%1 tokens/s").arg(tokens, 0, 'f', 0));
+  const double eta = step_ms > 0 ? double(steps_total_ - last->step) * step_ms / 1000.0 : -1;
+  eta_label_->setText(tr("ETA %1").arg(format_eta(eta)));
+  progress_->setValue(int(last->step));
+}
+
+void MainWindow::log(const QString& line) {
+  log_->appendPlainText(QDateTime::currentDateTime().toString("hh:mm:ss  ") + line);
+}
+
+// ---- curves --------------------------------------------------------------------
+
+QVector<qint64> MainWindow::overlayRuns() const {
+  QVector<qint64> ids;
+  if (run_table_) {
+    for (const QModelIndex& i : run_table_->selectionModel()->selectedRows())
+      ids.push_back(runs_->data(i.siblingAtColumn(0), Qt::UserRole).toLongLong());
+  }
+  if (focus_run_ != 0 && !ids.contains(focus_run_)) ids.prepend(focus_run_);
+  if (live_run_ != 0 && !ids.contains(live_run_)) ids.push_back(live_run_);
+  return ids;
+}
+
+void MainWindow::rebuildCurves() {
+  auto* store = runs_->store();
+  curve_runs_ = overlayRuns();
+  QVector<widgets::CurveRun> curve_runs;
+  QSet<QString> names;
+  if (store) {
+    for (qint64 id : curve_runs_) {
+      const auto rec = store->find_run(id);
+      if (!rec) continue;
+      for (const auto& n : store->metric_names(id)) names.insert(QString::fromStdString(n));
+      widgets::CurveRun run;
+      run.label = QString("%1 · %2").arg(id).arg(QString::fromStdString(rec->name));
+      run.group = seed_group(rec->config_json);
+      for (const auto& p : store->metric(id, metric_.toStdString())) {
+        run.series.x.push_back(double(p.step));
+        run.series.y.push_back(p.value);
+        run.wall.push_back(p.wall_seconds);
+      }
+      for (const auto& e : store->events(id))
+        run.events.push_back({double(e.step), QString::fromStdString(e.kind), QString::fromStdString(e.message)});
+      curve_runs.push_back(std::move(run));
+    }
+  }
+  QStringList sorted(names.begin(), names.end());
+  if (sorted.isEmpty()) sorted << metric_;
+  sorted.sort();
+  curves_->setMetricNames(sorted);
+  curves_->setMetricName(metric_);
+  curves_->setRuns(curve_runs);
+  refreshBestTable();
+}
+
+void MainWindow::refreshBestTable() {
+  const QVector<qint64> ids = curve_runs_;
+  QStringList metrics;
+  for (qint64 id : ids)
+    for (const auto& [name, value] : runs_->bestMetrics(id))
+      if (!metrics.contains(name)) metrics << name;
+  best_table_->clear();
+  best_table_->setColumnCount(metrics.size() + 2);
+  QStringList header = {tr("Run"), tr("Status")};
+  for (const auto& m : metrics) header << tr("best %1").arg(m.mid(5));
+  best_table_->setHorizontalHeaderLabels(header);
+  best_table_->setRowCount(ids.size());
+  for (int r = 0; r < ids.size(); ++r) {
+    const auto* rec = runs_->runAt(runs_->rowOf(ids[r]));
+    best_table_->setItem(r, 0, new QTableWidgetItem(rec ? QString("%1 · %2").arg(ids[r]).arg(QString::fromStdString(rec->name)) : QString::number(ids[r])));
+    best_table_->setItem(r, 1, new QTableWidgetItem(rec ? QString::fromStdString(rec->status) : QString()));
+    for (const auto& [name, value] : runs_->bestMetrics(ids[r]))
+      best_table_->setItem(r, 2 + metrics.indexOf(name), new QTableWidgetItem(QString::number(value, 'f', 4)));
+  }
+  best_table_->resizeColumnsToContents();
+}
+
+// ---- snapshots -------------------------------------------------------------------
+
+void MainWindow::describePlaygroundModel() {
+  if (focus_run_ == 0) {
+    playground_->setModelDescription({});
+    return;
+  }
+  const QString ckpt = checkpointOf(focus_run_);
+  playground_->setModelDescription(
+      ckpt.isEmpty() ? tr("run %1: no checkpoint yet (one is written every 'checkpoint every' steps and at the end)").arg(focus_run_)
+                     : tr("run %1 · checkpoint %2").arg(focus_run_).arg(QFileInfo(ckpt).fileName()));
+}
+
+void MainWindow::focusRun(qint64 runId) {
+  focus_run_ = runId;
+  pinned_snapshot_ = -1;
+  describePlaygroundModel();
+  loadFocusSnapshots();
+  rebuildCurves();
+  heavy_dirty_ = true;
+  refreshHeavyViews();
+}
+
+void MainWindow::loadFocusSnapshots() {
+  focus_snapshots_.clear();
+  auto* store = runs_->store();
+  if (!store || focus_run_ == 0) return;
+  int damaged = 0;
+  for (const auto& rec : store->snapshots(focus_run_)) {
+    try {
+      focus_snapshots_.push_back(std::make_shared<const telemetry::Snapshot>(telemetry::load_snapshot(rec.path)));
+    } catch (const std::exception&) {
+      ++damaged;  // a damaged or deleted snapshot file: skip it, say so once
+    }
+  }
+  if (damaged > 0) log(tr("run %1: %2 snapshot file(s) could not be read and were skipped").arg(focus_run_).arg(damaged));
+}
+
+void MainWindow::refreshHeavyViews() {
+  if (!heavy_dirty_) return;
+  heavy_dirty_ = false;
+  QElapsedTimer t;
+  t.start();
+  const int end = pinned_snapshot_ >= 0 ? std::min<int>(pinned_snapshot_ + 1, focus_snapshots_.size())
+                                        : focus_snapshots_.size();
+  const QVector<widgets::SnapshotPtr> upto = focus_snapshots_.mid(0, end);
+  routing_->setSnapshots(upto.mid(std::max<int>(0, upto.size() - kRoutingHistory)));
+  capacity_->setSnapshots(upto);
+  mixing_->setSnapshots(focus_snapshots_);
+  if (pinned_snapshot_ >= 0 && pinned_snapshot_ < focus_snapshots_.size()) mixing_->setCurrentSnapshot(pinned_snapshot_);
+  last_heavy_ms_ = t.nsecsElapsed() / 1e6;
+}
+
+void MainWindow::jumpToStep(double step) {
+  if (focus_snapshots_.isEmpty()) {
+    statusBar()->showMessage(tr("run %1 has no snapshots to show for step %2").arg(focus_run_).arg(step), 5000);
+    return;
+  }
+  int best = 0;
+  for (int i = 0; i < focus_snapshots_.size(); ++i)
+    if (std::abs(double(focus_snapshots_[i]->step) - step) < std::abs(double(focus_snapshots_[best]->step) - step)) best = i;
+  pinned_snapshot_ = best;
+  heavy_dirty_ = true;
+  refreshHeavyViews();
+  showTab("Routing");
+  statusBar()->showMessage(tr("showing the snapshot of step %1, nearest to the event at step %2 (View ▸ Follow the "
+                              "newest snapshot to go back)")
+                               .arg(focus_snapshots_[best]->step)
+                               .arg(step),
+                           10000);
+}
+
+QString MainWindow::checkpointOf(qint64 runId) const {
+  if (runId == 0 || !runs_->store()) return {};
+  const auto rec = runs_->store()->find_run(runId);
+  if (!rec) return {};
+  return QString::fromStdString(inspect::latest_checkpoint(rec->directory).string());
+}
+
+// ---- tabs, classroom, export ----------------------------------------------------
+
+void MainWindow::showTab(const QString& name) {
+  for (int i = 0; i < tabs_->count(); ++i)
+    if (tabs_->tabText(i).remove('&') == name) tabs_->setCurrentIndex(i);
+}
+
+QString MainWindow::currentTabName() const { return tabs_->tabText(tabs_->currentIndex()).remove('&'); }
+
+bool MainWindow::exportCurrentView(const QString& path, QString* error) {
+  QWidget* w = tabs_->currentWidget();
+  if (w == curves_->parentWidget() || w == curves_) return curves_->exportView(path, error);
+  if (w == routing_) return routing_->exportView(path, error);
+  if (w == capacity_) return capacity_->exportView(path, error);
+  if (w == mixing_) return mixing_->exportView(path, error);
+  if (w == lab_) return lab_->exportView(path, error);
+  if (w == playground_) return playground_->exportView(path, error);
+  if (w == speed_) return speed_->exportView(path, error);
+  if (w == model_page_) return model_page_->structureView()->exportChart(path);
+  if (error) *error = tr("this view cannot be exported");
+  return false;
+}
+
+void MainWindow::setClassroomMode(bool on) {
+  classroom_ = on;
+  if (classroom_action_->isChecked() != on) classroom_action_->setChecked(on);
+  curves_->setClassroomMode(on);
+  routing_->setClassroomMode(on);
+  capacity_->setClassroomMode(on);
+  mixing_->setClassroomMode(on);
+  lab_->setClassroomMode(on);
+  playground_->setClassroomMode(on);
+  speed_->setClassroomMode(on);
+  QFont f = QApplication::font();
+  f.setPointSizeF(QApplication::font().pointSizeF() * (on ? 1.25 : 1.0));
+  tabs_->tabBar()->setFont(f);
+}
+
+// ---- stability lab -------------------------------------------------------------
+
+void MainWindow::runLab(const widgets::StabilityPlan& plan) {
+  lab_group_ = QString("lab-%1").arg(++lab_counter_);
+  lab_cells_.clear();
+  lab_cell_index_.clear();
+  QVector<RunRequest> requests;
+  for (const QString& config : plan.configs) {
+    ModelConfig m;
+    try {
+      m = QFileInfo(config).suffix() == "json" ? config_from_file(config.toStdString()) : preset(config.toStdString());
+    } catch (const std::exception& e) {
+      QMessageBox::warning(this, tr("Stability lab"), QString::fromUtf8(e.what()));
+      return;
+    }
+    for (int s = 0; s < plan.seeds; ++s) {
+      RunRequest r;
+      r.options.model = m;
+      r.options.training = recommended_pretraining(m);
+      r.options.training.learning_rate = plan.learning_rate;
+      r.options.training.batch_size = plan.batch;
+      r.options.training.steps = plan.steps;
+      r.options.training.seed = uint64_t(s);
+      r.options.training.eval_every = 0;        // only the final evaluation
+      r.options.training.checkpoint_every = 0;  // only the final checkpoint
+      r.options.training.on_nonfinite = StabilityPolicy::Stop;
+      r.options.data_dir = data_dir_.toStdString();
+      r.options.run_name = QString("lab %1 · %2 · seed %3").arg(lab_counter_).arg(config).arg(s).toStdString();
+      r.label = QString::fromStdString(r.options.run_name);
+      r.group = lab_group_;
+      r.seed_index = s;
+      widgets::StabilityCell cell;
+      cell.config = config;
+      cell.seed = s;
+      cell.status = "queued";
+      lab_cell_index_.insert(r.label, lab_cells_.size());
+      lab_cells_.push_back(cell);
+      requests.push_back(std::move(r));
+    }
+  }
+  lab_->setCells(lab_cells_);
+  log(tr("stability lab: %1 runs queued").arg(requests.size()));
+  launch(requests);
+}
+
+void MainWindow::updateLabCell(qint64 runId, const QString& group, int, const QString& label, const QString& status,
+                               const RunOutcome* outcome) {
+  if (group != lab_group_ || !lab_cell_index_.contains(label)) return;
+  auto& cell = lab_cells_[lab_cell_index_.value(label)];
+  cell.run_id = runId;
+  cell.status = status;
+  if (outcome) {
+    cell.steps_done = outcome->steps_done;
+    auto* store = runs_->store();
+    if (store && runId != 0) {
+      for (const auto& e : store->events(runId))
+        if ((e.kind == "nonfinite" || e.kind == "loss-spike") && status == "diverged") {
+          cell.divergence_step = e.step;
+          break;
+        }
+      const auto loss = store->metric(runId, "loss/total");
+      if (!loss.empty()) cell.final_loss = loss.back().value;
+    }
+  }
+  lab_->setCells(lab_cells_);
+  if (outcome) refreshLabCurves();
+}
+
+void MainWindow::refreshLabCurves() {
+  auto* store = runs_->store();
+  if (!store) return;
+  QVector<widgets::CurveRun> runs;
+  for (const auto& cell : lab_cells_) {
+    if (cell.run_id == 0) continue;
+    widgets::CurveRun run;
+    run.label = QString("%1 · seed %2").arg(cell.config).arg(cell.seed);
+    run.group = cell.config;
+    for (const auto& p : store->metric(cell.run_id, "loss/total")) {
+      run.series.x.push_back(double(p.step));
+      run.series.y.push_back(p.value);
+      run.wall.push_back(p.wall_seconds);
+    }
+    for (const auto& e : store->events(cell.run_id))
+      run.events.push_back({double(e.step), QString::fromStdString(e.kind), QString::fromStdString(e.message)});
+    runs.push_back(std::move(run));
+  }
+  lab_->curves()->setMetricName("loss/total");
+  lab_->curves()->setRuns(runs);
+}
+
+}  // namespace smx::app

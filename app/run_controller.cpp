@@ -1,0 +1,218 @@
+#include "app/run_controller.h"
+
+#include <QTimer>
+#include <algorithm>
+
+namespace smx::app {
+
+/// Lives on the controller's thread; runs one Trainer at a time.
+class TrainingWorker : public QObject, public TrainerObserver {
+ public:
+  explicit TrainingWorker(RunController* controller) : controller_(controller) {}
+
+  void run(const RunRequest& request) {
+    RunOutcome outcome;
+    QString status = "failed", message;
+    try {
+      {
+        std::lock_guard lock(trainer_mutex_);
+        trainer_ = std::make_unique<Trainer>(request.options, this);
+        if (pause_on_start_) trainer_->pause();
+      }
+      outcome = trainer_->run();
+      status = QString::fromStdString(outcome.status);
+    } catch (const std::exception& e) {
+      message = QString::fromUtf8(e.what());
+    } catch (...) {
+      message = "unknown error";
+    }
+    qint64 id = outcome.run_id;
+    {
+      std::lock_guard lock(trainer_mutex_);
+      if (trainer_ && id == 0) id = trainer_->run_id();
+      trainer_.reset();
+    }
+    controller_->requestDrain();
+    QMetaObject::invokeMethod(controller_, [c = controller_, id, status, message, outcome] {
+      c->workerDone(id, status, message, outcome);
+    }, Qt::QueuedConnection);
+  }
+
+  // Thread-safe controls (called on the GUI thread).
+  template <typename F>
+  void control(F&& f) {
+    std::lock_guard lock(trainer_mutex_);
+    if (trainer_) f(*trainer_);
+  }
+
+  // TrainerObserver: called on this worker's thread.
+  void on_stage(const std::string& stage, double fraction) override {
+    push([&](LiveBatch& b) {
+      b.stage = QString::fromStdString(stage);
+      b.stage_fraction = fraction;
+      b.has_stage = true;
+    });
+  }
+  void on_step(const StepMetrics& m) override {
+    push([&](LiveBatch& b) { b.steps.push_back(m); });
+  }
+  void on_eval(const StepMetrics& m) override {
+    push([&](LiveBatch& b) { b.evals.push_back(m); });
+  }
+  void on_event(const RunEvent& e) override {
+    push([&](LiveBatch& b) { b.events.push_back(e); });
+  }
+  void on_snapshot(const telemetry::Snapshot& s) override {
+    auto shared = std::make_shared<const telemetry::Snapshot>(s);
+    push([&](LiveBatch& b) { b.snapshots.push_back(std::move(shared)); });
+  }
+
+  std::atomic<bool> pause_on_start_{false};
+
+ private:
+  template <typename F>
+  void push(F&& f) {
+    {
+      std::lock_guard lock(controller_->mutex_);
+      if (const int64_t id = current_id(); id != 0) controller_->pending_.run_id = id;
+      f(controller_->pending_);
+    }
+    controller_->requestDrain();
+  }
+  int64_t current_id() {
+    // The trainer exists while its callbacks run; no lock needed to read it here.
+    return trainer_ ? trainer_->run_id() : 0;
+  }
+
+  RunController* controller_;
+  std::mutex trainer_mutex_;
+  std::unique_ptr<Trainer> trainer_;
+};
+
+RunController::RunController(QObject* parent) : QObject(parent) {
+  qRegisterMetaType<LiveBatch>();
+  qRegisterMetaType<RunOutcome>();
+  worker_ = new TrainingWorker(this);
+  worker_->moveToThread(&thread_);
+  thread_.setObjectName("training");
+  thread_.start();
+  since_drain_.start();
+}
+
+RunController::~RunController() {
+  queue_.clear();
+  stop();
+  worker_->control([](Trainer& t) { t.resume(); });
+  thread_.quit();
+  thread_.wait();
+  delete worker_;
+}
+
+void RunController::enqueue(RunRequest request) {
+  queue_.push_back(std::move(request));
+  Q_EMIT queueChanged();
+  if (!running_) startNext();
+}
+
+QStringList RunController::queuedLabels() const {
+  QStringList out;
+  for (const auto& r : queue_) out << r.label;
+  return out;
+}
+
+void RunController::startNext() {
+  if (running_ || queue_.empty()) return;
+  current_ = std::move(queue_.front());
+  queue_.pop_front();
+  running_ = true;
+  current_run_ = 0;
+  started_emitted_ = false;
+  worker_->pause_on_start_ = false;
+  Q_EMIT runStarting(current_.label, current_.group);
+  Q_EMIT queueChanged();
+  QMetaObject::invokeMethod(worker_, [w = worker_, r = current_] { w->run(r); }, Qt::QueuedConnection);
+}
+
+void RunController::pause() {
+  if (!running_) return;
+  worker_->pause_on_start_ = true;
+  worker_->control([](Trainer& t) { t.pause(); });
+  paused_ = true;
+  Q_EMIT pausedChanged(true);
+}
+
+void RunController::resume() {
+  if (!running_) return;
+  worker_->pause_on_start_ = false;
+  worker_->control([](Trainer& t) { t.resume(); });
+  paused_ = false;
+  Q_EMIT pausedChanged(false);
+}
+
+void RunController::stop() {
+  if (!running_) return;
+  worker_->control([](Trainer& t) {
+    t.stop();
+    t.resume();  // a paused run must wake up to stop
+  });
+}
+
+void RunController::clearQueue(const QString& group) {
+  const auto before = queue_.size();
+  queue_.erase(std::remove_if(queue_.begin(), queue_.end(),
+                              [&](const RunRequest& r) { return group.isEmpty() || r.group == group; }),
+               queue_.end());
+  if (queue_.size() != before) Q_EMIT queueChanged();
+}
+
+void RunController::requestDrain() {
+  if (drain_requested_.exchange(true)) return;  // one queued drain at a time
+  QMetaObject::invokeMethod(this, [this] { drain(); }, Qt::QueuedConnection);
+}
+
+void RunController::drain() {
+  const qint64 waited = since_drain_.elapsed();
+  if (waited < drain_interval_ms_) {
+    // Too soon: drain later; anything pushed meanwhile joins this drain.
+    QTimer::singleShot(int(drain_interval_ms_ - waited), this, [this] { drain(); });
+    return;
+  }
+  drainNow();
+}
+
+void RunController::drainNow() {
+  LiveBatch batch;
+  {
+    std::lock_guard lock(mutex_);
+    drain_requested_ = false;
+    batch = std::move(pending_);
+    pending_ = LiveBatch{};
+    pending_.run_id = batch.run_id;
+  }
+  since_drain_.restart();
+  ++drains_;
+  if (batch.run_id != 0 && !started_emitted_ && running_) {
+    current_run_ = batch.run_id;
+    started_emitted_ = true;
+    Q_EMIT runStarted(current_run_, current_.label, current_.group);
+  }
+  if (batch.has_stage || !batch.steps.isEmpty() || !batch.evals.isEmpty() || !batch.events.isEmpty() ||
+      !batch.snapshots.isEmpty())
+    Q_EMIT liveBatch(batch);
+}
+
+void RunController::workerDone(qint64 runId, QString status, QString message, RunOutcome outcome) {
+  drainNow();  // deliver what is still buffered first, whatever the rate limit
+  if (runId != 0 && !started_emitted_) Q_EMIT runStarted(runId, current_.label, current_.group);
+  running_ = false;
+  if (paused_) {
+    paused_ = false;
+    Q_EMIT pausedChanged(false);
+  }
+  const RunRequest finished = current_;
+  current_run_ = 0;
+  Q_EMIT runEnded(runId, finished.label, finished.group, status, message, outcome);
+  startNext();
+}
+
+}  // namespace smx::app

@@ -1,0 +1,321 @@
+// The studio's wiring: the run controller drives a real Trainer on its worker
+// thread and the views receive snapshots; pause, resume and stop; the launcher
+// refuses bad configs and starts nothing; the run list reads runs the CLI
+// made; the inspector thread answers playground and what-if requests.
+#include "tests/app/tst_studio.h"
+
+#include <QSignalSpy>
+#include <QTemporaryDir>
+#include <QTest>
+#include <filesystem>
+
+#include "app/inspector_worker.h"
+#include "app/launcher_dialog.h"
+#include "app/main_window.h"
+#include "app/run_controller.h"
+#include "app/run_list_model.h"
+#include "model/config/train_config.h"
+#include "model/store/run_store.h"
+#include "widgets/capacity_view.h"
+#include "widgets/mixing_view.h"
+#include "widgets/routing_view.h"
+#include "widgets/training_curves_view.h"
+
+namespace fs = std::filesystem;
+using namespace smx;
+
+namespace {
+
+QTemporaryDir* g_dir = nullptr;
+const fs::path kFixtures = SMX_FIXTURES_DIR;
+
+/// The demo architecture with a vocabulary and length that the tiny fixture corpus can feed.
+app::RunRequest demo_request(int steps, const QString& dir) {
+  ModelConfig m = preset("demo");
+  m.vocab_size = 100;
+  m.max_seq_len = 32;
+  TrainConfig t = recommended_pretraining(m);
+  t.corpus = (kFixtures / "corpus" / "tiny.txt").string();
+  t.steps = steps;
+  t.batch_size = 4;
+  t.eval_every = 0;
+  t.eval_batches = 2;
+  t.checkpoint_every = 0;
+  t.snapshot_every = 2;
+  t.threads = 1;
+  t.device = "cpu";
+  app::RunRequest r;
+  r.options.model = m;
+  r.options.training = t;
+  r.options.data_dir = dir.toStdString();
+  r.options.run_name = "demo-test";
+  r.label = "demo-test";
+  return r;
+}
+
+/// Waits for runEnded and returns its arguments.
+QList<QVariant> wait_ended(QSignalSpy& ended, int ms = 120000) {
+  if (ended.isEmpty()) ended.wait(ms);
+  return ended.isEmpty() ? QList<QVariant>{} : ended.takeFirst();
+}
+
+}  // namespace
+
+void TestStudio::initTestCase() {
+  g_dir = new QTemporaryDir;
+  QVERIFY(g_dir->isValid());
+}
+
+void TestStudio::controllerTrainsThroughTheWorkerThread() {
+  app::RunController controller;
+  QSignalSpy started(&controller, &app::RunController::runStarted);
+  QSignalSpy ended(&controller, &app::RunController::runEnded);
+  int steps = 0, snapshots = 0, batches = 0;
+  qint64 last_step = 0;
+  bool in_order = true;
+  bool gui_thread = true;
+  connect(&controller, &app::RunController::liveBatch, this, [&](const app::LiveBatch& b) {
+    ++batches;
+    gui_thread = gui_thread && QThread::currentThread() == qApp->thread();
+    for (const auto& s : b.steps) {
+      in_order = in_order && s.step == last_step + 1;
+      last_step = s.step;
+    }
+    steps += b.steps.size();
+    snapshots += b.snapshots.size();
+    // The step-0 snapshot (the initialisation, for "difference from init") has no batch routing yet.
+    for (const auto& s : b.snapshots) QVERIFY(s->probe.size() == 2 && !s->mixing.empty() && (s->step == 0 || s->moe.size() == 2));
+  });
+  QElapsedTimer clock;
+  clock.start();
+  controller.enqueue(demo_request(12, g_dir->path()));
+  QVERIFY(controller.busy());
+  const auto args = wait_ended(ended);
+  QVERIFY(!args.isEmpty());
+  QCOMPARE(args.at(3).toString(), QString("finished"));
+  QCOMPARE(started.size(), 1);
+  QVERIFY(started.at(0).at(0).toLongLong() > 0);
+  QCOMPARE(steps, 12);  // every step arrives, in order, on the GUI thread
+  QVERIFY(in_order);
+  QVERIFY(gui_thread);
+  QCOMPARE(snapshots, 7);  // steps 0, 2, ..., 12
+  // Coalesced: never more drains than one per 33 ms (plus the final one).
+  QVERIFY2(controller.drainCount() <= clock.elapsed() / 33 + 2,
+           qPrintable(QString("%1 drains in %2 ms").arg(controller.drainCount()).arg(clock.elapsed())));
+  QVERIFY(!controller.busy());
+}
+
+void TestStudio::pauseResumeStop() {
+  app::RunController controller;
+  QSignalSpy ended(&controller, &app::RunController::runEnded);
+  qint64 last = 0;
+  connect(&controller, &app::RunController::liveBatch, this, [&](const app::LiveBatch& b) {
+    if (!b.steps.isEmpty()) last = b.steps.back().step;
+  });
+  auto r = demo_request(100000, g_dir->path());
+  r.options.training.snapshot_every = 0;
+  controller.enqueue(r);
+  controller.enqueue(demo_request(3, g_dir->path()));  // queued behind it
+  QCOMPARE(controller.queuedCount(), 1);
+  QTRY_VERIFY_WITH_TIMEOUT(last >= 2, 60000);
+  controller.pause();
+  QVERIFY(controller.paused());
+  QTest::qWait(400);  // let the current step finish and the pause take hold
+  const qint64 at_pause = last;
+  QTest::qWait(600);
+  QVERIFY2(last <= at_pause + 1, "training went on while paused");
+  controller.resume();
+  QTRY_VERIFY_WITH_TIMEOUT(last > at_pause + 2, 30000);
+  controller.stop();
+  auto args = wait_ended(ended);
+  QCOMPARE(args.at(3).toString(), QString("stopped"));
+  // The queued run starts by itself and finishes.
+  args = wait_ended(ended);
+  QCOMPARE(args.at(3).toString(), QString("finished"));
+  QCOMPARE(controller.queuedCount(), 0);
+}
+
+void TestStudio::setupErrorIsReportedNotThrown() {
+  app::RunController controller;
+  QSignalSpy ended(&controller, &app::RunController::runEnded);
+  auto r = demo_request(5, g_dir->path());
+  r.options.training.corpus = (kFixtures / "no-such-corpus.txt").string();
+  controller.enqueue(r);
+  const auto args = wait_ended(ended);
+  QCOMPARE(args.at(3).toString(), QString("failed"));
+  QVERIFY2(args.at(4).toString().contains("no-such-corpus"), qPrintable(args.at(4).toString()));
+  QVERIFY(!controller.busy());
+}
+
+void TestStudio::launcherRefusesBadConfigs() {
+  store::RunStore store(fs::path(g_dir->path().toStdString()) / "runs.sqlite");
+  app::LauncherDialog dialog(&store, g_dir->path(), false);
+  QVERIFY(dialog.validate());  // the demo preset as shown is fine
+  QCOMPARE(dialog.requests().size(), 1);
+
+  QVERIFY(dialog.setValue("model", "d_model", "abc"));
+  QVERIFY(!dialog.validate());
+  QVERIFY2(dialog.errorText().contains("not a number"), qPrintable(dialog.errorText()));
+  QVERIFY(dialog.requests().isEmpty());
+
+  QVERIFY(dialog.setValue("model", "d_model", "130"));  // 2 heads do not divide... 130 / 4 heads: refused by the engine
+  QVERIFY(dialog.setValue("model", "num_heads", "4"));
+  QVERIFY(!dialog.validate());
+  QVERIFY2(dialog.errorText().contains("num_heads") || dialog.errorText().contains("d_model"), qPrintable(dialog.errorText()));
+
+  dialog.setPreset("demo");
+  QVERIFY(dialog.setValue("training", "learning_rate", "-1"));
+  QVERIFY(!dialog.validate());
+  QVERIFY2(dialog.errorText().contains("Learning rate"), qPrintable(dialog.errorText()));
+
+  dialog.setPreset("demo");
+  QVERIFY(dialog.setValue("training", "task", "sst2"));  // fine-tuning needs its folder
+  QVERIFY(dialog.setValue("training", "task_dir", ""));
+  // Whether the folder is checked here or when the run starts, nothing is queued by a refused dialog:
+  app::RunController controller;
+  if (!dialog.validate()) QCOMPARE(controller.busy(), false);
+}
+
+void TestStudio::launcherBuildsSeedRuns() {
+  app::LauncherDialog dialog(nullptr, g_dir->path(), true);
+  dialog.setPreset("sparse-mixer-l2-h256");
+  QCOMPARE(dialog.value("model", "num_layers"), QString("2"));
+  QVERIFY(dialog.setValue("training", "steps", "7"));
+  QVERIFY(dialog.setValue("training", "seed", "10"));
+  dialog.setSeeds(3);
+  QVERIFY2(dialog.validate(), qPrintable(dialog.errorText()));
+  const auto& r = dialog.requests();
+  QCOMPARE(r.size(), 3);
+  for (int i = 0; i < 3; ++i) {
+    QCOMPARE(r[i].options.training.seed, uint64_t(10 + i));
+    QCOMPARE(r[i].options.training.steps, int64_t(7));
+    QCOMPARE(r[i].options.model.num_layers, int64_t(2));
+    QCOMPARE(r[i].group, r[0].group);
+  }
+  QVERIFY(!r[0].group.isEmpty());
+}
+
+void TestStudio::runListShowsHeadlessRuns() {
+  QTemporaryDir dir;
+  const fs::path file = fs::path(dir.path().toStdString()) / "runs.sqlite";
+  {
+    store::RunStore s(file);
+    store::NewRun run;
+    run.name = "from the CLI";
+    run.kind = "pretrain";
+    run.config_json = R"({"model": {}, "training": {"task": "pretrain"}})";
+    run.device = "cpu";
+    const int64_t id = s.create_run(run);
+    s.log_metrics(id, 10, 1.0, {{"eval/accuracy_mlm", 0.30}, {"eval/loss_mlm", 4.0}});
+    s.log_metrics(id, 20, 2.0, {{"eval/accuracy_mlm", 0.25}, {"eval/loss_mlm", 3.5}});
+    s.set_status(id, "finished");
+  }
+  app::RunListModel model;
+  QString error;
+  QVERIFY2(model.open(QString::fromStdString(file.string()), &error), qPrintable(error));
+  QCOMPARE(model.rowCount(), 1);
+  QCOMPARE(model.data(model.index(0, app::RunListModel::Name)).toString(), QString("from the CLI"));
+  QCOMPARE(model.data(model.index(0, app::RunListModel::Status)).toString(), QString("finished"));
+  // Best, not last: accuracy 0.30 (step 10), loss 3.5 (step 20).
+  const auto best = model.bestMetrics(model.runAt(0)->id);
+  QCOMPARE(best.size(), 2);
+  for (const auto& [name, value] : best) QCOMPARE(value, name.contains("loss") ? 3.5 : 0.30);
+  QVERIFY(model.data(model.index(0, app::RunListModel::Best)).toString().contains("0.300"));
+
+  // A foreign file is refused with a message and left alone.
+  const fs::path junk = fs::path(dir.path().toStdString()) / "junk.sqlite";
+  { std::FILE* f = std::fopen(junk.c_str(), "wb"); std::fputs("not a database at all, not at all", f); std::fclose(f); }
+  QVERIFY(!model.open(QString::fromStdString(junk.string()), &error));
+  QVERIFY(!error.isEmpty());
+  QCOMPARE(model.rowCount(), 0);
+}
+
+void TestStudio::windowShowsLiveRun() {
+  QTemporaryDir dir;
+  app::MainWindow window(dir.path());
+  window.resize(1200, 800);
+  window.show();
+  QSignalSpy ended(window.controller(), &app::RunController::runEnded);
+  auto r = demo_request(10, dir.path());
+  window.launch({r});
+  const auto args = wait_ended(ended);
+  QCOMPARE(args.at(3).toString(), QString("finished"));
+  const qint64 id = args.at(0).toLongLong();
+  QCOMPARE(window.focusedRun(), id);       // the live run is shown
+  QCOMPARE(window.snapshotCount(), 6);     // snapshots at steps 0, 2, ..., 10
+  QTRY_VERIFY(window.routingView()->layerCount() == 2);  // demo: 2 MoE layers
+  QVERIFY(window.routingView()->cellCount() > 0);
+  QVERIFY(window.capacityView()->layerCount() == 2);
+  QVERIFY(window.mixingView()->mixingLayerCount() >= 1);
+  QVERIFY(window.curvesView()->graphCount() >= 2);
+  QTRY_VERIFY(window.runList()->rowOf(id) >= 0);
+  // Every view exports from the window.
+  for (const QString& tab : {"Curves", "Routing", "Capacity", "Mixing"}) {
+    window.showTab(tab);
+    const QString out = dir.filePath(tab + ".svg");
+    QString error;
+    QVERIFY2(window.exportCurrentView(out, &error), qPrintable(tab + ": " + error));
+    QVERIFY(QFileInfo(out).size() > 0);
+  }
+  // A click on a stability event jumps the routing view: simulated through the signal.
+  Q_EMIT window.curvesView()->eventClicked(4);
+  QCOMPARE(window.currentTabName(), QString("Routing"));
+}
+
+void TestStudio::inspectorAnswersFromCheckpoint() {
+  QTemporaryDir dir;
+  app::RunController controller;
+  QSignalSpy ended(&controller, &app::RunController::runEnded);
+  controller.enqueue(demo_request(4, dir.path()));
+  const auto args = wait_ended(ended);
+  QCOMPARE(args.at(3).toString(), QString("finished"));
+  const auto outcome = args.at(5).value<RunOutcome>();
+  QVERIFY(!outcome.last_checkpoint.empty());
+  const QString ckpt = QString::fromStdString(outcome.last_checkpoint.string());
+
+  app::InspectorWorker inspector;
+  QSignalSpy predicted(&inspector, &app::InspectorWorker::predicted);
+  inspector.predict(ckpt, "a [MASK] of the family");
+  QVERIFY(predicted.wait(60000));
+  const auto result = predicted.takeFirst().at(0).value<widgets::PlaygroundResult>();
+  QVERIFY2(result.error.isEmpty(), qPrintable(result.error));
+  QCOMPARE(result.predictions.size(), 1);
+  QCOMPARE(result.predictions[0].top.size(), 5);
+  double previous = 1.0;
+  for (const auto& [piece, p] : result.predictions[0].top) {
+    QVERIFY(p <= previous && p >= 0);
+    previous = p;
+  }
+  QCOMPARE(result.moe_layers.size(), 2);
+  QVERIFY(result.latency_ms > 0);
+
+  QSignalSpy what_if(&inspector, &app::InspectorWorker::whatIfReady);
+  inspector.whatIf(ckpt, "", 4.0, "tokens-choose");
+  QVERIFY(what_if.wait(60000));
+  auto w = what_if.takeFirst().at(0).value<app::WhatIfResult>();
+  QVERIFY2(w.error.isEmpty(), qPrintable(w.error));
+  QCOMPARE(int(w.routing.size()), 2);
+  QVERIFY(!w.routing[0].wanted.empty());  // routed as Tokens Choose
+  inspector.whatIf(ckpt, "", 0, "sideways");
+  QVERIFY(what_if.wait(60000));
+  w = what_if.takeFirst().at(0).value<app::WhatIfResult>();
+  QVERIFY(w.error.contains("sideways"));
+
+  QSignalSpy capacity(&inspector, &app::InspectorWorker::capacityReady);
+  inspector.capacityProbe(ckpt, 0.5);
+  QVERIFY(capacity.wait(60000));
+  const auto low = capacity.takeFirst().at(0).value<widgets::CapacityProbe>();
+  inspector.capacityProbe(ckpt, 4.0);
+  QVERIFY(capacity.wait(60000));
+  const auto high = capacity.takeFirst().at(0).value<widgets::CapacityProbe>();
+  QVERIFY2(low.error.isEmpty(), qPrintable(low.error));
+  QCOMPARE(int(low.layers.size()), 2);
+  // More capacity leaves fewer tokens without an expert.
+  QVERIFY(high.layers[0].unrouted_fraction < low.layers[0].unrouted_fraction);
+
+  inspector.predict(dir.filePath("missing.ckpt"), "x");
+  QVERIFY(predicted.wait(60000));
+  QVERIFY(!predicted.takeFirst().at(0).value<widgets::PlaygroundResult>().error.isEmpty());
+}
+
+QTEST_MAIN(TestStudio)

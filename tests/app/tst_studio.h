@@ -1,0 +1,17 @@
+#pragma once
+
+#include <QObject>
+
+class TestStudio : public QObject {
+  Q_OBJECT
+ private Q_SLOTS:
+  void initTestCase();
+  void controllerTrainsThroughTheWorkerThread();
+  void pauseResumeStop();
+  void setupErrorIsReportedNotThrown();
+  void launcherRefusesBadConfigs();
+  void launcherBuildsSeedRuns();
+  void runListShowsHeadlessRuns();
+  void windowShowsLiveRun();
+  void inspectorAnswersFromCheckpoint();
+};
