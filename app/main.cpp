@@ -6,7 +6,9 @@
 #include <QThread>
 #include <QTimer>
 
+#include "app/launcher_dialog.h"
 #include "app/main_window.h"
+#include "app/run_list_model.h"
 #include "app/model_page.h"
 #include "app/run_controller.h"
 #include "widgets/training_curves_view.h"
@@ -82,6 +84,12 @@ int main(int argc, char** argv) {
         QApplication::processEvents();
         const QString file = out + "/" + name.toLower().replace(' ', '-') + ".png";
         if (!window.grab().save(file)) qWarning("smx-studio: cannot write %s", qPrintable(file));
+      }
+      {
+        smx::app::LauncherDialog launcher(window.runList()->store(), window.dataDir(), window.classroomMode(), &window);
+        launcher.show();
+        QApplication::processEvents();
+        launcher.grab().save(out + "/launcher.png");
       }
       window.showTab(back);
       std::printf("tour: screenshots in %s (curves replot %.2f ms on average, heavy views update %.2f ms)\n",

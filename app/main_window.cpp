@@ -240,7 +240,6 @@ void MainWindow::buildRunDock() {
   run_table_->verticalHeader()->hide();
   run_table_->horizontalHeader()->setStretchLastSection(true);
   run_table_->setColumnHidden(RunListModel::Created, true);
-  run_table_->setColumnHidden(RunListModel::Device, true);
   run_table_->setContextMenuPolicy(Qt::CustomContextMenu);
   run_table_->setToolTip(tr("Every run in the data folder, from the studio or the smx CLI. Select several to overlay "
                             "their curves; the first selected one is shown in the routing, capacity and mixing views."));

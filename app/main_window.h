@@ -59,6 +59,7 @@ class MainWindow : public QMainWindow {
   /// Writes the current tab's view (by the suffix: png, svg, pdf, csv); false with *error.
   bool exportCurrentView(const QString& path, QString* error = nullptr);
 
+  const QString& dataDir() const { return data_dir_; }
   RunController* controller() const { return controller_; }
   InspectorWorker* inspector() const { return inspector_; }
   RunListModel* runList() const { return runs_; }

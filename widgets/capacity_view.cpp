@@ -38,35 +38,6 @@ QString percent(double fraction) {
   return std::isfinite(fraction) ? QString::number(100.0 * fraction, 'f', 1) + "%" : QStringLiteral("?");
 }
 
-// QCPColorScale paints its gradient as an image, which would put a raster
-// into SVG and PDF exports; this colour bar is HeatMap cells, vector like the map.
-constexpr int kBarSteps = 64;
-
-QCPAxisRect* make_color_bar(QCustomPlot* plot, HeatMap** cells, const QString& label) {
-  auto* rect = new QCPAxisRect(plot, false);
-  rect->addAxes(QCPAxis::atBottom | QCPAxis::atLeft | QCPAxis::atRight);
-  for (auto* axis : rect->axes()) axis->grid()->setVisible(false);
-  rect->axis(QCPAxis::atBottom)->setVisible(false);
-  rect->axis(QCPAxis::atLeft)->setVisible(false);
-  rect->axis(QCPAxis::atBottom)->setRange(-0.5, 0.5);
-  rect->axis(QCPAxis::atLeft)->setRange(-0.5, kBarSteps - 0.5);
-  rect->axis(QCPAxis::atRight)->setLabel(label);
-  rect->setMinimumSize(14, 40);
-  rect->setMaximumSize(14, QWIDGETSIZE_MAX);
-  *cells = new HeatMap(rect->axis(QCPAxis::atBottom), rect->axis(QCPAxis::atLeft));
-  return rect;
-}
-
-void sync_color_bar(HeatMap* cells, QCPAxisRect* rect, const HeatMap* map) {
-  const QCPRange r = map->dataRange();
-  QVector<double> v(kBarSteps);
-  for (int i = 0; i < kBarSteps; ++i) v[i] = r.lower + (i + 0.5) / kBarSteps * r.size();
-  cells->setData(kBarSteps, 1, v);
-  cells->setGradient(map->gradient());
-  cells->setDataRange(r);
-  rect->axis(QCPAxis::atRight)->setRange(r);
-}
-
 // One row of entries in a corner, so it hides little of a short plot.
 QCPLegend* add_legend(QCPAxisRect* rect, Qt::Alignment where) {
   auto* legend = new QCPLegend;
@@ -200,22 +171,17 @@ void CapacityView::buildPlot() {
   // Fill over time: x = snapshot, y = expert (expert 0 on top).
   fill_rect_ = new QCPAxisRect(plot_);
   top->addElement(0, 0, fill_rect_);
-  bar_rect_ = make_color_bar(plot_, &bar_cells_, tr("fill (share of capacity)"));
-  top->addElement(0, 1, bar_rect_);
   drop_rect_ = new QCPAxisRect(plot_);
   top->addElement(1, 0, drop_rect_);
   top->setRowStretchFactors({2.6, 1.6});
   auto* columns = new QCPMarginGroup(plot_);
   fill_rect_->setMarginGroup(QCP::msLeft | QCP::msRight, columns);
   drop_rect_->setMarginGroup(QCP::msLeft | QCP::msRight, columns);
-  auto* rows = new QCPMarginGroup(plot_);
-  fill_rect_->setMarginGroup(QCP::msTop | QCP::msBottom, rows);
-  bar_rect_->setMarginGroup(QCP::msTop | QCP::msBottom, rows);
 
   fill_map_ = new HeatMap(fill_rect_->axis(QCPAxis::atBottom), fill_rect_->axis(QCPAxis::atLeft));
   fill_map_->setGradient(viridisGradient());
   fill_map_->setDataRange(QCPRange(0, 1));
-  sync_color_bar(bar_cells_, bar_rect_, fill_map_);
+  bar_ = new ColorBar(top, 0, 1, fill_map_, tr("fill (share of capacity)"));
   auto step_ticker = QSharedPointer<QCPAxisTickerText>::create();
   for (auto* axis : fill_rect_->axes()) axis->grid()->setVisible(false);
   fill_rect_->axis(QCPAxis::atBottom)->setTicker(step_ticker);
@@ -610,7 +576,7 @@ void CapacityView::updateFonts() {
   setFont(f);
   QFont title = f;
   title.setBold(true);
-  for (auto* rect : {fill_rect_, bar_rect_, drop_rect_, pos_rect_, eval_rect_}) {
+  for (QCPAxisRect* rect : std::initializer_list<QCPAxisRect*>{fill_rect_, bar_, drop_rect_, pos_rect_, eval_rect_}) {
     for (auto* axis : rect->axes()) {
       axis->setTickLabelFont(f);
       axis->setLabelFont(f);

@@ -27,6 +27,7 @@ class QToolButton;
 
 namespace smx::widgets {
 
+class ColorBar;
 class HeatMap;
 
 class CapacityView : public QWidget {
@@ -96,8 +97,7 @@ class CapacityView : public QWidget {
   QCPTextElement* fill_title_ = nullptr;
   QCPAxisRect* fill_rect_ = nullptr;
   HeatMap* fill_map_ = nullptr;
-  QCPAxisRect* bar_rect_ = nullptr;  ///< colour bar of the fill map
-  HeatMap* bar_cells_ = nullptr;
+  ColorBar* bar_ = nullptr;  ///< colour bar of the fill map
   QCPAxisRect* drop_rect_ = nullptr;
   QCPGraph* dropped_graph_ = nullptr;
   QCPGraph* unrouted_graph_ = nullptr;

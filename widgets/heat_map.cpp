@@ -1,5 +1,6 @@
 #include "widgets/heat_map.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -37,6 +38,7 @@ HeatMap::HeatMap(QCPAxis* keyAxis, QCPAxis* valueAxis) : QCPAbstractPlottable(ke
 }
 
 void HeatMap::setData(int rows, int cols, QVector<double> values) {
+  image_stale_ = true;
   if (rows < 0 || cols < 0 || values.size() != rows * cols) {
     rows_ = cols_ = 0;
     values_.clear();
@@ -48,9 +50,12 @@ void HeatMap::setData(int rows, int cols, QVector<double> values) {
 }
 
 void HeatMap::setDataRange(const QCPRange& range) {
-  range_ = range;
-  if (range_.upper <= range_.lower) range_.upper = range_.lower + 1e-9;
-  syncScale();
+  QCPRange r = range;
+  if (!(r.upper > r.lower)) r.upper = r.lower + 1e-9;
+  if (r == range_) return;
+  range_ = r;
+  image_stale_ = true;
+  Q_EMIT dataRangeChanged(range_);
 }
 
 void HeatMap::rescaleDataRange(bool symmetric) {
@@ -73,19 +78,10 @@ void HeatMap::rescaleDataRange(bool symmetric) {
 }
 
 void HeatMap::setGradient(const QCPColorGradient& gradient) {
+  if (gradient == gradient_) return;
   gradient_ = gradient;
-  syncScale();
-}
-
-void HeatMap::setColorScale(QCPColorScale* scale) {
-  scale_ = scale;
-  syncScale();
-}
-
-void HeatMap::syncScale() {
-  if (!scale_) return;
-  scale_->setGradient(gradient_);
-  scale_->setDataRange(range_);
+  image_stale_ = true;
+  Q_EMIT gradientChanged(gradient_);
 }
 
 bool HeatMap::cellAt(const QPointF& pixel, int* row, int* col) const {
@@ -124,8 +120,16 @@ void HeatMap::draw(QCPPainter* painter) {
   QVector<double> xs(cols_ + 1), ys(rows_ + 1);
   for (int c = 0; c <= cols_; ++c) xs[c] = mKeyAxis->coordToPixel(c - 0.5);
   for (int r = 0; r <= rows_; ++r) ys[r] = mValueAxis->coordToPixel(r - 0.5);
-  const QRectF clip = clipRect();
   painter->setAntialiasing(false);
+  // PDF and SVG get rectangles so they stay vector; the screen and PNGs get one
+  // scaled image, which costs the same for 16 cells or 16k. Borders are only
+  // asked for on small maps, where rectangles are cheap anyway.
+  if (painter->modes().testFlag(QCPPainter::pmVectorized) || borders_) drawCells(painter, xs, ys);
+  else drawImage(painter, xs, ys);
+}
+
+void HeatMap::drawCells(QCPPainter* painter, const QVector<double>& xs, const QVector<double>& ys) {
+  const QRectF clip = clipRect();
   painter->setPen(borders_ ? QPen(QColor(255, 255, 255, 160), 0.5) : Qt::NoPen);
   for (int r = 0; r < rows_; ++r) {
     const double y0 = std::min(ys[r], ys[r + 1]), y1 = std::max(ys[r], ys[r + 1]);
@@ -141,6 +145,44 @@ void HeatMap::draw(QCPPainter* painter) {
   }
 }
 
+void HeatMap::drawImage(QCPPainter* painter, const QVector<double>& xs, const QVector<double>& ys) {
+  // The image holds the cells in screen order: mirrored where an axis runs
+  // against the pixels (a reversed key axis, or an upright value axis, whose
+  // row 0 is at the bottom).
+  const bool flip_x = xs.front() > xs.back(), flip_y = ys.front() > ys.back();
+  if (image_stale_ || flip_x != image_flip_x_ || flip_y != image_flip_y_ || image_.isNull()) {
+    image_ = QImage(cols_, rows_, QImage::Format_ARGB32_Premultiplied);
+    for (int r = 0; r < rows_; ++r) {
+      auto* line = reinterpret_cast<QRgb*>(image_.scanLine(flip_y ? rows_ - 1 - r : r));
+      for (int c = 0; c < cols_; ++c) {
+        const double v = values_[r * cols_ + c];
+        line[flip_x ? cols_ - 1 - c : c] = std::isfinite(v) ? gradient_.color(v, range_) : qRgba(0, 0, 0, 0);
+      }
+    }
+    image_stale_ = false;
+    image_flip_x_ = flip_x;
+    image_flip_y_ = flip_y;
+  }
+  // Only the visible cells: a map zoomed far in would otherwise be scaled to
+  // a target many times the screen.
+  QVector<double> sx = xs, sy = ys;  // edges, ascending
+  if (flip_x) std::reverse(sx.begin(), sx.end());
+  if (flip_y) std::reverse(sy.begin(), sy.end());
+  const QRectF clip = clipRect();
+  auto visible = [](const QVector<double>& edges, double lo, double hi, int* first, int* last) {
+    *first = std::max(0, int(std::upper_bound(edges.begin(), edges.end(), lo) - edges.begin()) - 1);
+    *last = std::min(int(edges.size()) - 2, int(std::lower_bound(edges.begin(), edges.end(), hi) - edges.begin()) - 1);
+    return *first <= *last;
+  };
+  int c0 = 0, c1 = 0, r0 = 0, r1 = 0;
+  if (!visible(sx, clip.left(), clip.right(), &c0, &c1) || !visible(sy, clip.top(), clip.bottom(), &r0, &r1)) return;
+  const QRectF target(QPointF(sx[c0], sy[r0]), QPointF(sx[c1 + 1], sy[r1 + 1]));
+  const QRectF source(c0, r0, c1 - c0 + 1, r1 - r0 + 1);
+  // Nearest neighbour: every cell stays one flat colour with sharp edges.
+  painter->setRenderHint(QPainter::SmoothPixmapTransform, false);
+  painter->drawImage(target, image_, source);
+}
+
 void HeatMap::drawLegendIcon(QCPPainter* painter, const QRectF& rect) const {
   QLinearGradient lg(rect.topLeft(), rect.topRight());
   for (int i = 0; i <= 4; ++i)
@@ -149,5 +191,50 @@ void HeatMap::drawLegendIcon(QCPPainter* painter, const QRectF& rect) const {
   painter->setPen(Qt::NoPen);
   painter->drawRect(rect);
 }
+
+namespace {
+constexpr int kBarSteps = 64;
+}
+
+ColorBar::ColorBar(QCPLayoutGrid* grid, int row, int col, HeatMap* map, const QString& label)
+    : QCPAxisRect(map->parentPlot(), false), map_(map) {
+  grid->addElement(row, col, this);
+  setMinimumSize(14, 40);
+  setMaximumSize(14, QWIDGETSIZE_MAX);
+  setRangeDrag(Qt::Orientations());
+  setRangeZoom(Qt::Orientations());
+  auto* cell_x = addAxis(QCPAxis::atBottom);
+  auto* cell_y = addAxis(QCPAxis::atLeft);
+  for (auto* hidden : {cell_x, cell_y}) hidden->setVisible(false);
+  cell_x->setRange(-0.5, 0.5);
+  cell_y->setRange(-0.5, kBarSteps - 0.5);
+  auto* scale = addAxis(QCPAxis::atRight);
+  scale->setSubTicks(false);
+  scale->setBasePen(Qt::NoPen);
+  scale->setLabel(label);
+  for (auto* axis : axes()) axis->grid()->setVisible(false);
+  // The steps stay fixed over 0..1; only the labelled axis follows the map's range.
+  QVector<double> steps(kBarSteps);
+  for (int i = 0; i < kBarSteps; ++i) steps[i] = (i + 0.5) / kBarSteps;
+  cells_ = new HeatMap(cell_x, cell_y);
+  cells_->setDataRange(QCPRange(0, 1));
+  cells_->setData(kBarSteps, 1, steps);
+  cells_->setGradient(map->gradient());
+  scale->setRange(map->dataRange());
+  connect(map, &HeatMap::gradientChanged, this, [this](const QCPColorGradient& g) { cells_->setGradient(g); });
+  connect(map, &HeatMap::dataRangeChanged, this, [this](const QCPRange& r) { scaleAxis()->setRange(r); });
+
+  // Bar and map share their top and bottom margins, so the bar spans the map exactly.
+  auto* map_rect = map->keyAxis()->axisRect();
+  auto* group = map_rect->marginGroup(QCP::msTop);
+  if (!group) {
+    group = new QCPMarginGroup(parentPlot());
+    map_rect->setMarginGroup(QCP::msTop | QCP::msBottom, group);
+  }
+  setMarginGroup(QCP::msTop | QCP::msBottom, group);
+}
+
+void ColorBar::setLabel(const QString& label) { scaleAxis()->setLabel(label); }
+QString ColorBar::label() const { return scaleAxis()->label(); }
 
 }  // namespace smx::widgets

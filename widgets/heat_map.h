@@ -1,10 +1,14 @@
-// A heat map plottable for QCustomPlot that draws every cell as a filled
-// rectangle, so PDF and SVG exports stay vector (QCPColorMap draws an image,
-// which a vector export would rasterise). Cell (row r, column c) covers key
-// [c - 0.5, c + 0.5] and value [r - 0.5, r + 0.5]; reverse the value axis to
-// put row 0 on top. NaN cells are left empty.
+// A heat map plottable for QCustomPlot and its colour bar. Exports to PDF and
+// SVG draw every cell as a filled rectangle, so they stay vector (QCPColorMap
+// and QCPColorScale paint images, which a vector export would rasterise); on
+// screen and in PNGs the cells go through one cached image instead, which is
+// much faster for big maps. Cell (row r, column c) covers key [c - 0.5, c + 0.5]
+// and value [r - 0.5, r + 0.5]; the key axis is horizontal. Reverse the value
+// axis to put row 0 on top. NaN cells are left empty.
 #pragma once
 
+#include <QImage>
+#include <QPointer>
 #include <QVector>
 #include <qcustomplot.h>
 
@@ -35,8 +39,6 @@ class HeatMap : public QCPAbstractPlottable {
   void rescaleDataRange(bool symmetric = false);
   void setGradient(const QCPColorGradient& gradient);
   QCPColorGradient gradient() const { return gradient_; }
-  /// A colour scale that shows this map's gradient and range (kept in sync).
-  void setColorScale(QCPColorScale* scale);
   /// Thin lines between cells (off by default; useful for small maps).
   void setCellBorders(bool on) { borders_ = on; }
 
@@ -48,18 +50,48 @@ class HeatMap : public QCPAbstractPlottable {
   QCPRange getValueRange(bool& foundRange, QCP::SignDomain inSignDomain = QCP::sdBoth,
                          const QCPRange& inKeyRange = QCPRange()) const override;
 
+ Q_SIGNALS:
+  void dataRangeChanged(const QCPRange& range);
+  void gradientChanged(const QCPColorGradient& gradient);
+
  protected:
   void draw(QCPPainter* painter) override;
   void drawLegendIcon(QCPPainter* painter, const QRectF& rect) const override;
 
  private:
-  void syncScale();
+  void drawCells(QCPPainter* painter, const QVector<double>& xs, const QVector<double>& ys);
+  void drawImage(QCPPainter* painter, const QVector<double>& xs, const QVector<double>& ys);
   int rows_ = 0, cols_ = 0;
   QVector<double> values_;
   QCPRange range_{0, 1};
   QCPColorGradient gradient_ = viridisGradient();
-  QPointer<QCPColorScale> scale_;
   bool borders_ = false;
+  // One pixel per cell in screen order (mirrored as the axes are), rebuilt
+  // only when the data, range, gradient or an axis direction changes.
+  QImage image_;
+  bool image_stale_ = true, image_flip_x_ = false, image_flip_y_ = false;
+};
+
+/// A vertical colour bar for a HeatMap: a narrow axis rect with a one-column
+/// HeatMap of the gradient and a labelled axis on its right that shows the
+/// map's data range. It is cells, so exports stay vector like the map.
+class ColorBar : public QCPAxisRect {
+  Q_OBJECT
+ public:
+  /// Puts the bar into `grid` at (row, col) (the grid must already be in the
+  /// plot's layout), follows `map`'s gradient and data range from now on, and
+  /// lines its top and bottom up with the map's axis rect.
+  ColorBar(QCPLayoutGrid* grid, int row, int col, HeatMap* map, const QString& label = QString());
+
+  void setLabel(const QString& label);
+  QString label() const;
+  /// The labelled axis (for fonts; its range is the map's data range).
+  QCPAxis* scaleAxis() const { return axis(QCPAxis::atRight); }
+  const HeatMap* map() const { return map_; }
+
+ private:
+  QPointer<HeatMap> map_;
+  HeatMap* cells_;
 };
 
 }  // namespace smx::widgets

@@ -64,35 +64,6 @@ void set_combo_items(QComboBox* combo, const QStringList& labels, const QList<QV
   combo->setCurrentIndex(index >= 0 ? index : 0);
 }
 
-// QCPColorScale paints its gradient as an image, which would put a raster
-// into SVG and PDF exports; this colour bar is HeatMap cells, vector like the map.
-constexpr int kBarSteps = 64;
-
-QCPAxisRect* make_color_bar(QCustomPlot* plot, HeatMap** cells) {
-  auto* rect = new QCPAxisRect(plot, false);
-  rect->addAxes(QCPAxis::atBottom | QCPAxis::atLeft | QCPAxis::atRight);
-  for (auto* axis : rect->axes()) axis->grid()->setVisible(false);
-  rect->axis(QCPAxis::atBottom)->setVisible(false);
-  rect->axis(QCPAxis::atLeft)->setVisible(false);
-  rect->axis(QCPAxis::atBottom)->setRange(-0.5, 0.5);
-  rect->axis(QCPAxis::atLeft)->setRange(-0.5, kBarSteps - 0.5);
-  rect->setMinimumSize(14, 40);
-  rect->setMaximumSize(14, QWIDGETSIZE_MAX);
-  *cells = new HeatMap(rect->axis(QCPAxis::atBottom), rect->axis(QCPAxis::atLeft));
-  return rect;
-}
-
-void sync_color_bar(HeatMap* cells, QCPAxisRect* rect, const HeatMap* map, const QString& label) {
-  const QCPRange r = map->dataRange();
-  QVector<double> v(kBarSteps);
-  for (int i = 0; i < kBarSteps; ++i) v[i] = r.lower + (i + 0.5) / kBarSteps * r.size();
-  cells->setData(kBarSteps, 1, v);
-  cells->setGradient(map->gradient());
-  cells->setDataRange(r);
-  rect->axis(QCPAxis::atRight)->setRange(r);
-  rect->axis(QCPAxis::atRight)->setLabel(label);
-}
-
 QCPItemText* add_note(QCustomPlot* plot, QCPAxisRect* rect, double x = 0.5, double y = 0.5,
                       Qt::Alignment align = Qt::AlignCenter) {
   auto* note = new QCPItemText(plot);
@@ -249,13 +220,9 @@ void MixingView::buildPlot() {
   left_->addElement(1, 0, map_row);
   map_rect_ = new QCPAxisRect(plot_);
   map_row->addElement(0, 0, map_rect_);
-  map_bar_ = make_color_bar(plot_, &map_bar_cells_);
-  map_row->addElement(0, 1, map_bar_);
-  auto* rows = new QCPMarginGroup(plot_);
-  map_rect_->setMarginGroup(QCP::msTop | QCP::msBottom, rows);
-  map_bar_->setMarginGroup(QCP::msTop | QCP::msBottom, rows);
   map_ = new HeatMap(map_rect_->axis(QCPAxis::atBottom), map_rect_->axis(QCPAxis::atLeft));
   map_->setGradient(divergingGradient());
+  map_bar_ = new ColorBar(map_row, 0, 1, map_);
   for (auto* axis : map_rect_->axes()) axis->grid()->setVisible(false);
   map_rect_->axis(QCPAxis::atLeft)->setRangeReversed(true);  // row 0 on top, as a matrix is written
   map_rect_->axis(QCPAxis::atBottom)->setTicker(index_ticker());
@@ -289,15 +256,10 @@ void MixingView::buildPlot() {
   right_->addElement(1, 0, att_row);
   att_rect_ = new QCPAxisRect(plot_);
   att_row->addElement(0, 0, att_rect_);
-  att_bar_ = make_color_bar(plot_, &att_bar_cells_);
-  att_row->addElement(0, 1, att_bar_);
-  auto* att_rows = new QCPMarginGroup(plot_);
-  att_rect_->setMarginGroup(QCP::msTop | QCP::msBottom, att_rows);
-  att_bar_->setMarginGroup(QCP::msTop | QCP::msBottom, att_rows);
   att_map_ = new HeatMap(att_rect_->axis(QCPAxis::atBottom), att_rect_->axis(QCPAxis::atLeft));
   att_map_->setGradient(viridisGradient());
   att_map_->setDataRange(QCPRange(0, 1));
-  sync_color_bar(att_bar_cells_, att_bar_, att_map_, tr("attention probability"));
+  att_bar_ = new ColorBar(att_row, 0, 1, att_map_, tr("attention probability"));
   for (auto* axis : att_rect_->axes()) axis->grid()->setVisible(false);
   att_rect_->axis(QCPAxis::atLeft)->setRangeReversed(true);
   att_rect_->axis(QCPAxis::atLeft)->setLabel(tr("query token"));
@@ -492,7 +454,7 @@ void MixingView::drawMatrix(const Snapshot* s) {
   map_->setData(rows, cols, std::move(cells));
   map_->setCellBorders(rows * cols <= 256);
   map_->rescaleDataRange(true);  // signed: white is zero
-  sync_color_bar(map_bar_cells_, map_bar_, map_, diff ? tr("change since initialisation") : tr("weight"));
+  map_bar_->setLabel(diff ? tr("change since initialisation") : tr("weight"));
   map_rect_->axis(QCPAxis::atBottom)->setRange(-0.5, std::max(cols, 1) - 0.5);
   map_rect_->axis(QCPAxis::atLeft)->setRange(-0.5, std::max(rows, 1) - 0.5);
   // Y = M_seq · X: a sequence matrix's row is the output position, its column the input position.
@@ -556,6 +518,7 @@ void MixingView::drawAttention(const Snapshot* s) {
   att_title_->setText(title);
   if (!m || !consistent(*m)) {
     att_map_->setData(0, 0, {});
+    att_bar_->setLabel(tr("attention probability"));
     show_note(att_note_, m ? tr("'%1' is inconsistent: %2 values for %3 x %4")
                                  .arg(QString::fromStdString(name))
                                  .arg(m->values.size())
@@ -564,18 +527,34 @@ void MixingView::drawAttention(const Snapshot* s) {
                            : tr("no attention map for this head"));
     return;
   }
-  QVector<double> cells(static_cast<int>(m->values.size()));
-  for (size_t i = 0; i < m->values.size(); ++i) cells[i] = std::isfinite(m->values[i]) ? m->values[i] : kNaN;
-  att_map_->setData(m->rows, m->cols, std::move(cells));
-  att_map_->setCellBorders(m->rows * m->cols <= 256);
-  att_rect_->axis(QCPAxis::atBottom)->setRange(-0.5, m->cols - 0.5);
-  att_rect_->axis(QCPAxis::atLeft)->setRange(-0.5, m->rows - 0.5);
-  // Token strings as labels when the probe's tokens match the map.
+  // The maps span the padded sequence; the probe's real tokens are its first T
+  // positions, and the rest would only show attention to and from padding.
   const std::vector<std::string>* tokens = nullptr;
-  if (s && !s->probe.empty()) tokens = &s->probe.front().tokens;
+  if (s && !s->probe.empty() && !s->probe.front().tokens.empty()) tokens = &s->probe.front().tokens;
+  const int T = tokens ? static_cast<int>(tokens->size()) : 0;
+  const int rows = T > 0 ? std::min(m->rows, T) : m->rows, cols = T > 0 ? std::min(m->cols, T) : m->cols;
+  QVector<double> cells(rows * cols);
+  double top = 0;
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) {
+      const double v = m->values[static_cast<size_t>(r) * m->cols + c];
+      cells[r * cols + c] = std::isfinite(v) ? v : kNaN;
+      if (std::isfinite(v)) top = std::max(top, v);
+    }
+  att_map_->setData(rows, cols, std::move(cells));
+  att_map_->setCellBorders(rows * cols <= 256);
+  // Each row spreads one unit over all keys, so with many keys every
+  // probability is small and a fixed 0..1 scale would be uniformly dark:
+  // colour up to this head's largest value instead, and say so on the bar.
+  att_map_->setDataRange(QCPRange(0, top > 0 ? top : 1));
+  att_bar_->setLabel(top > 0 ? tr("attention probability (max %1)").arg(QString::number(top, 'g', 2))
+                             : tr("attention probability"));
+  att_rect_->axis(QCPAxis::atBottom)->setRange(-0.5, cols - 0.5);
+  att_rect_->axis(QCPAxis::atLeft)->setRange(-0.5, rows - 0.5);
+  // Token strings as labels when the probe's tokens match the map.
   auto* x = att_rect_->axis(QCPAxis::atBottom);
   auto* y = att_rect_->axis(QCPAxis::atLeft);
-  if (tokens && static_cast<int>(tokens->size()) == m->rows && m->rows == m->cols) {
+  if (T > 0 && rows == T && cols == T) {
     x->setTicker(token_ticker(*tokens));
     y->setTicker(token_ticker(*tokens));
     x->setTickLabelRotation(-90);
@@ -611,7 +590,7 @@ void MixingView::updateFonts() {
   setFont(f);
   QFont title = f;
   title.setBold(true);
-  for (auto* rect : {map_rect_, map_bar_, spec_rect_, att_rect_, att_bar_})
+  for (QCPAxisRect* rect : std::initializer_list<QCPAxisRect*>{map_rect_, map_bar_, spec_rect_, att_rect_, att_bar_})
     for (auto* axis : rect->axes()) {
       axis->setTickLabelFont(f);
       axis->setLabelFont(f);

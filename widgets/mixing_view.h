@@ -30,6 +30,7 @@ class QToolButton;
 
 namespace smx::widgets {
 
+class ColorBar;
 class HeatMap;
 
 class MixingView : public QWidget {
@@ -103,8 +104,7 @@ class MixingView : public QWidget {
   QCPTextElement* title_ = nullptr;
   QCPAxisRect* map_rect_ = nullptr;
   HeatMap* map_ = nullptr;
-  QCPAxisRect* map_bar_ = nullptr;
-  HeatMap* map_bar_cells_ = nullptr;
+  ColorBar* map_bar_ = nullptr;
   QCPItemText* map_note_ = nullptr;
   QCPTextElement* spec_title_ = nullptr;
   QCPAxisRect* spec_rect_ = nullptr;
@@ -113,8 +113,7 @@ class MixingView : public QWidget {
   QCPTextElement* att_title_ = nullptr;
   QCPAxisRect* att_rect_ = nullptr;
   HeatMap* att_map_ = nullptr;
-  QCPAxisRect* att_bar_ = nullptr;
-  HeatMap* att_bar_cells_ = nullptr;
+  ColorBar* att_bar_ = nullptr;
   QCPItemText* att_note_ = nullptr;
 
   QVector<SnapshotPtr> snapshots_;

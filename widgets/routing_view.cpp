@@ -418,36 +418,6 @@ void RoutingView::buildMapPlot() {
   map_rect_ = new QCPAxisRect(map_, true);
   setup_map_axes(map_rect_);
   maps_->addElement(1, 0, map_rect_);
-  scale_ = new QCPAxisRect(map_, false);
-  scale_->setMinimumSize(12, 40);
-  scale_->setMaximumSize(12, QWIDGETSIZE_MAX);
-  scale_->setRangeDrag(Qt::Orientations());
-  scale_->setRangeZoom(Qt::Orientations());
-  {
-    constexpr int steps = 64;
-    auto* cell_x = scale_->addAxis(QCPAxis::atBottom);
-    auto* cell_y = scale_->addAxis(QCPAxis::atLeft);
-    for (auto* hidden : {cell_x, cell_y}) hidden->setVisible(false);
-    cell_x->setRange(-0.5, 0.5);
-    cell_y->setRange(-0.5, steps - 0.5);
-    auto* axis = scale_->addAxis(QCPAxis::atRight);
-    axis->setRange(0, 1);  // the same fixed range as the maps
-    axis->setLabel(tr("router probability"));
-    axis->grid()->setVisible(false);
-    axis->setSubTicks(false);
-    axis->setBasePen(Qt::NoPen);
-    QVector<double> values(steps);
-    for (int i = 0; i < steps; ++i) values[i] = (i + 0.5) / steps;
-    scale_heat_ = new HeatMap(cell_x, cell_y);
-    scale_heat_->setGradient(viridisGradient());
-    scale_heat_->setDataRange(QCPRange(0, 1));
-    scale_heat_->setData(steps, 1, values);
-  }
-  maps_->addElement(1, 1, scale_);
-  auto* margins = new QCPMarginGroup(map_);
-  map_rect_->setMarginGroup(QCP::msTop | QCP::msBottom, margins);
-  scale_->setMarginGroup(QCP::msTop | QCP::msBottom, margins);
-
   auto* legend = new QCPLegend;
   top->addElement(1, 0, legend);
   legend->setLayer(QStringLiteral("legend"));
@@ -467,6 +437,8 @@ void RoutingView::buildMapPlot() {
   heat_->setGradient(viridisGradient());
   // Probabilities keep one fixed scale, so steps and layers compare at a glance.
   heat_->setDataRange(QCPRange(0, 1));
+  // Also lines the maps' tops and bottoms up (the what-if map joins that group).
+  scale_ = new ColorBar(maps_, 1, 1, heat_, tr("router probability"));
 
   wanted_graph_ = new QCPGraph(x, y);
   wanted_graph_->setLineStyle(QCPGraph::lsNone);
@@ -1140,8 +1112,8 @@ void RoutingView::applyFonts() {
   style_axes(map_rect_);
   if (what_if_rect_) style_axes(what_if_rect_);
   map_rect_->axis(QCPAxis::atLeft)->setTickLabelFont(sized(0.9));
-  scale_->axis(QCPAxis::atRight)->setTickLabelFont(sized(0.9));
-  scale_->axis(QCPAxis::atRight)->setLabelFont(sized(1.0));
+  scale_->scaleAxis()->setTickLabelFont(sized(0.9));
+  scale_->scaleAxis()->setLabelFont(sized(1.0));
   map_title_->setFont(sized(1.1, true));
   if (what_if_title_) what_if_title_->setFont(sized(1.1, true));
   map_->legend->setFont(sized(0.95));

@@ -40,6 +40,7 @@ class QToolButton;
 
 namespace smx::widgets {
 
+class ColorBar;
 class HeatMap;
 
 /// The colour of expert `e`: a fixed colour-blind-friendly qualitative
@@ -165,10 +166,7 @@ class RoutingView : public QWidget {
   QCPAxisRect* map_rect_;
   QCPTextElement* map_title_;
   QCPTextElement* what_if_title_ = nullptr;
-  // A colour bar built from a one-column HeatMap: QCPColorScale draws its
-  // gradient as an image, which would put a raster into SVG/PDF exports.
-  QCPAxisRect* scale_;
-  HeatMap* scale_heat_;
+  ColorBar* scale_;  ///< of heat_ (the what-if map shares its fixed 0..1 range)
   HeatMap* heat_;
   QCPGraph* assigned_graph_;
   QCPGraph* wanted_graph_;

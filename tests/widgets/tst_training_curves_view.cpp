@@ -8,20 +8,7 @@
 #include <QToolButton>
 #include <QtTest>
 
-// qcustomplot.h is written with Qt's keywords, which test targets turn off.
-#ifdef QT_NO_KEYWORDS
-#define signals Q_SIGNALS
-#define slots Q_SLOTS
-#define emit Q_EMIT
-#define foreach Q_FOREACH
-#include <qcustomplot.h>
-#undef signals
-#undef slots
-#undef emit
-#undef foreach
-#else
-#include <qcustomplot.h>
-#endif
+#include "qcustomplot_shim.h"
 
 #include <cmath>
 #include <limits>
