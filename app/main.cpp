@@ -7,6 +7,7 @@
 #include <QTimer>
 
 #include "app/launcher_dialog.h"
+#include "model/core/allocator.h"
 #include "app/main_window.h"
 #include "app/run_list_model.h"
 #include "app/model_page.h"
@@ -15,6 +16,7 @@
 #include "model/store/run_store.h"
 
 int main(int argc, char** argv) {
+  smx::tune_allocator();
   QApplication::setHighDpiScaleFactorRoundingPolicy(Qt::HighDpiScaleFactorRoundingPolicy::PassThrough);
   QApplication app(argc, argv);
   QApplication::setOrganizationName("SparseMixerStudio");

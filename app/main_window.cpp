@@ -491,8 +491,7 @@ void MainWindow::onRunStarted(qint64 runId, const QString& label, const QString&
   log(tr("run %1 (%2) is training").arg(runId).arg(label));
   runs_->refresh();
   if (!group.isEmpty() && group == lab_group_) {
-    const auto* req = controller_->currentRequest();
-    updateLabCell(runId, group, req ? req->seed_index : 0, label, "running", nullptr);
+    updateLabCell(runId, group, label, "running", nullptr);
   }
   if (focus_follows_live_ || focus_run_ == 0) focusRun(runId);
   else rebuildCurves();
@@ -562,7 +561,7 @@ void MainWindow::onRunEnded(qint64 runId, const QString& label, const QString& g
     log(line);
     statusBar()->showMessage(line, 10000);
   }
-  if (!group.isEmpty() && group == lab_group_) updateLabCell(runId, group, -1, label, status, &outcome);
+  if (!group.isEmpty() && group == lab_group_) updateLabCell(runId, group, label, status, &outcome);
   live_run_ = 0;
   runs_->refresh();
   refreshBestTable();
@@ -590,7 +589,6 @@ void MainWindow::updateStatusBar(const StepMetrics* last) {
   if (!last) return;
   const double tokens = last->get("speed/tokens_per_s", 0);
   const double step_ms = last->get("speed/step_ms", 0);
-  last_tokens_per_s_ = tokens;
   step_label_->setText(tr("run %1 · step %2 / %3").arg(live_run_).arg(last->step).arg(steps_total_));
   speed_label_->setText(tr("%1 tokens/s").arg(tokens, 0, 'f', 0));
   const double eta = step_ms > 0 ? double(steps_total_ - last->step) * step_ms / 1000.0 : -1;
@@ -831,7 +829,7 @@ void MainWindow::runLab(const widgets::StabilityPlan& plan) {
   launch(requests);
 }
 
-void MainWindow::updateLabCell(qint64 runId, const QString& group, int, const QString& label, const QString& status,
+void MainWindow::updateLabCell(qint64 runId, const QString& group, const QString& label, const QString& status,
                                const RunOutcome* outcome) {
   if (group != lab_group_ || !lab_cell_index_.contains(label)) return;
   auto& cell = lab_cells_[lab_cell_index_.value(label)];

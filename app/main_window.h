@@ -104,7 +104,7 @@ class MainWindow : public QMainWindow {
 
   // stability lab
   void runLab(const widgets::StabilityPlan& plan);
-  void updateLabCell(qint64 runId, const QString& group, int seedIndex, const QString& label, const QString& status,
+  void updateLabCell(qint64 runId, const QString& group, const QString& label, const QString& status,
                      const RunOutcome* outcome);
   void refreshLabCurves();
 
@@ -142,7 +142,6 @@ class MainWindow : public QMainWindow {
   QTimer list_timer_;           // refreshes the run list from the store
   double last_heavy_ms_ = 0;
   qint64 steps_total_ = 0, steps_seen_ = 0;
-  double last_tokens_per_s_ = 0;
 
   QString lab_group_;
   int lab_counter_ = 0;

@@ -3,6 +3,7 @@
 
 #include <fmt/core.h>
 
+#include "model/core/allocator.h"
 #include "model/cli/commands.h"
 
 namespace smx::cli {
@@ -41,6 +42,7 @@ void add_presets_command(CLI::App& app) {
 }  // namespace smx::cli
 
 int main(int argc, char** argv) {
+  smx::tune_allocator();
   CLI::App app{"smx: train, inspect and benchmark Sparse Mixer MoE encoders (Sparse Mixer Studio)"};
   app.set_version_flag("--version",
                        fmt::format("smx {} (LibTorch {}.{}.{}, CUDA {})", SMX_VERSION, TORCH_VERSION_MAJOR,

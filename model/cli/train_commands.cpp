@@ -205,6 +205,7 @@ void add_train_commands(CLI::App& app) {
     struct Args {
       std::string corpus = "wordnet", output, type = "unigram";
       int vocab = 8000, threads = 0;
+      int64_t max_sentences = 0;
       bool quiet = false;
     };
     auto a = std::make_shared<Args>();
@@ -213,6 +214,8 @@ void add_train_commands(CLI::App& app) {
     cmd->add_option("--vocab", a->vocab, "vocabulary size")->check(CLI::Range(16, 1000000))->capture_default_str();
     cmd->add_option("--type", a->type, "model type")->check(CLI::IsMember({"unigram", "bpe", "word", "char"}))->capture_default_str();
     cmd->add_option("--threads", a->threads, "threads (default: all)");
+    cmd->add_option("--max-sentences", a->max_sentences, "train on a sample of at most this many sentences (default: the trainer's rule)")
+        ->check(CLI::PositiveNumber);
     cmd->add_flag("--quiet,-q", a->quiet, "no progress");
     cmd->callback([a] {
       TerminalProgress progress(0, a->quiet);
@@ -223,6 +226,7 @@ void add_train_commands(CLI::App& app) {
       o.vocab_size = a->vocab;
       o.model_type = a->type;
       o.threads = a->threads;
+      if (a->max_sentences > 0) o.max_sentences = a->max_sentences;
       const auto t0 = std::chrono::steady_clock::now();
       auto tokenizer = text::Tokenizer::train(corpus.sentences, o, [&](const std::string& s, double f) { progress.on_stage(s, f); });
       progress.finish_line();

@@ -65,6 +65,11 @@ void Trainer::State::load_tokenizer(const std::function<std::vector<std::string>
     text::TokenizerTrainOptions t;
     t.model_path = tokenizer_path;
     t.vocab_size = static_cast<int>(model_config.vocab_size);
+    // A sample of 10 sentences per piece (at least 40k) gives the same kind of
+    // vocabulary in a fraction of the time: the demo's 4000 pieces train in
+    // ~7 s instead of ~25 s on WordNet's 166k sentences, so the studio's Demo
+    // starts training within seconds.
+    t.max_sentences = std::max<int64_t>(40000, 10 * model_config.vocab_size);
     tokenizer = text::Tokenizer::train(sentences(), t, [&](const std::string& s, double f) { stage("tokenizer: " + s, f); });
   }
   cfg.tokenizer = fs::absolute(tokenizer_path).string();

@@ -14,4 +14,5 @@ class TestStudio : public QObject {
   void runListShowsHeadlessRuns();
   void windowShowsLiveRun();
   void inspectorAnswersFromCheckpoint();
+  void stabilityLabRunsABatch();
 };
