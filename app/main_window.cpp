@@ -615,13 +615,14 @@ QVector<qint64> MainWindow::overlayRuns() const {
 
 void MainWindow::rebuildCurves() {
   auto* store = runs_->store();
-  curve_runs_ = overlayRuns();
+  curve_runs_.clear();  // index i of the curves view is run curve_runs_[i]
   QVector<widgets::CurveRun> curve_runs;
   QSet<QString> names;
   if (store) {
-    for (qint64 id : curve_runs_) {
+    for (qint64 id : overlayRuns()) {
       const auto rec = store->find_run(id);
       if (!rec) continue;
+      curve_runs_.push_back(id);
       for (const auto& n : store->metric_names(id)) names.insert(QString::fromStdString(n));
       widgets::CurveRun run;
       run.label = QString("%1 · %2").arg(id).arg(QString::fromStdString(rec->name));
