@@ -2,10 +2,8 @@
 
 #include <QComboBox>
 #include <QDoubleSpinBox>
-#include <QFileDialog>
 #include <QHBoxLayout>
 #include <QLabel>
-#include <QMessageBox>
 #include <QPushButton>
 #include <QStackedWidget>
 #include <QToolButton>
@@ -622,10 +620,7 @@ bool CapacityView::exportView(const QString& path, QString* error) const {
 }
 
 void CapacityView::exportDialog() {
-  const QString path = QFileDialog::getSaveFileName(this, tr("Export capacity view"), "capacity.png", exportFilter());
-  if (path.isEmpty()) return;
-  QString error;
-  if (!exportView(path, &error)) QMessageBox::warning(this, tr("Export failed"), error);
+  exportWithDialog(this, tr("Export capacity view"), "capacity.png", [this](const QString& path, QString* error) { return exportView(path, error); });
 }
 
 int CapacityView::layerCount() const { return layer_combo_->count(); }

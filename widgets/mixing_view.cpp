@@ -2,10 +2,8 @@
 
 #include <QCheckBox>
 #include <QComboBox>
-#include <QFileDialog>
 #include <QHBoxLayout>
 #include <QLabel>
-#include <QMessageBox>
 #include <QSlider>
 #include <QStackedWidget>
 #include <QToolButton>
@@ -626,10 +624,7 @@ bool MixingView::exportView(const QString& path, QString* error) const {
 }
 
 void MixingView::exportDialog() {
-  const QString path = QFileDialog::getSaveFileName(this, tr("Export mixing view"), "mixing.png", exportFilter());
-  if (path.isEmpty()) return;
-  QString error;
-  if (!exportView(path, &error)) QMessageBox::warning(this, tr("Export failed"), error);
+  exportWithDialog(this, tr("Export mixing view"), "mixing.png", [this](const QString& path, QString* error) { return exportView(path, error); });
 }
 
 int MixingView::mixingLayerCount() const { return layer_combo_->count(); }

@@ -1,12 +1,10 @@
 #include "widgets/playground_view.h"
 
 #include <QApplication>
-#include <QFileDialog>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
-#include <QMessageBox>
 #include <QPainter>
 #include <QPushButton>
 #include <QSplitter>
@@ -150,10 +148,7 @@ PlaygroundView::PlaygroundView(QWidget* parent) : QWidget(parent) {
   connect(input_, &QLineEdit::returnPressed, this, &PlaygroundView::requestPredict);
   connect(predict_, &QPushButton::clicked, this, &PlaygroundView::requestPredict);
   connect(export_, &QToolButton::clicked, this, [this] {
-    const QString path = QFileDialog::getSaveFileName(this, tr("Export playground"), QString(), exportFilter());
-    if (path.isEmpty()) return;
-    QString error;
-    if (!exportView(path, &error)) QMessageBox::warning(this, tr("Export failed"), error);
+    exportWithDialog(this, tr("Export playground"), QString(), [this](const QString& path, QString* error) { return exportView(path, error); });
   });
 
   setModelDescription({});

@@ -1,6 +1,8 @@
 #include "widgets/plot_export.h"
 
 #include <QFile>
+#include <QFileDialog>
+#include <QMessageBox>
 #include <QFileInfo>
 #include <QSvgGenerator>
 #include <QTextStream>
@@ -25,6 +27,14 @@ void set_error(QString* error, const QString& message) {
 
 QString exportFilter() {
   return QStringLiteral("PNG image (*.png);;SVG vector image (*.svg);;PDF document (*.pdf);;CSV data (*.csv)");
+}
+
+void exportWithDialog(QWidget* parent, const QString& title, const QString& suggestedName,
+                      const std::function<bool(const QString&, QString*)>& exporter) {
+  const QString path = QFileDialog::getSaveFileName(parent, title, suggestedName, exportFilter());
+  if (path.isEmpty()) return;
+  QString error;
+  if (!exporter(path, &error)) QMessageBox::warning(parent, QObject::tr("Export failed"), error);
 }
 
 bool writeCsv(const CsvTable& table, const QString& path, QString* error) {

@@ -9,6 +9,7 @@
 #include <functional>
 
 class QCustomPlot;
+class QWidget;
 
 namespace smx::widgets {
 
@@ -27,6 +28,11 @@ QString exportFilter();
 /// unwritable file).
 bool exportPlot(QCustomPlot* plot, const QString& path, const std::function<CsvTable()>& csv, QString* error = nullptr,
                 int width = 0, int height = 0);
+
+/// The views' "Export…" button: asks for a file (PNG, SVG, PDF or CSV), calls
+/// `exporter` with it, and shows its error in a message box.
+void exportWithDialog(QWidget* parent, const QString& title, const QString& suggestedName,
+                      const std::function<bool(const QString& path, QString* error)>& exporter);
 
 /// Writes a CSV table; false (and *error) if the file cannot be written.
 bool writeCsv(const CsvTable& table, const QString& path, QString* error = nullptr);

@@ -2,13 +2,11 @@
 
 #include <QComboBox>
 #include <QDoubleSpinBox>
-#include <QFileDialog>
 #include <QHBoxLayout>
 #include <QHash>
 #include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
-#include <QMessageBox>
 #include <QPainterPath>
 #include <QPointer>
 #include <QPushButton>
@@ -1167,10 +1165,7 @@ CsvTable RoutingView::csvTable() const {
 }
 
 void RoutingView::exportClicked() {
-  const QString path = QFileDialog::getSaveFileName(this, tr("Export routing"), QStringLiteral("routing.png"), exportFilter());
-  if (path.isEmpty()) return;
-  QString error;
-  if (!exportView(path, &error)) QMessageBox::warning(this, tr("Export routing"), error);
+  exportWithDialog(this, tr("Export routing"), QStringLiteral("routing.png"), [this](const QString& path, QString* error) { return exportView(path, error); });
 }
 
 void RoutingView::replotNow() {

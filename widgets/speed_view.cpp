@@ -1,10 +1,8 @@
 #include "widgets/speed_view.h"
 
 #include <QApplication>
-#include <QFileDialog>
 #include <QHBoxLayout>
 #include <QLabel>
-#include <QMessageBox>
 #include <QPushButton>
 #include <QSpinBox>
 #include <QToolButton>
@@ -141,10 +139,7 @@ SpeedView::SpeedView(QWidget* parent) : QWidget(parent) {
 
   connect(run_, &QPushButton::clicked, this, [this] { Q_EMIT runRequested(batch_->value(), seq_len_->value()); });
   connect(export_, &QToolButton::clicked, this, [this] {
-    const QString path = QFileDialog::getSaveFileName(this, tr("Export speed"), QString(), exportFilter());
-    if (path.isEmpty()) return;
-    QString error;
-    if (!exportView(path, &error)) QMessageBox::warning(this, tr("Export failed"), error);
+    exportWithDialog(this, tr("Export speed"), QString(), [this](const QString& path, QString* error) { return exportView(path, error); });
   });
 
   updateStatus();

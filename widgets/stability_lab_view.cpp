@@ -2,7 +2,6 @@
 
 #include <QApplication>
 #include <QDoubleSpinBox>
-#include <QFileDialog>
 #include <QFileInfo>
 #include <QFormLayout>
 #include <QGroupBox>
@@ -11,7 +10,6 @@
 #include <QLabel>
 #include <QListWidget>
 #include <QLocale>
-#include <QMessageBox>
 #include <QPainter>
 #include <QPushButton>
 #include <QRegularExpression>
@@ -268,10 +266,7 @@ StabilityLabView::StabilityLabView(QWidget* parent) : QWidget(parent) {
   connect(cancel_, &QPushButton::clicked, this, [this] { Q_EMIT cancelRequested(); });
   connect(configs_, &QListWidget::itemChanged, this, [this] { form_error_->hide(); });
   connect(export_, &QToolButton::clicked, this, [this] {
-    const QString path = QFileDialog::getSaveFileName(this, tr("Export stability lab"), QString(), exportFilter());
-    if (path.isEmpty()) return;
-    QString error;
-    if (!exportView(path, &error)) QMessageBox::warning(this, tr("Export failed"), error);
+    exportWithDialog(this, tr("Export stability lab"), QString(), [this](const QString& path, QString* error) { return exportView(path, error); });
   });
 }
 

@@ -2,11 +2,9 @@
 
 #include <QCheckBox>
 #include <QComboBox>
-#include <QFileDialog>
 #include <QHBoxLayout>
 #include <QHash>
 #include <QLabel>
-#include <QMessageBox>
 #include <QRegularExpression>
 #include <QSlider>
 #include <QTimer>
@@ -895,10 +893,8 @@ bool TrainingCurvesView::exportView(const QString& path, QString* error) const {
 void TrainingCurvesView::chooseExportFile() {
   const QString base = metric_->currentText().isEmpty() ? QStringLiteral("training-curves")
                                                         : metric_->currentText().replace('/', '-');
-  const QString path = QFileDialog::getSaveFileName(this, tr("Export training curves"), base + ".png", exportFilter());
-  if (path.isEmpty()) return;
-  QString error;
-  if (!exportView(path, &error)) QMessageBox::warning(this, tr("Export failed"), error);
+  exportWithDialog(this, tr("Export training curves"), base + ".png",
+                   [this](const QString& path, QString* error) { return exportView(path, error); });
 }
 
 double TrainingCurvesView::replotMs() const { return plot_->replotTime(/*average=*/true); }
