@@ -22,6 +22,7 @@ class QTableWidget;
 class QProgressBar;
 
 namespace smx::widgets {
+struct CurveRun;
 class TrainingCurvesView;
 class RoutingView;
 class CapacityView;
@@ -31,7 +32,15 @@ class PlaygroundView;
 class SpeedView;
 }  // namespace smx::widgets
 
+namespace smx::store {
+class RunStore;
+}
+
 namespace smx::app {
+
+/// One run's series of `metric` and its events from the run store, for the curves views.
+widgets::CurveRun curveRunFromStore(const store::RunStore& store, qint64 runId, const QString& metric,
+                                    const QString& label, const QString& group);
 
 class ModelPage;
 class RunListModel;
