@@ -3,6 +3,7 @@
 #include <QCommandLineParser>
 #include <QDir>
 #include <QIcon>
+#include <QMessageBox>
 #include <QThread>
 #include <QTimer>
 
@@ -13,37 +14,97 @@
 #include "app/model_page.h"
 #include "app/run_controller.h"
 #include "widgets/training_curves_view.h"
+#include "model/inspect/inspector.h"
 #include "model/store/run_store.h"
+
+namespace {
+
+// The command line, described once for the information-only parse (no
+// display needed) and the real one.
+struct StudioOptions {
+  QCommandLineOption preset{{"p", "preset"}, "Model preset to show on the Model page.", "name"};
+  QCommandLineOption config{{"c", "config"}, "Model config JSON file to show on the Model page.", "file"};
+  QCommandLineOption data_dir{"data-dir",
+                              "Folder for the run store, runs, tokenizers and caches, for this session "
+                              "(default: $SMX_DATA_DIR, else the folder chosen in File > Data folder "
+                              "or with `smx data-dir --set`, else the XDG data folder).",
+                              "dir"};
+  QCommandLineOption demo{"demo", "Start the demo run at once."};
+  QCommandLineOption demo_steps{"demo-steps", "Steps of the demo run (default: 1000).", "n"};
+  QCommandLineOption classroom{"classroom", "Start in classroom mode (large fonts, fewer controls)."};
+  QCommandLineOption tab{"tab", "Open this view: Curves, Routing, Capacity, Mixing, Stability lab, Playground, Speed, Model.",
+                         "name"};
+  QCommandLineOption tour{"tour",
+                          "Once the focused run has 3 snapshots, save a screenshot of every view into this "
+                          "folder (for documentation and checks).",
+                          "dir"};
+  QCommandLineOption quit_idle{"quit-when-idle", "Quit when the run queue is empty (after --demo; for scripted use)."};
+
+  void addTo(QCommandLineParser& parser) const {
+    parser.setApplicationDescription("Sparse Mixer Studio: train, inspect and teach Mixture-of-Experts encoders");
+    parser.addHelpOption();
+    parser.addVersionOption();
+    parser.addOptions({preset, config, data_dir, demo, demo_steps, classroom, tab, tour, quit_idle});
+  }
+};
+
+void setApplicationNames() {
+  QCoreApplication::setOrganizationName("SparseMixerStudio");
+  QCoreApplication::setApplicationName("smx-studio");
+  QCoreApplication::setApplicationVersion(SMX_VERSION);
+}
+
+// --help and --version print and exit without a QApplication, so they work
+// without a display (over ssh, in scripts, in package tests).
+bool wantsInformationOnly(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const QByteArray a(argv[i]);
+    if (a == "-h" || a == "--help" || a == "--help-all" || a == "-v" || a == "--version" || a == "-?") return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   smx::tune_allocator();
+  const StudioOptions o;
+  if (wantsInformationOnly(argc, argv)) {
+    QCoreApplication core(argc, argv);
+    setApplicationNames();
+    QCoreApplication::setApplicationVersion(
+        QString("%1 (LibTorch %2, CUDA %3)")
+            .arg(SMX_VERSION, QString::fromStdString(smx::inspect::libtorch_version()),
+                 smx::inspect::default_device() == "cuda" ? "available" : "not available"));
+    QCommandLineParser parser;
+    o.addTo(parser);
+    parser.process(core);  // prints and exits
+    return 0;
+  }
   QApplication::setHighDpiScaleFactorRoundingPolicy(Qt::HighDpiScaleFactorRoundingPolicy::PassThrough);
   QApplication app(argc, argv);
-  QApplication::setOrganizationName("SparseMixerStudio");
-  QApplication::setApplicationName("smx-studio");
-  QApplication::setApplicationVersion(SMX_VERSION);
+  setApplicationNames();
   QApplication::setWindowIcon(QIcon(":/icons/smx-studio.svg"));
+  // Matches the installed org.sparsemixerstudio.Studio.desktop (Wayland app id, task bars).
+  QGuiApplication::setDesktopFileName("org.sparsemixerstudio.Studio");
 
   QCommandLineParser parser;
-  parser.setApplicationDescription("Sparse Mixer Studio: train, inspect and teach Mixture-of-Experts encoders");
-  parser.addHelpOption();
-  parser.addVersionOption();
-  QCommandLineOption preset({"p", "preset"}, "Model preset to show on the Model page.", "name");
-  QCommandLineOption config({"c", "config"}, "Model config JSON file to show on the Model page.", "file");
-  QCommandLineOption data_dir("data-dir", "Folder for the run store, runs, tokenizers and caches "
-                                          "(default: $SMX_DATA_DIR, else the XDG data folder).", "dir");
-  QCommandLineOption demo("demo", "Start the demo run at once.");
-  QCommandLineOption demo_steps("demo-steps", "Steps of the demo run (default: 1000).", "n");
-  QCommandLineOption classroom("classroom", "Start in classroom mode (large fonts, fewer controls).");
-  QCommandLineOption tab("tab", "Open this view: Curves, Routing, Capacity, Mixing, Stability lab, Playground, Speed, Model.", "name");
-  QCommandLineOption tour("tour", "Once the focused run has 3 snapshots, save a screenshot of every view into this "
-                                  "folder (for documentation and checks).", "dir");
-  QCommandLineOption quit_idle("quit-when-idle", "Quit when the run queue is empty (after --demo; for scripted use).");
-  parser.addOptions({preset, config, data_dir, demo, demo_steps, classroom, tab, tour, quit_idle});
+  o.addTo(parser);
   parser.process(app);
+  const QCommandLineOption &preset = o.preset, &config = o.config, &data_dir = o.data_dir, &demo = o.demo,
+                           &demo_steps = o.demo_steps, &classroom = o.classroom, &tab = o.tab, &tour = o.tour,
+                           &quit_idle = o.quit_idle;
 
-  const QString dir = parser.isSet(data_dir) ? QDir(parser.value(data_dir)).absolutePath()
-                                             : QString::fromStdString(smx::store::default_data_dir().string());
+  QString dir;
+  try {
+    dir = parser.isSet(data_dir) ? QDir(parser.value(data_dir)).absolutePath()
+                                 : QString::fromStdString(smx::store::default_data_dir().string());
+  } catch (const std::exception& e) {  // a damaged settings file: say which, change nothing
+    qCritical("smx-studio: %s", e.what());
+    if (QGuiApplication::platformName() != "offscreen")
+      QMessageBox::critical(nullptr, "Sparse Mixer Studio", QString::fromStdString(e.what()));
+    return 2;
+  }
   if (!QDir().mkpath(dir)) {
     qCritical("smx-studio: cannot create the data folder '%s'", qPrintable(dir));
     return 2;

@@ -4,6 +4,7 @@
 #include <QApplication>
 #include <QCloseEvent>
 #include <QDateTime>
+#include <QDir>
 #include <QDockWidget>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -14,7 +15,9 @@
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QPlainTextEdit>
+#include <QProcess>
 #include <QProgressBar>
+#include <QPushButton>
 #include <QSettings>
 #include <QSplitter>
 #include <QStatusBar>
@@ -361,6 +364,9 @@ void MainWindow::buildActions() {
   file->addAction(demo_action_);
   file->addAction(export_action_);
   file->addSeparator();
+  file->addAction(tr("&Data folder…"), this, &MainWindow::chooseDataFolder)
+      ->setToolTip(tr("Where runs, checkpoints, tokenizers and caches are kept (shared with the smx command)."));
+  file->addSeparator();
   file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
   auto* run = menuBar()->addMenu(tr("&Run"));
   run->addAction(pause_action_);
@@ -446,6 +452,53 @@ void MainWindow::closeEvent(QCloseEvent* event) {
   s.setValue("window/tab", tabs_->currentIndex());
   s.setValue("window/classroom", classroom_);
   event->accept();
+  if (restart_on_close_ && !QProcess::startDetached(QApplication::applicationFilePath(),
+                                                    restartArguments(QApplication::arguments()).mid(1)))
+    qWarning("smx-studio: could not restart; start it again to use the new data folder");
+}
+
+QStringList MainWindow::restartArguments(const QStringList& arguments) {
+  QStringList out;
+  for (int i = 0; i < arguments.size(); ++i) {
+    const QString& a = arguments[i];
+    const QString name = a.section('=', 0, 0);
+    if (name == "--data-dir" || name == "--demo-steps" || name == "--tour") {
+      if (!a.contains('=')) ++i;  // its value is the next argument
+      continue;
+    }
+    if (a == "--demo" || a == "--quit-when-idle") continue;
+    out << a;
+  }
+  return out;
+}
+
+void MainWindow::chooseDataFolder() {
+  const QString dir = QFileDialog::getExistingDirectory(
+      this, tr("Data folder for runs, checkpoints, tokenizers and caches"), data_dir_);
+  if (dir.isEmpty() || QDir(dir) == QDir(data_dir_)) return;
+  try {
+    store::save_data_dir_setting(dir.toStdString());
+  } catch (const std::exception& e) {
+    QMessageBox::warning(this, tr("Data folder"), QString::fromStdString(e.what()));
+    return;
+  }
+  log(tr("data folder set to %1 (in %2)").arg(dir, QString::fromStdString(store::settings_file().string())));
+  QString note = tr("<p>The studio and the <tt>smx</tt> command now keep their data in<br><b>%1</b>.</p>"
+                    "<p>Runs already in %2 stay there.</p>")
+                     .arg(dir.toHtmlEscaped(), data_dir_.toHtmlEscaped());
+  if (qEnvironmentVariableIsSet("SMX_DATA_DIR"))
+    note += tr("<p>SMX_DATA_DIR is set in this environment and still wins over this choice.</p>");
+  QMessageBox box(QMessageBox::Information, tr("Data folder"), note, QMessageBox::NoButton, this);
+  auto* restart = box.addButton(tr("Restart now"), QMessageBox::AcceptRole);
+  box.addButton(tr("Later"), QMessageBox::RejectRole);
+  if (controller_->busy()) {
+    restart->setEnabled(false);
+    box.setInformativeText(tr("A run is training: restart when it has finished."));
+  }
+  box.exec();
+  if (box.clickedButton() != restart) return;
+  restart_on_close_ = true;
+  if (!close()) restart_on_close_ = false;
 }
 
 // ---- launching ---------------------------------------------------------------

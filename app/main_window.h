@@ -69,6 +69,10 @@ class MainWindow : public QMainWindow {
   bool exportCurrentView(const QString& path, QString* error = nullptr);
 
   const QString& dataDir() const { return data_dir_; }
+  /// The command line for a restart that picks up a newly chosen data folder:
+  /// `arguments` (as QCoreApplication::arguments()) without --data-dir and the
+  /// one-off --demo, --demo-steps, --tour and --quit-when-idle.
+  static QStringList restartArguments(const QStringList& arguments);
   RunController* controller() const { return controller_; }
   InspectorWorker* inspector() const { return inspector_; }
   RunListModel* runList() const { return runs_; }
@@ -92,6 +96,9 @@ class MainWindow : public QMainWindow {
   void buildViews();
   void connectEngine();
   void restoreSettings();
+  /// File > Data folder…: records another data folder for smx and smx-studio
+  /// (the engine's settings file) and offers to restart into it.
+  void chooseDataFolder();
 
   void onRunStarting(const QString& label);
   void onRunStarted(qint64 runId, const QString& label, const QString& group);
@@ -118,6 +125,7 @@ class MainWindow : public QMainWindow {
   void refreshLabCurves();
 
   QString data_dir_, store_path_;
+  bool restart_on_close_ = false;
   RunController* controller_;
   InspectorWorker* inspector_;
   RunListModel* runs_;

@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
 #ifdef SMX_WITH_TRAINING
   smx::cli::add_train_commands(app);
   smx::cli::add_runs_command(app);
+  smx::cli::add_data_dir_command(app);
 #endif
   try {
     app.parse(argc, argv);

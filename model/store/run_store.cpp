@@ -12,7 +12,6 @@
 // SQLite stores a NaN as NULL; NULL values read back as NaN.
 #include "model/store/run_store.h"
 
-#include <pwd.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -436,23 +435,6 @@ struct RunStore::Impl {
     if (db.changes() == 0) db.fail_plain("no run with id " + std::to_string(run));
   }
 };
-
-fs::path default_data_dir() {
-  const auto env = [](const char* name) -> std::string {
-    const char* v = std::getenv(name);
-    return v ? std::string(v) : std::string();
-  };
-  if (std::string d = env("SMX_DATA_DIR"); !d.empty()) return fs::path(d);
-  // The XDG spec ignores a relative XDG_DATA_HOME.
-  if (std::string d = env("XDG_DATA_HOME"); !d.empty() && fs::path(d).is_absolute())
-    return fs::path(d) / "sparse-mixer-studio";
-  std::string home = env("HOME");
-  if (home.empty()) {
-    if (const passwd* pw = ::getpwuid(::getuid()); pw && pw->pw_dir) home = pw->pw_dir;
-  }
-  if (home.empty()) throw StoreError("cannot find a data folder: set SMX_DATA_DIR or HOME");
-  return fs::path(home) / ".local" / "share" / "sparse-mixer-studio";
-}
 
 fs::path default_store_path() { return default_data_dir() / "runs.sqlite"; }
 

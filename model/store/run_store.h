@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "model/store/data_dir.h"  // default_data_dir()
+
 namespace smx::store {
 
 /// Any failure of the store; what() names the database file and the problem.
@@ -63,9 +65,6 @@ struct SnapshotRecord {
 inline constexpr const char* kRunStatuses[] = {"created", "running", "paused",  "finished",
                                                "stopped", "diverged", "failed"};
 
-/// $SMX_DATA_DIR, else $XDG_DATA_HOME/sparse-mixer-studio, else
-/// ~/.local/share/sparse-mixer-studio.
-std::filesystem::path default_data_dir();
 /// default_data_dir() / "runs.sqlite".
 std::filesystem::path default_store_path();
 

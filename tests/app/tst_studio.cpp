@@ -351,4 +351,14 @@ void TestStudio::stabilityLabRunsABatch() {
   QCOMPARE(window.labView()->curves()->graphCount() >= 4, true);
 }
 
+void TestStudio::restartKeepsOnlyLastingArguments() {
+  // A restart into a newly chosen data folder drops --data-dir (in both forms)
+  // and the one-off scripting options, and keeps the rest in order.
+  const QStringList in = {"/usr/bin/smx-studio", "--classroom", "--data-dir", "/old", "--demo", "--demo-steps", "5",
+                          "--tab", "Routing", "--tour=/tmp/t", "--data-dir=/old2", "--quit-when-idle", "-p", "demo"};
+  const QStringList want = {"/usr/bin/smx-studio", "--classroom", "--tab", "Routing", "-p", "demo"};
+  QCOMPARE(smx::app::MainWindow::restartArguments(in), want);
+  QCOMPARE(smx::app::MainWindow::restartArguments({"smx-studio"}), QStringList{"smx-studio"});
+}
+
 QTEST_MAIN(TestStudio)

@@ -15,4 +15,5 @@ class TestStudio : public QObject {
   void windowShowsLiveRun();
   void inspectorAnswersFromCheckpoint();
   void stabilityLabRunsABatch();
+  void restartKeepsOnlyLastingArguments();
 };

@@ -79,4 +79,22 @@ expect_error "there is no run 42" "$smx" runs show 42 --data-dir "$data"
 expect_error "add --yes" "$smx" runs delete 1 --data-dir "$data"
 mkdir -p "$tmp/baddir" && printf 'not a database, but long enough to be read as one by a careless program' > "$tmp/baddir/runs.sqlite"
 expect_error "runs.sqlite" "$smx" runs list --data-dir "$tmp/baddir"
+
+# The data folder chosen once with `smx data-dir --set` is where runs go; a
+# damaged settings file is an error that names it and is left untouched.
+(
+  export HOME="$tmp/home" XDG_CONFIG_HOME="$tmp/config"
+  unset SMX_DATA_DIR XDG_DATA_HOME
+  "$smx" data-dir | grep -q "$tmp/home/.local/share/sparse-mixer-studio" || fail "data-dir default"
+  "$smx" data-dir --set "$tmp/chosen" > /dev/null || fail "data-dir --set"
+  [ -d "$tmp/chosen" ] || fail "data-dir --set did not create the folder"
+  "$smx" data-dir | grep -q "from settings file $tmp/config/sparse-mixer-studio/settings.json" || fail "data-dir source"
+  "$smx" runs list > /dev/null && [ -f "$tmp/chosen/runs.sqlite" ] || fail "runs list did not use the chosen folder"
+  SMX_DATA_DIR="$tmp/env" "$smx" data-dir | grep -q "from SMX_DATA_DIR" || fail "SMX_DATA_DIR wins"
+  "$smx" data-dir --reset > /dev/null && "$smx" data-dir | grep -q "(from default)" || fail "data-dir --reset"
+  echo '{"data_dir": ' > "$tmp/config/sparse-mixer-studio/settings.json"
+  expect_error "settings.json is not a JSON object" "$smx" data-dir --set "$tmp/other"
+  expect_error "settings.json is not a JSON object" "$smx" runs list
+  [ "$(cat "$tmp/config/sparse-mixer-studio/settings.json")" = '{"data_dir": ' ] || fail "damaged settings file was changed"
+)
 echo "cli smoke: ok"

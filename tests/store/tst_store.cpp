@@ -16,11 +16,14 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "model/store/run_store.h"
 #include "test_files.h"
@@ -400,9 +403,38 @@ void TestStore::refusesForeignOrDamagedFiles() {
   qInfo("%s", qPrintable(err));
 }
 
+// Sets environment variables for one test and puts the old values back.
+class ScopedEnv {
+ public:
+  void set(const char* name, const QByteArray& value) {
+    remember(name);
+    qputenv(name, value);
+  }
+  void unset(const char* name) {
+    remember(name);
+    qunsetenv(name);
+  }
+  ~ScopedEnv() {
+    for (const auto& [name, value] : saved_)
+      if (value)
+        qputenv(name.constData(), *value);
+      else
+        qunsetenv(name.constData());
+  }
+
+ private:
+  void remember(const char* name) {
+    for (const auto& s : saved_)
+      if (s.first == name) return;
+    saved_.push_back({name, qEnvironmentVariableIsSet(name) ? std::optional(qgetenv(name)) : std::nullopt});
+  }
+  std::vector<std::pair<QByteArray, std::optional<QByteArray>>> saved_;
+};
+
 void TestStore::defaultPaths() {
-  const QByteArray smx = qgetenv("SMX_DATA_DIR"), xdg = qgetenv("XDG_DATA_HOME"), home = qgetenv("HOME");
-  const bool had_smx = qEnvironmentVariableIsSet("SMX_DATA_DIR"), had_xdg = qEnvironmentVariableIsSet("XDG_DATA_HOME");
+  QTemporaryDir config;  // no settings file in it
+  ScopedEnv env;
+  env.set("XDG_CONFIG_HOME", config.path().toUtf8());
   qputenv("SMX_DATA_DIR", "/data/smx");
   qputenv("XDG_DATA_HOME", "/xdg");
   qputenv("HOME", "/home/someone");
@@ -414,9 +446,68 @@ void TestStore::defaultPaths() {
   QCOMPARE(default_data_dir(), fs::path("/home/someone/.local/share/sparse-mixer-studio"));
   qunsetenv("XDG_DATA_HOME");
   QCOMPARE(default_store_path(), fs::path("/home/someone/.local/share/sparse-mixer-studio/runs.sqlite"));
-  if (had_smx) qputenv("SMX_DATA_DIR", smx);
-  if (had_xdg) qputenv("XDG_DATA_HOME", xdg);
-  qputenv("HOME", home);
+  QCOMPARE(settings_file(), fs::path(config.path().toStdString()) / "sparse-mixer-studio" / "settings.json");
+  env.set("XDG_CONFIG_HOME", "relative/ignored");
+  QCOMPARE(settings_file(), fs::path("/home/someone/.config/sparse-mixer-studio/settings.json"));
+}
+
+void TestStore::dataDirSetting() {
+  QTemporaryDir tmp;
+  const fs::path root = tmp.path().toStdString();
+  ScopedEnv env;
+  env.set("HOME", (root / "home").c_str());
+  env.set("XDG_CONFIG_HOME", (root / "config").c_str());
+  env.unset("SMX_DATA_DIR");
+  env.unset("XDG_DATA_HOME");
+  const fs::path file = root / "config" / "sparse-mixer-studio" / "settings.json";
+  QCOMPARE(settings_file(), file);
+  QCOMPARE(resolve_data_dir().source, std::string("default"));
+
+  // Chosen once: made absolute and normal, created, and wins over XDG_DATA_HOME.
+  save_data_dir_setting(root / "x" / ".." / "chosen");
+  QVERIFY(fs::is_directory(root / "chosen"));
+  env.set("XDG_DATA_HOME", (root / "xdg").c_str());
+  auto choice = resolve_data_dir();
+  QCOMPARE(choice.dir, root / "chosen");
+  QVERIFY2(choice.source == "settings file " + file.string(), choice.source.c_str());
+  // SMX_DATA_DIR still wins.
+  env.set("SMX_DATA_DIR", (root / "env").c_str());
+  QCOMPARE(resolve_data_dir().source, std::string("SMX_DATA_DIR"));
+  env.unset("SMX_DATA_DIR");
+
+  // Other keys of the file survive a change; no temporary file is left.
+  {
+    std::ofstream out(file);
+    out << R"({"data_dir": "/somewhere", "studio": {"theme": "dark"}})";
+  }
+  save_data_dir_setting(root / "second");
+  QCOMPARE(default_data_dir(), root / "second");
+  QVERIFY(file_bytes(file).contains("\"theme\""));
+  QVERIFY(!fs::exists(file.string() + ".tmp"));
+  // Forgetting the choice falls back to XDG_DATA_HOME.
+  save_data_dir_setting({});
+  QCOMPARE(default_data_dir(), root / "xdg" / "sparse-mixer-studio");
+  QVERIFY(file_bytes(file).contains("\"theme\""));
+
+  // A damaged or wrong file is an error naming it, and is never rewritten.
+  for (const char* text : {"{not json", "[1, 2]", R"({"data_dir": 5})", R"({"data_dir": ""})"}) {
+    {
+      std::ofstream out(file, std::ios::trunc);
+      out << text;
+    }
+    const QString err = store_error_of([] { resolve_data_dir(); });
+    QVERIFY2(err.contains(QString::fromStdString(file.string())), qPrintable(err));
+    if (std::string(text).find("data_dir") == std::string::npos) {
+      QVERIFY2(store_error_of([&] { save_data_dir_setting(root / "third"); }).contains("not a JSON object"), text);
+      QCOMPARE(file_bytes(file), QByteArray(text));
+    }
+  }
+  // A folder that cannot be created is refused; the setting stays as it was.
+  std::ofstream(file, std::ios::trunc) << R"({"data_dir": "/kept"})";
+  std::ofstream(root / "plain-file") << "x";
+  const QString err = store_error_of([&] { save_data_dir_setting(root / "plain-file" / "sub"); });
+  QVERIFY2(err.contains("cannot create the data folder"), qPrintable(err));
+  QCOMPARE(default_data_dir(), fs::path("/kept"));
 }
 
 void TestStore::survivesKilledWriter() {

@@ -1,5 +1,5 @@
 // Run store (SQLite): round trips, live readers, refusal of foreign or
-// damaged files, a writer killed mid-step.
+// damaged files, a writer killed mid-step; the data folder and its setting.
 #pragma once
 #include <QObject>
 
@@ -18,6 +18,7 @@ class TestStore : public QObject {
   void refusesForeignOrDamagedFiles_data();
   void refusesForeignOrDamagedFiles();
   void defaultPaths();
+  void dataDirSetting();
   void survivesKilledWriter();
   void readsMillionPointsQuickly();
   void benchmarkLogStep();
