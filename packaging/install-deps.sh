@@ -28,6 +28,11 @@ if [ "$engine_only" = 0 ]; then
   pkgs+=(
     qt6-base-dev qt6-svg-dev libqcustomplot-dev
     xvfb xauth             # offscreen/visual GUI tests
+    # the Debian package (packaging/make-deb.sh) and its tests (tests/packaging/)
+    librsvg2-bin           # PNG icons rendered from the SVG
+    dpkg-dev file          # CPack's dependency discovery (dpkg-shlibdeps)
+    desktop-file-utils appstream lintian groff-base   # metadata checks
+    debootstrap            # a fresh Debian root to install the .deb into
   )
 fi
 

@@ -159,11 +159,10 @@ std::vector<fs::path> sentencepiece_shim_candidates() {
   if (const char* env = std::getenv("SMX_SENTENCEPIECE_SHIM"); env && *env) out.emplace_back(env);
   if (const auto dir = executable_dir(); !dir.empty()) {
     out.push_back(dir / name);
-    out.push_back(dir / ".." / "lib" / "sparse-mixer-studio" / name);
-  }
-#ifdef SMX_SHIM_INSTALL_PATH
-  out.emplace_back(SMX_SHIM_INSTALL_PATH);
+#ifdef SMX_SHIM_INSTALL_DIR_FROM_BIN
+    out.push_back(dir / SMX_SHIM_INSTALL_DIR_FROM_BIN / name);  // installed: <prefix>/bin -> <prefix>/lib/...
 #endif
+  }
 #ifdef SMX_SHIM_BUILD_PATH
   out.emplace_back(SMX_SHIM_BUILD_PATH);
 #endif

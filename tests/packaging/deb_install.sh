@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Installs the .deb on a fresh Debian 12 root and uses what it installed, as a
+# user would: `apt install ./file.deb` in a debootstrap chroot (minbase, with
+# nothing of the project's dependencies), then smx and smx-studio from /usr/bin
+# run by an ordinary user with the default (XDG) data folder.
+#
+#   tests/packaging/deb_install.sh BUILD_DIR    # BUILD_DIR/package/*.deb (tests/packaging/make_deb.sh)
+#
+# Needs root, debootstrap and Debian's mirror. Where those are missing it skips
+# (exit 77), except under CI=true or SMX_REQUIRE_PACKAGE_TESTS=1, where it fails.
+# The pristine base system is kept as BUILD_DIR/deb-test/base.tar and unpacked
+# afresh for every run (SMX_DEB_TEST_FRESH=1 bootstraps it again).
+set -euo pipefail
+build=$(realpath "${1:?usage: deb_install.sh BUILD_DIR}")
+suite=bookworm
+mirror=${SMX_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+unable() {
+  if [ "${CI:-}" = true ] || [ "${SMX_REQUIRE_PACKAGE_TESTS:-}" = 1 ]; then
+    echo "deb_install: FAIL: $*" >&2
+    exit 1
+  fi
+  echo "deb_install: skipped: $*" >&2
+  exit 77
+}
+[ "$(id -u)" = 0 ] || unable "needs root (chroot, mount)"
+command -v debootstrap >/dev/null || unable "needs debootstrap (packaging/install-deps.sh installs it)"
+deb=$(ls "$build"/package/sparse-mixer-studio_*.deb 2>/dev/null | head -n1)
+[ -n "$deb" ] || { echo "deb_install: FAIL: no .deb in $build/package (run make_deb.sh or packaging/make-deb.sh)" >&2; exit 1; }
+
+work="$build/deb-test"
+root="$work/root"
+mkdir -p "$work"
+cleanup() {
+  for m in "$root/var/cache/apt/archives" "$root/proc"; do
+    if mountpoint -q "$m" 2>/dev/null; then umount -l "$m"; fi
+  done
+  # --one-file-system: never follow a mount that is still there into the host.
+  [ -d "$root" ] && rm -rf --one-file-system "$root"
+  return 0
+}
+trap cleanup EXIT
+cleanup
+
+# Downloaded packages are shared with the host's apt cache: the install is from
+# scratch, only the downloads are saved.
+cache=/var/cache/apt/archives
+if [ ! -f "$work/base.tar" ] || [ "${SMX_DEB_TEST_FRESH:-}" = 1 ]; then
+  echo "deb_install: bootstrapping a minimal Debian $suite root"
+  t0=$(date +%s)
+  debootstrap --variant=minbase --cache-dir="$cache" "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+    { tail -20 "$work/debootstrap.log" >&2; unable "debootstrap failed (no access to $mirror?)"; }
+  tar -C "$root" -cf "$work/base.tar.part" . && mv "$work/base.tar.part" "$work/base.tar"
+  echo "deb_install: base system in $(($(date +%s) - t0)) s"
+else
+  mkdir -p "$root"
+  tar -C "$root" -xf "$work/base.tar"
+fi
+
+# The same suites as a Debian 12 machine (security updates included).
+cat >"$root/etc/apt/sources.list" <<EOF
+deb $mirror $suite main
+deb $mirror $suite-updates main
+deb http://deb.debian.org/debian-security $suite-security main
+EOF
+mount -t proc proc "$root/proc"
+mount --bind "$cache" "$root/var/cache/apt/archives"
+cp "$deb" "$root/tmp/"
+in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
+
+echo "deb_install: apt install ./$(basename "$deb")"
+in_root apt-get update -qq >"$work/apt.log" 2>&1 || { tail -20 "$work/apt.log" >&2; unable "apt-get update failed"; }
+t0=$(date +%s)
+in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "/tmp/$(basename "$deb")" >>"$work/apt.log" 2>&1 ||
+  { tail -30 "$work/apt.log" >&2; echo "deb_install: FAIL: apt could not install the package" >&2; exit 1; }
+install_s=$(($(date +%s) - t0))
+newly=$(grep -c '^Setting up ' "$work/apt.log" || true)
+echo "deb_install: installed in ${install_s} s with $newly packages (apt log: $work/apt.log)"
+
+fail() { echo "deb_install: FAIL: $*" >&2; exit 1; }
+expect() {  # expect "what" "needle" output
+  grep -qF -- "$2" <<<"$3" || { printf '%s\n' "$3" | tail -20 >&2; fail "$1: no '$2' in the output"; }
+}
+
+# What the package put on the system.
+for f in /usr/bin/smx /usr/bin/smx-studio \
+         /usr/share/applications/org.sparsemixerstudio.Studio.desktop \
+         /usr/share/metainfo/org.sparsemixerstudio.Studio.metainfo.xml \
+         /usr/share/icons/hicolor/scalable/apps/org.sparsemixerstudio.Studio.svg \
+         /usr/share/icons/hicolor/48x48/apps/org.sparsemixerstudio.Studio.png \
+         /usr/share/icons/hicolor/256x256/apps/org.sparsemixerstudio.Studio.png \
+         /usr/share/man/man1/smx.1.gz /usr/share/man/man1/smx-studio.1.gz \
+         /usr/share/doc/sparse-mixer-studio/copyright; do
+  [ -e "$root$f" ] || fail "$f is not installed"
+done
+in_root dpkg-query -W -f='${Status}\n' wordnet-base | grep -q "install ok installed" ||
+  fail "the recommended corpus package wordnet-base was not installed"
+in_root dpkg-query -W -f='${Status}\n' libopenblas0-pthread | grep -q "install ok installed" ||
+  fail "OpenBLAS (libopenblas0-pthread) was not installed"
+
+# An ordinary user with nothing set but HOME: data must go to ~/.local/share.
+in_root useradd --create-home student
+as_user() { chroot --userspec=student:student "$root" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/home/student LANG=C.UTF-8 "$@"; }
+
+out=$(as_user smx --version 2>&1) || fail "smx --version: $out"
+expect "smx --version" "LibTorch 1.13" "$out"
+expect "smx --version" "CUDA not available" "$out"
+echo "deb_install: $out"
+out=$(as_user smx --help 2>&1) || fail "smx --help: $out"
+for c in presets info bench tokenizer pretrain finetune eval runs; do expect "smx --help" "$c" "$out"; done
+out=$(as_user smx info --preset sparse-mixer 2>&1) || fail "smx info: $out"
+expect "smx info" "parameters" "$out"
+
+# The installed studio, offscreen: it must find its SentencePiece shim, train a
+# tokenizer on WordNet, train and record the run in the XDG data folder.
+out=$(as_user smx-studio --version 2>&1) || fail "smx-studio --version: $out"
+expect "smx-studio --version" "LibTorch 1.13" "$out"
+t0=$(date +%s)
+out=$(as_user env QT_QPA_PLATFORM=offscreen timeout 600 smx-studio --demo-steps 4 --quit-when-idle 2>&1) ||
+  fail "the installed studio's demo run: $out"
+expect "smx-studio demo" "finished: 4 steps" "$out"
+echo "deb_install: studio demo run: $(grep -m1 '^run ' <<<"$out") ($(($(date +%s) - t0)) s)"
+data=/home/student/.local/share/sparse-mixer-studio
+[ -f "$root$data/runs.sqlite" ] || fail "no run store in $data"
+ls "$root$data"/tokenizers/*.model >/dev/null 2>&1 || fail "no tokenizer in $data/tokenizers"
+
+# The CLI sees the studio's run and trains on the same data folder.
+out=$(as_user smx runs list 2>&1) || fail "smx runs list: $out"
+expect "smx runs list" "finished" "$out"
+out=$(as_user smx pretrain --preset demo --steps 2 --batch 4 --quiet 2>&1) || fail "smx pretrain: $out"
+out=$(as_user smx runs list 2>&1)
+[ "$(grep -c finished <<<"$out")" -ge 2 ] || fail "smx runs list shows fewer than 2 finished runs: $out"
+
+# A data folder chosen once (smx data-dir --set) is used by both programs.
+out=$(as_user smx data-dir --set /home/student/smx-data 2>&1) || fail "smx data-dir --set: $out"
+out=$(as_user smx data-dir 2>&1)
+expect "smx data-dir" "/home/student/smx-data" "$out"
+out=$(as_user env QT_QPA_PLATFORM=offscreen timeout 600 smx-studio --demo-steps 2 --quit-when-idle 2>&1) ||
+  fail "the studio with a chosen data folder: $out"
+[ -f "$root/home/student/smx-data/runs.sqlite" ] || fail "the studio did not use the chosen data folder"
+
+# Removing the package removes its files and leaves the user's data alone.
+in_root env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q sparse-mixer-studio >>"$work/apt.log" 2>&1 ||
+  fail "apt-get remove failed"
+[ ! -e "$root/usr/bin/smx-studio" ] || fail "smx-studio is still there after removal"
+[ ! -e "$root/usr/lib/x86_64-linux-gnu/sparse-mixer-studio" ] || fail "the private library folder is still there after removal"
+[ -f "$root$data/runs.sqlite" ] || fail "removing the package deleted the user's run store"
+echo "deb_install: OK ($(du -k "$deb" | cut -f1) KiB package, ${install_s} s to install)"
