@@ -69,5 +69,10 @@ for d in libopenblas0-pthread libtorch1.13 libqt6widgets6 libqcustomplot2.1-qt6 
   grep -q "\b$d\b" <<<"$depends" || fail "Depends lacks $d: $depends"
 done
 [ "$(dpkg-deb -f "$deb" Recommends)" = wordnet-base ] || fail "Recommends is not wordnet-base"
+# The installed tree as software centres read it: metainfo, desktop entry and icon together.
+tree=$(mktemp -d)
+trap 'rm -rf "$tree"' EXIT
+dpkg-deb -x "$deb" "$tree"
+appstreamcli validate-tree --no-net "$tree" || fail "appstreamcli validate-tree refused the installed tree"
 lintian --fail-on error,warning "$deb" || fail "lintian found errors or warnings"
 echo "check_package: ok ($(basename "$deb"), $(du -k "$deb" | cut -f1) KiB)"
