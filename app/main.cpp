@@ -7,6 +7,8 @@
 #include <QThread>
 #include <QTimer>
 
+#include <memory>
+
 #include "app/launcher_dialog.h"
 #include "model/core/allocator.h"
 #include "app/main_window.h"
@@ -38,7 +40,9 @@ struct StudioOptions {
                           "Once the focused run has 3 snapshots, save a screenshot of every view into this "
                           "folder (for documentation and checks).",
                           "dir"};
-  QCommandLineOption quit_idle{"quit-when-idle", "Quit when the run queue is empty (after --demo; for scripted use)."};
+  QCommandLineOption quit_idle{"quit-when-idle",
+                               "Quit when the run queue is empty, printing a line per run; exit status 1 if a run "
+                               "failed or diverged (after --demo; for scripted use)."};
 
   void addTo(QCommandLineParser& parser) const {
     parser.setApplicationDescription("Sparse Mixer Studio: train, inspect and teach Mixture-of-Experts encoders");
@@ -162,16 +166,24 @@ int main(int argc, char** argv) {
     timer->start(1000);
   }
   if (parser.isSet(quit_idle)) {
+    // For scripts: one line per run on stdout; the exit status is 1 when a run
+    // failed or diverged, so `smx-studio --demo --quit-when-idle` can be checked.
+    auto any_failed = std::make_shared<bool>(false);
     QObject::connect(window.controller(), &smx::app::RunController::runEnded, &app,
-                     [&window](qint64 id, const QString&, const QString&, const QString& status, const QString& message,
-                               const smx::RunOutcome& outcome) {
-                       std::printf("run %lld %s: %lld steps, %.1f examples/s, %.0f tokens/s, %.1f s training%s%s\n",
-                                   static_cast<long long>(id), qPrintable(status),
-                                   static_cast<long long>(outcome.steps_done), outcome.examples_per_second,
-                                   outcome.tokens_per_second, outcome.train_seconds, message.isEmpty() ? "" : ": ",
-                                   qPrintable(message));
+                     [&window, any_failed](qint64 id, const QString&, const QString&, const QString& status,
+                                           const QString& message, const smx::RunOutcome& outcome) {
+                       if (status == "failed" || status == "diverged") *any_failed = true;
+                       if (id == 0)  // set-up failed before the run was recorded
+                         std::printf("run failed before its first step: %s\n", qPrintable(message));
+                       else
+                         std::printf("run %lld %s: %lld steps, %.1f examples/s, %.0f tokens/s, %.1f s training%s%s\n",
+                                     static_cast<long long>(id), qPrintable(status),
+                                     static_cast<long long>(outcome.steps_done), outcome.examples_per_second,
+                                     outcome.tokens_per_second, outcome.train_seconds, message.isEmpty() ? "" : ": ",
+                                     qPrintable(message));
                        std::fflush(stdout);
-                       if (!window.controller()->busy()) QTimer::singleShot(0, qApp, &QApplication::quit);
+                       if (!window.controller()->busy())
+                         QTimer::singleShot(0, qApp, [any_failed] { QApplication::exit(*any_failed ? 1 : 0); });
                      });
   }
   return QApplication::exec();

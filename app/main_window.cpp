@@ -606,8 +606,14 @@ void MainWindow::onRunEnded(qint64 runId, const QString& label, const QString& g
   progress_->hide();
   if (status == "failed") {
     log(tr("%1 failed: %2").arg(label, message));
-    if (group.isEmpty())
-      QMessageBox::warning(this, tr("Run failed"), tr("%1 could not run:\n\n%2").arg(label, message));
+    if (group.isEmpty()) {
+      // Window-modal but not blocking: the queue, the views and scripted
+      // callers (--quit-when-idle) go on while the message is shown.
+      auto* box = new QMessageBox(QMessageBox::Warning, tr("Run failed"),
+                                  tr("%1 could not run:\n\n%2").arg(label, message), QMessageBox::Ok, this);
+      box->setAttribute(Qt::WA_DeleteOnClose);
+      box->open();
+    }
   } else {
     QString line = tr("run %1 (%2) %3 at step %4").arg(runId).arg(label, status).arg(outcome.steps_done);
     if (outcome.tokens_per_second > 0) line += tr(", %1 tokens/s").arg(outcome.tokens_per_second, 0, 'f', 0);

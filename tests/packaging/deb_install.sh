@@ -9,7 +9,9 @@
 # Needs root, debootstrap and Debian's mirror. Where those are missing it skips
 # (exit 77), except under CI=true or SMX_REQUIRE_PACKAGE_TESTS=1, where it fails.
 # The pristine base system is kept as BUILD_DIR/deb-test/base.tar and unpacked
-# afresh for every run (SMX_DEB_TEST_FRESH=1 bootstraps it again).
+# afresh for every run (SMX_DEB_TEST_FRESH=1 bootstraps it again);
+# SMX_DEB_TEST_KEEP=1 leaves the installed root in BUILD_DIR/deb-test/root to
+# look around in (chroot it, or rerun this script to clean it up).
 set -euo pipefail
 build=$(realpath "${1:?usage: deb_install.sh BUILD_DIR}")
 suite=bookworm
@@ -31,15 +33,18 @@ deb=$(ls "$build"/package/sparse-mixer-studio_*.deb 2>/dev/null | head -n1)
 work="$build/deb-test"
 root="$work/root"
 mkdir -p "$work"
-cleanup() {
+unmount() {
   for m in "$root/var/cache/apt/archives" "$root/proc"; do
     if mountpoint -q "$m" 2>/dev/null; then umount -l "$m"; fi
   done
+}
+cleanup() {
+  unmount
   # --one-file-system: never follow a mount that is still there into the host.
   [ -d "$root" ] && rm -rf --one-file-system "$root"
   return 0
 }
-trap cleanup EXIT
+if [ "${SMX_DEB_TEST_KEEP:-}" = 1 ]; then trap unmount EXIT; else trap cleanup EXIT; fi
 cleanup
 
 # Downloaded packages are shared with the host's apt cache: the install is from
@@ -138,6 +143,17 @@ expect "smx data-dir" "/home/student/smx-data" "$out"
 out=$(as_user env QT_QPA_PLATFORM=offscreen timeout 600 smx-studio --demo-steps 2 --quit-when-idle 2>&1) ||
   fail "the studio with a chosen data folder: $out"
 [ -f "$root/home/student/smx-data/runs.sqlite" ] || fail "the studio did not use the chosen data folder"
+
+# Without the recommended corpus package, training says what to install.
+in_root env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q wordnet-base >>"$work/apt.log" 2>&1 ||
+  fail "apt-get remove wordnet-base failed"
+if out=$(as_user smx pretrain --preset demo --steps 1 --quiet 2>&1); then fail "smx pretrain without WordNet succeeded"; fi
+expect "smx pretrain without WordNet" "wordnet-base" "$out"
+if out=$(as_user env QT_QPA_PLATFORM=offscreen timeout 600 smx-studio --demo-steps 2 --quit-when-idle 2>&1); then
+  fail "the studio's demo without WordNet exited with success: $out"
+fi
+expect "the studio's demo without WordNet" "run failed before its first step" "$out"
+expect "the studio's demo without WordNet" "wordnet-base" "$out"
 
 # Removing the package removes its files and leaves the user's data alone.
 in_root env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q sparse-mixer-studio >>"$work/apt.log" 2>&1 ||
