@@ -61,8 +61,8 @@ DataDirChoice resolve_data_dir() {
   const fs::path file = settings_file();
   const nlohmann::json settings = read_settings(file);
   if (auto it = settings.find("data_dir"); it != settings.end()) {
-    if (!it->is_string() || it->get<std::string>().empty())
-      throw StoreError("\"data_dir\" in the settings file " + file.string() + " must be a folder path");
+    if (!it->is_string() || !fs::path(it->get<std::string>()).is_absolute())
+      throw StoreError("\"data_dir\" in the settings file " + file.string() + " must be an absolute folder path");
     return {fs::path(it->get<std::string>()), "settings file " + file.string()};
   }
   if (std::string d = env("XDG_DATA_HOME"); !d.empty() && fs::path(d).is_absolute())

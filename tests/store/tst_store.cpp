@@ -490,7 +490,7 @@ void TestStore::dataDirSetting() {
   QVERIFY(file_bytes(file).contains("\"theme\""));
 
   // A damaged or wrong file is an error naming it, and is never rewritten.
-  for (const char* text : {"{not json", "[1, 2]", R"({"data_dir": 5})", R"({"data_dir": ""})"}) {
+  for (const char* text : {"{not json", "[1, 2]", R"({"data_dir": 5})", R"({"data_dir": ""})", R"({"data_dir": "relative/path"})"}) {
     {
       std::ofstream out(file, std::ios::trunc);
       out << text;
