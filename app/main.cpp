@@ -99,20 +99,21 @@ int main(int argc, char** argv) {
                            &demo_steps = o.demo_steps, &classroom = o.classroom, &tab = o.tab, &tour = o.tour,
                            &quit_idle = o.quit_idle;
 
+  // Started from a menu, nobody reads stderr: a reason not to start is also shown.
+  const auto cannot_start = [](const QString& why) {
+    qCritical("smx-studio: %s", qPrintable(why));
+    if (QGuiApplication::platformName() != "offscreen")
+      QMessageBox::critical(nullptr, "Sparse Mixer Studio", "Sparse Mixer Studio cannot start:\n\n" + why);
+    return 2;
+  };
   QString dir;
   try {
     dir = parser.isSet(data_dir) ? QDir(parser.value(data_dir)).absolutePath()
                                  : QString::fromStdString(smx::store::default_data_dir().string());
   } catch (const std::exception& e) {  // a damaged settings file: say which, change nothing
-    qCritical("smx-studio: %s", e.what());
-    if (QGuiApplication::platformName() != "offscreen")
-      QMessageBox::critical(nullptr, "Sparse Mixer Studio", QString::fromStdString(e.what()));
-    return 2;
+    return cannot_start(QString::fromStdString(e.what()));
   }
-  if (!QDir().mkpath(dir)) {
-    qCritical("smx-studio: cannot create the data folder '%s'", qPrintable(dir));
-    return 2;
-  }
+  if (!QDir().mkpath(dir)) return cannot_start(QString("cannot create the data folder '%1'").arg(dir));
   smx::app::MainWindow window(dir);
   if (parser.isSet(preset) && !window.modelPage()->showPreset(parser.value(preset))) {
     qCritical("smx-studio: unknown preset '%s'", qPrintable(parser.value(preset)));
