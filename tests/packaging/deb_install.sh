@@ -102,6 +102,10 @@ in_root dpkg-query -W -f='${Status}\n' wordnet-base | grep -q "install ok instal
   fail "the recommended corpus package wordnet-base was not installed"
 in_root dpkg-query -W -f='${Status}\n' libopenblas0-pthread | grep -q "install ok installed" ||
   fail "OpenBLAS (libopenblas0-pthread) was not installed"
+# LibTorch loads libblas.so.3: that alternative must be OpenBLAS, not the reference BLAS.
+multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)  # the host's: the root is the same architecture
+in_root update-alternatives --query "libblas.so.3-$multiarch" | grep -q '^Value: .*openblas' ||
+  fail "libblas.so.3 is not OpenBLAS: $(in_root update-alternatives --query "libblas.so.3-$multiarch" | grep '^Value')"
 
 # An ordinary user with nothing set but HOME: data must go to ~/.local/share.
 in_root useradd --create-home student
@@ -159,6 +163,6 @@ expect "the studio's demo without WordNet" "wordnet-base" "$out"
 in_root env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q sparse-mixer-studio >>"$work/apt.log" 2>&1 ||
   fail "apt-get remove failed"
 [ ! -e "$root/usr/bin/smx-studio" ] || fail "smx-studio is still there after removal"
-[ ! -e "$root/usr/lib/x86_64-linux-gnu/sparse-mixer-studio" ] || fail "the private library folder is still there after removal"
+[ ! -e "$root/usr/lib/$multiarch/sparse-mixer-studio" ] || fail "the private library folder is still there after removal"
 [ -f "$root$data/runs.sqlite" ] || fail "removing the package deleted the user's run store"
 echo "deb_install: OK ($(du -k "$deb" | cut -f1) KiB package, ${install_s} s to install)"
