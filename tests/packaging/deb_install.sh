@@ -25,7 +25,11 @@ unable() {
   echo "deb_install: skipped: $*" >&2
   exit 77
 }
-[ "$(id -u)" = 0 ] || unable "needs root (chroot, mount)"
+if [ "$(id -u)" != 0 ]; then
+  # As install-deps.sh does: a user with password-less sudo runs it as root.
+  if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then exec sudo -n -E "$0" "$@"; fi
+  unable "needs root (chroot, mount) or password-less sudo"
+fi
 command -v debootstrap >/dev/null || unable "needs debootstrap (packaging/install-deps.sh installs it)"
 deb=$(ls "$build"/package/sparse-mixer-studio_*.deb 2>/dev/null | head -n1)
 [ -n "$deb" ] || { echo "deb_install: FAIL: no .deb in $build/package (run make_deb.sh or packaging/make-deb.sh)" >&2; exit 1; }
@@ -35,7 +39,7 @@ root="$work/root"
 mkdir -p "$work"
 unmount() {
   for m in "$root/var/cache/apt/archives" "$root/proc"; do
-    if mountpoint -q "$m" 2>/dev/null; then umount -l "$m"; fi
+    if mountpoint -q "$m" 2>/dev/null; then umount -R "$m" 2>/dev/null || umount -l "$m"; fi
   done
 }
 cleanup() {
@@ -68,8 +72,12 @@ deb $mirror $suite main
 deb $mirror $suite-updates main
 deb http://deb.debian.org/debian-security $suite-security main
 EOF
-mount -t proc proc "$root/proc"
-mount --bind "$cache" "$root/var/cache/apt/archives"
+# /proc: the programs find their private library through /proc/self/exe.
+mount -t proc proc "$root/proc" 2>/dev/null || mount --rbind /proc "$root/proc" 2>/dev/null ||
+  unable "cannot mount /proc in the root (a container without mount rights?)"
+# Sharing the download cache only saves time: without it apt downloads everything.
+mount --bind "$cache" "$root/var/cache/apt/archives" 2>/dev/null ||
+  echo "deb_install: cannot share apt's download cache; downloading every package" >&2
 cp "$deb" "$root/tmp/"
 in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
 
