@@ -55,6 +55,11 @@ app::RunRequest demo_request(int steps, const QString& dir) {
 }
 
 /// Waits for runEnded and returns its arguments.
+// True once `spy` holds a signal. The inspector emits from its own thread and
+// QSignalSpy records there at once, so a quick answer (an error) may already
+// be in the spy before wait() would start listening for the next one.
+bool arrived(QSignalSpy& spy, int ms = 60000) { return !spy.isEmpty() || spy.wait(ms); }
+
 QList<QVariant> wait_ended(QSignalSpy& ended, int ms = 120000) {
   if (ended.isEmpty()) ended.wait(ms);
   return ended.isEmpty() ? QList<QVariant>{} : ended.takeFirst();
@@ -277,7 +282,7 @@ void TestStudio::inspectorAnswersFromCheckpoint() {
   app::InspectorWorker inspector;
   QSignalSpy predicted(&inspector, &app::InspectorWorker::predicted);
   inspector.predict(ckpt, "a [MASK] of the family");
-  QVERIFY(predicted.wait(60000));
+  QVERIFY(arrived(predicted));
   const auto result = predicted.takeFirst().at(0).value<widgets::PlaygroundResult>();
   QVERIFY2(result.error.isEmpty(), qPrintable(result.error));
   QCOMPARE(result.predictions.size(), 1);
@@ -292,22 +297,22 @@ void TestStudio::inspectorAnswersFromCheckpoint() {
 
   QSignalSpy what_if(&inspector, &app::InspectorWorker::whatIfReady);
   inspector.whatIf(ckpt, "", 4.0, "tokens-choose");
-  QVERIFY(what_if.wait(60000));
+  QVERIFY(arrived(what_if));
   auto w = what_if.takeFirst().at(0).value<app::WhatIfResult>();
   QVERIFY2(w.error.isEmpty(), qPrintable(w.error));
   QCOMPARE(int(w.routing.size()), 2);
   QVERIFY(!w.routing[0].wanted.empty());  // routed as Tokens Choose
   inspector.whatIf(ckpt, "", 0, "sideways");
-  QVERIFY(what_if.wait(60000));
+  QVERIFY(arrived(what_if));
   w = what_if.takeFirst().at(0).value<app::WhatIfResult>();
   QVERIFY(w.error.contains("sideways"));
 
   QSignalSpy capacity(&inspector, &app::InspectorWorker::capacityReady);
   inspector.capacityProbe(ckpt, 0.5);
-  QVERIFY(capacity.wait(60000));
+  QVERIFY(arrived(capacity));
   const auto low = capacity.takeFirst().at(0).value<widgets::CapacityProbe>();
   inspector.capacityProbe(ckpt, 4.0);
-  QVERIFY(capacity.wait(60000));
+  QVERIFY(arrived(capacity));
   const auto high = capacity.takeFirst().at(0).value<widgets::CapacityProbe>();
   QVERIFY2(low.error.isEmpty(), qPrintable(low.error));
   QCOMPARE(int(low.layers.size()), 2);
@@ -315,7 +320,7 @@ void TestStudio::inspectorAnswersFromCheckpoint() {
   QVERIFY(high.layers[0].unrouted_fraction < low.layers[0].unrouted_fraction);
 
   inspector.predict(dir.filePath("missing.ckpt"), "x");
-  QVERIFY(predicted.wait(60000));
+  QVERIFY(arrived(predicted));
   QVERIFY(!predicted.takeFirst().at(0).value<widgets::PlaygroundResult>().error.isEmpty());
 }
 
