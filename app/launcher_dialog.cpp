@@ -28,6 +28,7 @@
 #include "model/data/tasks.h"
 #include "model/inspect/inspector.h"
 #include "model/store/run_store.h"
+#include "widgets/view_style.h"
 
 namespace smx::app {
 
@@ -93,10 +94,7 @@ LauncherDialog::LauncherDialog(store::RunStore* store, const QString& dataDir, b
   buildForm(classroom);
 
   error_ = new QLabel;
-  error_->setWordWrap(true);
-  error_->setStyleSheet("color: #b00020; font-weight: bold;");
-  error_->setTextInteractionFlags(Qt::TextSelectableByMouse);
-  error_->hide();
+  widgets::styleAsError(error_);
   layout->addWidget(error_);
 
   auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);

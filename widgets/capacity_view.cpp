@@ -15,6 +15,7 @@
 
 #include "widgets/heat_map.h"
 #include "widgets/plot_export.h"
+#include "widgets/view_style.h"
 
 namespace smx::widgets {
 
@@ -103,9 +104,7 @@ CapacityView::CapacityView(QWidget* parent)
   apply_->setToolTip(tr("Route a held-out batch with this capacity factor and compare how full the experts get."));
   eval_summary_->setObjectName("evalSummary");
   eval_error_->setObjectName("evalError");
-  eval_error_->setStyleSheet("color: #c62828;");
-  eval_error_->setWordWrap(true);
-  eval_error_->hide();
+  styleAsError(eval_error_);
   export_->setObjectName("exportButton");
   export_->setText(tr("Export…"));
   export_->setToolTip(tr("Save the plot as a PNG, SVG or PDF picture, or its numbers as a CSV table."));
@@ -121,9 +120,7 @@ CapacityView::CapacityView(QWidget* parent)
   controls->addStretch(1);  // keeps the controls left when the summary is hidden
   controls->addWidget(export_);
 
-  hint_->setAlignment(Qt::AlignCenter);
-  hint_->setWordWrap(true);
-  hint_->setStyleSheet("color: #666;");
+  styleAsHint(hint_);
   stack_->addWidget(hint_);
   stack_->addWidget(plot_);
   plot_->setMinimumSize(480, 360);

@@ -16,6 +16,7 @@
 #include "widgets/heat_map.h"
 #include "widgets/linalg.h"
 #include "widgets/plot_export.h"
+#include "widgets/view_style.h"
 
 namespace smx::widgets {
 
@@ -167,9 +168,7 @@ MixingView::MixingView(QWidget* parent)
   scrub->addWidget(slider_, 1);
   scrub->addWidget(step_label_);
 
-  hint_->setAlignment(Qt::AlignCenter);
-  hint_->setWordWrap(true);
-  hint_->setStyleSheet("color: #666;");
+  styleAsHint(hint_);
   stack_->addWidget(hint_);
   stack_->addWidget(plot_);
   plot_->setMinimumSize(480, 360);

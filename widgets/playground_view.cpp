@@ -17,6 +17,7 @@
 #include <qcustomplot.h>
 
 #include "widgets/plot_export.h"
+#include "widgets/view_style.h"
 
 namespace smx::widgets {
 
@@ -107,12 +108,10 @@ PlaygroundView::PlaygroundView(QWidget* parent) : QWidget(parent) {
   model_->setToolTip(tr("The trained model that answers."));
   status_ = new QLabel(this);
   status_->setObjectName("status");
-  status_->setStyleSheet("color: #555;");
+  styleAsStatus(status_);
   error_ = new QLabel(this);
   error_->setObjectName("error");
-  error_->setStyleSheet("color: #c62828;");
-  error_->setWordWrap(true);
-  error_->hide();
+  styleAsError(error_);
 
   plot_ = new QCustomPlot(this);
   plot_->setObjectName("predictions");

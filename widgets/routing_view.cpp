@@ -23,6 +23,7 @@
 #include <qcustomplot.h>
 
 #include "widgets/heat_map.h"
+#include "widgets/view_style.h"
 
 namespace smx::widgets {
 
@@ -246,14 +247,11 @@ RoutingView::RoutingView(QWidget* parent) : QWidget(parent) {
 
   error_label_ = new QLabel(this);
   error_label_->setObjectName(QStringLiteral("whatIfError"));
-  error_label_->setStyleSheet(QStringLiteral("QLabel { color: #b00020; font-weight: bold; }"));
-  error_label_->setWordWrap(true);
-  error_label_->setVisible(false);
+  styleAsError(error_label_);
 
   stack_ = new QStackedWidget(this);
   hint_ = new QLabel(tr("Start a run to see routing"), this);
-  hint_->setAlignment(Qt::AlignCenter);
-  hint_->setStyleSheet(QStringLiteral("QLabel { color: #777; }"));
+  styleAsHint(hint_);
   stack_->addWidget(hint_);
 
   auto* content = new QWidget(this);

@@ -14,6 +14,7 @@
 #include <qcustomplot.h>
 
 #include "widgets/plot_export.h"
+#include "widgets/view_style.h"
 
 namespace smx::widgets {
 
@@ -102,12 +103,10 @@ SpeedView::SpeedView(QWidget* parent) : QWidget(parent) {
   export_->setToolTip(tr("Save the charts as an image (PNG, SVG, PDF) or the timings as CSV."));
   status_ = new QLabel(this);
   status_->setObjectName("status");
-  status_->setStyleSheet("color: #555;");
+  styleAsStatus(status_);
   error_ = new QLabel(this);
   error_->setObjectName("error");
-  error_->setStyleSheet("color: #c62828;");
-  error_->setWordWrap(true);
-  error_->hide();
+  styleAsError(error_);
   plot_ = new QCustomPlot(this);
   plot_->setObjectName("speedPlot");
   plot_->setMinimumHeight(220);

@@ -25,6 +25,7 @@
 
 #include "widgets/plot_export.h"
 #include "widgets/training_curves_view.h"
+#include "widgets/view_style.h"
 
 namespace smx::widgets {
 
@@ -193,9 +194,7 @@ StabilityLabView::StabilityLabView(QWidget* parent) : QWidget(parent) {
   export_->setToolTip(tr("Save the loss curves as an image (PNG, SVG, PDF) or every run's result as CSV."));
   form_error_ = new QLabel(this);
   form_error_->setObjectName("formError");
-  form_error_->setStyleSheet("color: #c62828;");
-  form_error_->setWordWrap(true);
-  form_error_->hide();
+  styleAsError(form_error_);
 
   configs_->setMaximumHeight(180);
   auto* box = new QGroupBox(tr("Batch"), this);
@@ -251,9 +250,7 @@ StabilityLabView::StabilityLabView(QWidget* parent) : QWidget(parent) {
                              "Every model is trained once per seed; the table shows how many runs\n"
                              "stayed stable and where the others diverged (the paper's Table 10)."),
                           this);
-  hint->setAlignment(Qt::AlignCenter);
-  hint->setWordWrap(true);
-  hint->setStyleSheet("color: #666;");
+  styleAsHint(hint);
   results_ = new QStackedWidget(this);
   results_->addWidget(hint);
   results_->addWidget(split);
