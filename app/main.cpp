@@ -77,9 +77,7 @@ int main(int argc, char** argv) {
     QCoreApplication core(argc, argv);
     setApplicationNames();
     QCoreApplication::setApplicationVersion(
-        QString("%1 (LibTorch %2, CUDA %3)")
-            .arg(SMX_VERSION, QString::fromStdString(smx::inspect::libtorch_version()),
-                 smx::inspect::default_device() == "cuda" ? "available" : "not available"));
+        QString("%1 (%2)").arg(SMX_VERSION, QString::fromStdString(smx::inspect::runtime_description())));
     QCommandLineParser parser;
     o.addTo(parser);
     parser.process(core);  // prints and exits

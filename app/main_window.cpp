@@ -385,10 +385,9 @@ void MainWindow::buildActions() {
   help->addAction(tr("&About"), this, [this] {
     QMessageBox::about(this, tr("About Sparse Mixer Studio"),
                        tr("<h3>Sparse Mixer Studio %1</h3><p>Train, inspect and teach Mixture-of-Experts encoders.</p>"
-                          "<p>LibTorch %2 · CUDA %3<br>Data folder: %4</p>")
-                           .arg(QApplication::applicationVersion(), QString::fromStdString(inspect::libtorch_version()),
-                                inspect::default_device() == "cuda" ? tr("available") : tr("not available"),
-                                data_dir_.toHtmlEscaped()));
+                          "<p>%2<br>Data folder: %3</p>")
+                           .arg(QApplication::applicationVersion(),
+                                QString::fromStdString(inspect::runtime_description()), data_dir_.toHtmlEscaped()));
   });
 }
 

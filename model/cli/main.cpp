@@ -5,6 +5,7 @@
 
 #include "model/core/allocator.h"
 #include "model/cli/commands.h"
+#include "model/inspect/inspector.h"
 
 namespace smx::cli {
 
@@ -44,10 +45,8 @@ void add_presets_command(CLI::App& app) {
 int main(int argc, char** argv) {
   smx::tune_allocator();
   CLI::App app{"smx: train, inspect and benchmark Sparse Mixer MoE encoders (Sparse Mixer Studio)"};
-  app.set_version_flag("--version",
-                       fmt::format("smx {} (LibTorch {}.{}.{}, CUDA {})", SMX_VERSION, TORCH_VERSION_MAJOR,
-                                   TORCH_VERSION_MINOR, TORCH_VERSION_PATCH,
-                                   torch::cuda::is_available() ? "available" : "not available"));
+  // A callback: asking CUDA costs start-up time (much more on a GPU machine), so only --version does.
+  app.set_version_flag("--version", [] { return fmt::format("smx {} ({})", SMX_VERSION, smx::inspect::runtime_description()); });
   app.require_subcommand(1);
   smx::cli::add_presets_command(app);
   smx::cli::add_info_command(app);

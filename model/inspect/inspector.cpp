@@ -269,4 +269,8 @@ std::string libtorch_version() {
          std::to_string(TORCH_VERSION_PATCH);
 }
 
+std::string runtime_description() {
+  return "LibTorch " + libtorch_version() + ", CUDA " + (default_device() == "cuda" ? "available" : "not available");
+}
+
 }  // namespace smx::inspect

@@ -92,5 +92,8 @@ std::filesystem::path latest_checkpoint(const std::filesystem::path& run_dir);
 /// "cuda" when LibTorch sees a CUDA device, else "cpu"; plus the LibTorch version.
 std::string default_device();
 std::string libtorch_version();
+/// "LibTorch 1.13.0, CUDA available" (or "not available"): what --version and
+/// the About dialog say. Asks CUDA, so call it when it is shown, not at start-up.
+std::string runtime_description();
 
 }  // namespace smx::inspect
