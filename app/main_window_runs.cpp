@@ -37,10 +37,6 @@ namespace {
 /// Snapshots the routing view's history holds (per-expert top tokens, stability).
 constexpr int kRoutingHistory = 8;
 
-bool is_stability_event(const std::string& kind) {
-  return kind == "nonfinite" || kind == "loss-spike" || kind == "diverged";
-}
-
 /// A key equal for runs whose configs differ only in seed and name: such runs
 /// are drawn as mean +- band.
 QString seed_group(const std::string& config_json) {
@@ -143,10 +139,9 @@ void MainWindow::onLiveBatch(const LiveBatch& batch) {
           }
       }
     if (!xs.empty()) curves_->appendPoints(index, xs, ys, wall);
-    QVector<widgets::CurveEvent> events;
+    QVector<widgets::CurveEvent> events;  // all of them, as from the store: the view draws the stability ones
     for (const auto& e : batch.events)
-      if (is_stability_event(e.kind))
-        events.push_back({double(e.step), QString::fromStdString(e.kind), QString::fromStdString(e.message)});
+      events.push_back({double(e.step), QString::fromStdString(e.kind), QString::fromStdString(e.message)});
     if (!events.isEmpty()) curves_->appendEvents(index, events);
   } else if (index < 0 && !batch.evals.isEmpty() && metric_.startsWith("eval/")) {
     rebuildCurves();
