@@ -16,6 +16,7 @@
 #include "widgets/heat_map.h"
 #include "widgets/mixing_view.h"
 #include "widgets/plot_export.h"
+#include "export_checks.h"
 
 using smx::telemetry::Matrix;
 using smx::telemetry::MixingSnapshot;
@@ -27,6 +28,9 @@ using smx::widgets::exportPlot;
 using smx::widgets::HeatMap;
 using smx::widgets::MixingView;
 using smx::widgets::viridisGradient;
+
+using smx_test::embeds_raster;
+using smx_test::read_bytes;
 
 namespace {
 
@@ -104,11 +108,10 @@ QString check_cells(HeatMap* map, const QImage& image, double scale = 1.0) {
   return checked > 0 ? QString() : QString("no cell centre is visible");
 }
 
+// Unreadable counts as raster, so that a missing file never passes as vector.
 bool contains_raster(const QString& path) {
-  QFile f(path);
-  if (!f.open(QIODevice::ReadOnly)) return true;
-  const QByteArray bytes = f.readAll();
-  return bytes.contains("<image") || bytes.contains("/Subtype /Image");
+  const QByteArray bytes = read_bytes(path);
+  return bytes.isEmpty() || embeds_raster(bytes);
 }
 
 Matrix matrix(const std::string& name, int n, const std::function<float(int, int)>& f) {
@@ -351,9 +354,8 @@ void TestHeatMap::exportsStayVector() {
   QVERIFY(!contains_raster(dir.filePath("map.svg")));
   QVERIFY(!contains_raster(dir.filePath("map.pdf")));
   // Every cell is a shape of its own in the SVG (the bar adds its 64).
-  QFile svg(dir.filePath("map.svg"));
-  QVERIFY(svg.open(QIODevice::ReadOnly));
-  const QByteArray text = svg.readAll();
+  const QByteArray text = read_bytes(dir.filePath("map.svg"));
+  QVERIFY(!text.isEmpty());
   QVERIFY(text.count("<path") + text.count("<rect") + text.count("<polygon") >= 32 * 32 + 64);
   // The PNG (2x, raster path) shows each cell's colour.
   const QImage png(dir.filePath("map.png"));
