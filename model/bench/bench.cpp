@@ -11,6 +11,7 @@
 
 #include "model/config/cost.h"
 #include "model/core/compat.h"
+#include "model/nn/moe.h"
 
 namespace smx {
 
@@ -79,6 +80,7 @@ BenchResult run_bench(const ModelConfig& config, const BenchOptions& o,
   r.forward_flops_per_example = model_cost(config, shape).forward_flops;
 
   auto batch = synthetic_pretrain_batch(config, r.batch_size, r.seq_len, r.mlm_predictions).to(device);
+  if (!o.attention_mask) batch.mask = torch::Tensor();  // no example is padded
   const bool autocast = o.bf16 && device.is_cuda();
   auto timed = [&](const std::function<void()>& step) {
     compat::synchronize(device);
@@ -100,9 +102,10 @@ BenchResult run_bench(const ModelConfig& config, const BenchOptions& o,
   };
 
   if (o.train) {
-    torch::optim::AdamW opt(model->parameters(),
-                            torch::optim::AdamWOptions(1e-4).betas({0.9, 0.999}).eps(1e-6).weight_decay(0.01));
+    AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-4).betas({0.9, 0.999}).eps(1e-6).weight_decay(0.01),
+              o.optimizer);
     model->train();
+    compat::reset_peak_memory(device);
     std::vector<double> forward_ms, backward_ms, optimizer_ms;
     auto phase = [&](std::vector<double>& into, const std::function<void()>& run) {
       if (o.phases)
@@ -123,6 +126,8 @@ BenchResult run_bench(const ModelConfig& config, const BenchOptions& o,
     };
     r.train_samples_ms = measure("train step", step);
     r.train_ms = median(r.train_samples_ms);
+    r.optimizer = to_string(opt.last_kind());
+    r.peak_memory_bytes = compat::peak_memory_bytes(device);
     if (o.phases) {
       auto timed_part = [&](const std::vector<double>& v) {  // drop the warm-up steps
         return median(std::vector<double>(v.end() - o.repeats, v.end()));
@@ -135,6 +140,7 @@ BenchResult run_bench(const ModelConfig& config, const BenchOptions& o,
   if (o.inference) {
     model->eval();
     torch::NoGradGuard no_grad;
+    compat::reset_peak_memory(device);
     auto step = [&] {
       std::optional<compat::CudaAutocastBf16> ac;
       if (autocast) ac.emplace();
@@ -144,9 +150,97 @@ BenchResult run_bench(const ModelConfig& config, const BenchOptions& o,
     };
     r.infer_samples_ms = measure("inference", step);
     r.infer_ms = median(r.infer_samples_ms);
+    r.infer_peak_memory_bytes = compat::peak_memory_bytes(device);
   }
   if (!device.is_cuda()) r.peak_memory_bytes = peak_rss_bytes();
   return r;
+}
+
+namespace {
+/// Median milliseconds of `step` (warm-up untimed), synchronising the device around each.
+double median_ms(const torch::Device& device, const BenchOptions& o, const std::function<void()>& step) {
+  std::vector<double> samples;
+  for (int i = 0; i < o.warmup + o.repeats; ++i) {
+    compat::synchronize(device);
+    const auto t0 = std::chrono::steady_clock::now();
+    step();
+    compat::synchronize(device);
+    if (i >= o.warmup)
+      samples.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return median(samples);
+}
+}  // namespace
+
+MoeBreakdown run_moe_breakdown(const ModelConfig& config, const BenchOptions& o) {
+  const torch::Device device(o.device);
+  TORCH_CHECK(!device.is_cuda() || torch::cuda::is_available(), "device '", o.device,
+              "' asked for, but CUDA is not available in this LibTorch build or machine");
+  MoeBreakdown r;
+  r.name = config.name;
+  for (int64_t l = 0; l < config.num_layers && r.layer < 0; ++l)
+    if (config.is_moe_layer(l)) r.layer = l;
+  if (r.layer < 0) return r;
+
+  const int64_t B = o.batch_size > 0 ? o.batch_size : (device.is_cuda() ? 32 : 2);
+  const int64_t S = o.seq_len > 0 ? o.seq_len : config.max_seq_len, D = config.d_model, E = config.num_experts;
+  torch::manual_seed(o.seed);
+  Moe moe(D, config.expert_hidden(), E, config.router, config.expert_dropout, config.init_std);
+  moe->to(device);
+  moe->train();
+  const auto& rc = config.router;
+  const int64_t G = routing_group_count(B * S, rc.max_group_size), T = B * S / G;
+  const int64_t C = expert_capacity(T, E, rc.train_capacity_factor, rc.min_capacity);
+  const auto f32 = torch::TensorOptions().device(device).dtype(torch::kFloat);
+  // Layer inputs come out of a LayerNorm: float32 also under autocast.
+  auto x = torch::randn({B, S, D}, f32).requires_grad_(true);
+  auto grad_y = torch::randn({B, S, D}, f32);
+  const bool autocast = o.bf16 && device.is_cuda();
+  auto under_autocast = [&](const std::function<void()>& run) {
+    std::optional<compat::CudaAutocastBf16> ac;
+    if (autocast) ac.emplace();
+    run();
+  };
+
+  r.layer_ms = median_ms(device, o, [&] {
+    torch::Tensor y;
+    under_autocast([&] { y = moe(x).y; });
+    y.backward(grad_y.to(y.scalar_type()));
+  });
+  auto groups = x.detach().reshape({G, T, D});
+  r.router_ms = median_ms(device, o, [&] {
+    RoutingDecision d;
+    under_autocast([&] { d = moe->router(groups, C); });
+    r.groups = G;
+    r.tokens_per_group = T;
+    r.capacity = d.capacity;
+    r.experts = E;
+    // The combine weights carry the router's gradient; the aux losses are added as in the model.
+    (d.combine.sum() + d.load_balancing_loss + d.z_loss).backward();
+  });
+  auto buffers = torch::randn({E, G * r.capacity, D}, f32).requires_grad_(true);
+  r.experts_ms = median_ms(device, o, [&] {
+    torch::Tensor y;
+    under_autocast([&] {
+      auto h = torch::gelu(torch::baddbmm(moe->b_in, buffers, moe->w_in));
+      y = torch::dropout(torch::baddbmm(moe->b_out, h, moe->w_out), config.expert_dropout, true);
+    });
+    y.backward(torch::ones_like(y));
+  });
+  return r;
+}
+
+double measure_matmul_tflops(const BenchOptions& o, int64_t n) {
+  const torch::Device device(o.device);
+  TORCH_CHECK(!device.is_cuda() || torch::cuda::is_available(), "device '", o.device,
+              "' asked for, but CUDA is not available in this LibTorch build or machine");
+  if (n <= 0) n = device.is_cuda() ? 8192 : 1024;
+  const auto dtype = device.is_cuda() && o.bf16 ? torch::kBFloat16 : torch::kFloat;
+  auto opts = torch::TensorOptions().device(device).dtype(dtype);
+  auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
+  auto c = torch::empty({n, n}, opts);
+  const double ms = median_ms(device, o, [&] { torch::matmul_out(c, a, b); });
+  return ms > 0 ? 2.0 * double(n) * double(n) * double(n) / (ms * 1e-3) / 1e12 : 0;
 }
 
 }  // namespace smx

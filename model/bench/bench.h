@@ -3,6 +3,7 @@
 // prints and the studio's Speed view shows.
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 
 #include "model/config/model_config.h"
 #include "model/nn/encoder.h"
+#include "model/optim/adamw.h"
 
 namespace smx {
 
@@ -32,6 +34,12 @@ struct BenchOptions {
   /// device between them, so it is off by default: on CUDA it would put host
   /// syncs inside the step being measured.
   bool phases = false;
+  /// AdamW implementation of the training step (Auto: fused on CUDA where it exists).
+  AdamWKind optimizer = AdamWKind::Auto;
+  /// Pass an attention mask although no example is padded. Off by default: a
+  /// batch without padding needs none, and without one CUDA can use the flash
+  /// attention kernel (a mask restricts it to the memory-efficient one).
+  bool attention_mask = false;
   uint64_t seed = 0;
 };
 
@@ -51,8 +59,29 @@ struct BenchResult {
   double infer_tokens_per_s() const { return infer_ms > 0 ? 1e3 * double(batch_size * seq_len) / infer_ms : 0; }
   double train_gflops() const { return train_ms > 0 ? train_flops_per_example * double(batch_size) / train_ms / 1e6 : 0; }
   double infer_gflops() const { return infer_ms > 0 ? forward_flops_per_example * double(batch_size) / infer_ms / 1e6 : 0; }
-  /// Peak memory in bytes: the process's peak resident set on CPU; -1 when unknown.
+  /// Peak memory in bytes: on CUDA the most the caching allocator held for
+  /// tensors during the training steps; on CPU the process's peak resident
+  /// set; -1 when unknown.
   int64_t peak_memory_bytes = -1;
+  /// CUDA: the same during inference (-1 elsewhere).
+  int64_t infer_peak_memory_bytes = -1;
+  /// The AdamW implementation the training step used ("fused", "foreach", "reference").
+  std::string optimizer;
+};
+
+/// Where an MoE layer's time goes: forward + backward of one layer of the
+/// model's shape, in milliseconds (medians), under the bench's autocast.
+struct MoeBreakdown {
+  std::string name;
+  int64_t layer = -1;  ///< the model's first MoE layer (-1: the model has none)
+  int64_t groups = 0, tokens_per_group = 0, capacity = 0, experts = 0;
+  double layer_ms = 0;    ///< the whole MoE sublayer
+  double router_ms = 0;   ///< router logits, softmax and the routing decision
+  double experts_ms = 0;  ///< the expert MLPs on already gathered buffers
+  /// Gather, combine weighting and scatter-add: what is left of the layer.
+  double dispatch_ms() const { return std::max(0.0, layer_ms - router_ms - experts_ms); }
+  double router_share() const { return layer_ms > 0 ? router_ms / layer_ms : 0; }
+  double dispatch_share() const { return layer_ms > 0 ? dispatch_ms() / layer_ms : 0; }
 };
 
 /// A random but well-formed pre-training batch: token ids in [5, V), two
@@ -63,6 +92,16 @@ PretrainBatch synthetic_pretrain_batch(const ModelConfig& c, int64_t batch, int6
 /// Times one config. `log` receives progress lines (may be empty).
 BenchResult run_bench(const ModelConfig& config, const BenchOptions& options,
                       const std::function<void(const std::string&)>& log = {});
+
+/// Times the first MoE layer of `config` alone (batch and sequence as in
+/// run_bench). A model without MoE layers gives layer -1 and zeros.
+MoeBreakdown run_moe_breakdown(const ModelConfig& config, const BenchOptions& options);
+
+/// Dense matrix-product throughput of the device in TFLOP/s, the peak that
+/// model FLOPs utilisation is measured against: n x n x n products in bf16 on
+/// CUDA (with options.bf16; else float32), float32 on CPU; median of
+/// options.repeats after options.warmup. n = 0 picks 8192 on CUDA, 1024 on CPU.
+double measure_matmul_tflops(const BenchOptions& options, int64_t n = 0);
 
 /// Median of samples (0 for none).
 double median(std::vector<double> samples);

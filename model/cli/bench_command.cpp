@@ -18,6 +18,9 @@ struct BenchArgs {
   bool json = false;
   bool quiet = false;
   int threads = 0;
+  std::string optimizer = "auto";
+  bool moe_breakdown = false;
+  bool matmul_peak = false;
 };
 
 void run(const BenchArgs& a) {
@@ -26,15 +29,34 @@ void run(const BenchArgs& a) {
   for (const auto& f : a.configs) models.push_back(config_from_file(f));
   if (models.empty()) throw ConfigError("give models with --presets A,B,... and/or --config FILE");
   if (a.threads > 0) torch::set_num_threads(a.threads);
+  BenchOptions options = a.options;
+  try {
+    options.optimizer = adamw_kind_from_string(a.optimizer);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(e.what());
+  }
 
   auto log = [&](const std::string& line) {
     if (!a.quiet) fmt::print(stderr, "  {}\n", line);
   };
   std::vector<BenchResult> results;
   for (const auto& m : models) {
-    if (!a.quiet) fmt::print(stderr, "benchmarking {} on {}...\n", m.name, a.options.device);
-    results.push_back(run_bench(m, a.options, log));
+    if (!a.quiet) fmt::print(stderr, "benchmarking {} on {}...\n", m.name, options.device);
+    results.push_back(run_bench(m, options, log));
   }
+  std::vector<MoeBreakdown> moe;
+  if (a.moe_breakdown)
+    for (const auto& m : models) {
+      if (!a.quiet) fmt::print(stderr, "timing one MoE layer of {}...\n", m.name);
+      moe.push_back(run_moe_breakdown(m, options));
+    }
+  double peak_tflops = 0;
+  if (a.matmul_peak) {
+    if (!a.quiet) fmt::print(stderr, "measuring the matrix-product peak...\n");
+    peak_tflops = measure_matmul_tflops(options);
+  }
+  // Model FLOPs utilisation: the model's FLOPs per second over the measured peak.
+  auto mfu = [&](double gflops) { return peak_tflops > 0 ? gflops / (peak_tflops * 1e3) : 0.0; };
   // Ratios against bert-base when it is in the list, else against the first model.
   size_t base = 0;
   for (size_t i = 0; i < results.size(); ++i)
@@ -46,7 +68,15 @@ void run(const BenchArgs& a) {
     nlohmann::json j;
     j["device"] = a.options.device;
     j["torch_threads"] = torch::get_num_threads();
+    j["torch_version"] = TORCH_VERSION;
+    const bool cuda = torch::Device(options.device).is_cuda();
+    j["bf16"] = options.bf16 && cuda;  // autocast is used on CUDA only
+    j["attention_mask"] = options.attention_mask;
     j["baseline"] = b.name;
+    if (a.matmul_peak) {
+      j["matmul_peak_tflops"] = peak_tflops;
+      j["matmul_peak_dtype"] = options.bf16 && cuda ? "bf16" : "float32";
+    }
     for (const auto& r : results)
       j["results"].push_back({{"name", r.name},
                               {"device", r.device},
@@ -71,7 +101,24 @@ void run(const BenchArgs& a) {
                               {"train_optimizer_ms", r.train_optimizer_ms},
                               {"train_samples_ms", r.train_samples_ms},
                               {"infer_samples_ms", r.infer_samples_ms},
-                              {"peak_memory_bytes", r.peak_memory_bytes}});
+                              {"peak_memory_bytes", r.peak_memory_bytes},
+                              {"infer_peak_memory_bytes", r.infer_peak_memory_bytes},
+                              {"optimizer", r.optimizer},
+                              {"train_mfu", mfu(r.train_gflops())},
+                              {"infer_mfu", mfu(r.infer_gflops())}});
+    for (const auto& m : moe)
+      j["moe_breakdown"].push_back({{"name", m.name},
+                                    {"layer", m.layer},
+                                    {"groups", m.groups},
+                                    {"tokens_per_group", m.tokens_per_group},
+                                    {"experts", m.experts},
+                                    {"capacity", m.capacity},
+                                    {"layer_ms", m.layer_ms},
+                                    {"router_ms", m.router_ms},
+                                    {"experts_ms", m.experts_ms},
+                                    {"dispatch_ms", m.dispatch_ms()},
+                                    {"router_share", m.router_share()},
+                                    {"dispatch_share", m.dispatch_share()}});
     fmt::print("{}\n", j.dump(2));
     return;
   }
@@ -91,6 +138,30 @@ void run(const BenchArgs& a) {
       fmt::print("{:<20} {:>10.1f} {:>10.1f} {:>10.1f}\n", r.name, r.train_forward_ms, r.train_backward_ms,
                  r.train_optimizer_ms);
   }
+  if (a.matmul_peak) {
+    fmt::print("\nmatrix-product peak {:.1f} TFLOP/s; model FLOPs utilisation and peak memory:\n", peak_tflops);
+    fmt::print("{:<20} {:>9} {:>9} {:>12} {:>12}\n", "model", "MFU train", "MFU infer", "train MiB", "infer MiB");
+    auto mib = [](int64_t bytes) { return bytes >= 0 ? fmt::format("{:.0f}", double(bytes) / (1 << 20)) : "-"; };
+    for (const auto& r : results)
+      fmt::print("{:<20} {:>8.1f}% {:>8.1f}% {:>12} {:>12}\n", r.name, 100 * mfu(r.train_gflops()),
+                 100 * mfu(r.infer_gflops()), mib(r.peak_memory_bytes), mib(r.infer_peak_memory_bytes));
+  }
+  if (!moe.empty()) {
+    fmt::print("\none MoE layer, forward + backward, ms (share of the layer):\n");
+    fmt::print("{:<20} {:>5} {:>13} {:>9} {:>17} {:>17} {:>17}\n", "model", "layer", "G x T, E x C", "layer",
+               "router", "dispatch", "experts");
+    for (const auto& m : moe) {
+      if (m.layer < 0) {
+        fmt::print("{:<20} {:>5}\n", m.name, "none");
+        continue;
+      }
+      fmt::print("{:<20} {:>5} {:>13} {:>9.2f} {:>9.2f} ({:>4.1f}%) {:>9.2f} ({:>4.1f}%) {:>9.2f} ({:>4.1f}%)\n", m.name,
+                 m.layer, fmt::format("{}x{}, {}x{}", m.groups, m.tokens_per_group, m.experts, m.capacity), m.layer_ms,
+                 m.router_ms, 100 * m.router_share(), m.dispatch_ms(), 100 * m.dispatch_share(), m.experts_ms,
+                 100 * m.experts_ms / std::max(m.layer_ms, 1e-9));
+    }
+  }
+  if (a.options.train && !results.empty()) fmt::print("\noptimizer: AdamW, {}\n", results.front().optimizer);
   fmt::print("speed = {}'s ms per example / the model's (higher is faster); GFLOP/ex counts a training step\n", b.name);
 }
 
@@ -114,6 +185,15 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--no-inference{false}", a->options.inference, "skip inference");
   cmd->add_flag("--phases", a->options.phases,
                 "also time forward, backward and optimizer (synchronises between them)");
+  cmd->add_option("--optimizer", a->optimizer, "AdamW implementation: auto (fused on CUDA where it exists), fused, foreach or reference")
+      ->check(CLI::IsMember({"auto", "fused", "foreach", "reference"}))
+      ->capture_default_str();
+  cmd->add_flag("--attention-mask", a->options.attention_mask,
+                "pass an attention mask although nothing is padded (on CUDA this rules out flash attention)");
+  cmd->add_flag("--moe-breakdown", a->moe_breakdown,
+                "also time one MoE layer: router, dispatch (gather/scatter) and experts");
+  cmd->add_flag("--matmul-peak", a->matmul_peak,
+                "also measure the device's matrix-product peak and report model FLOPs utilisation");
   cmd->add_flag("--json", a->json, "machine-readable output");
   cmd->add_flag("--quiet,-q", a->quiet, "no progress lines on stderr");
   cmd->callback([a] { run(*a); });

@@ -5,7 +5,7 @@
 
 #include "model/core/allocator.h"
 #include "model/cli/commands.h"
-#include "model/inspect/inspector.h"
+#include "model/inspect/runtime.h"
 
 namespace smx::cli {
 

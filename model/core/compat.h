@@ -9,6 +9,12 @@
 #include <torch/version.h>
 #endif
 
+// SMX_WITH_CUDA: set by CMake when LibTorch was built with CUDA.
+#if defined(SMX_WITH_CUDA)
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
 #define SMX_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
@@ -75,6 +81,49 @@ class CudaAutocastBf16 {
 
  private:
   bool was_;
+};
+
+/// Starts a new peak of the CUDA caching allocator's statistics (no-op elsewhere).
+inline void reset_peak_memory(const torch::Device& device) {
+#if defined(SMX_WITH_CUDA)
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : 0);
+#else
+  (void)device;
+#endif
+}
+
+/// The most bytes CUDA tensors held since reset_peak_memory; -1 off CUDA.
+inline int64_t peak_memory_bytes(const torch::Device& device) {
+#if defined(SMX_WITH_CUDA)
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);
+    return stats.allocated_bytes[0].peak;  // [0]: StatType::AGGREGATE, in every version
+  }
+#else
+  (void)device;
+#endif
+  return -1;
+}
+
+/// Raises an error at any host-device synchronisation on CUDA while it lives
+/// (the tests put a training step inside one). A no-op without CUDA.
+class ForbidCudaSync {
+ public:
+#if defined(SMX_WITH_CUDA)
+  ForbidCudaSync() : was_(c10::cuda::warning_state().get_sync_debug_mode()) {
+    c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_ERROR);
+  }
+  ~ForbidCudaSync() { c10::cuda::warning_state().set_sync_debug_mode(was_); }
+#else
+  ForbidCudaSync() = default;
+#endif
+  ForbidCudaSync(const ForbidCudaSync&) = delete;
+  ForbidCudaSync& operator=(const ForbidCudaSync&) = delete;
+
+#if defined(SMX_WITH_CUDA)
+ private:
+  c10::cuda::SyncDebugMode was_;
+#endif
 };
 
 /// Waits for queued device work (no-op on CPU); used by timing code only.

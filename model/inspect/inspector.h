@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "model/config/model_config.h"
+#include "model/inspect/runtime.h"
 #include "model/store/snapshot.h"
 
 namespace smx::inspect {
@@ -88,12 +89,5 @@ std::vector<SpeedRow> speed_bench(const std::vector<std::string>& presets, int b
 /// The newest loadable checkpoint of a run folder (empty if none); damaged
 /// ones are skipped.
 std::filesystem::path latest_checkpoint(const std::filesystem::path& run_dir);
-
-/// "cuda" when LibTorch sees a CUDA device, else "cpu"; plus the LibTorch version.
-std::string default_device();
-std::string libtorch_version();
-/// "LibTorch 1.13.0, CUDA available" (or "not available"): what --version and
-/// the About dialog say. Asks CUDA, so call it when it is shown, not at start-up.
-std::string runtime_description();
 
 }  // namespace smx::inspect

@@ -20,6 +20,7 @@
 #include "model/data/metrics.h"
 #include "model/data/tasks.h"
 #include "model/nn/encoder.h"
+#include "model/optim/adamw.h"
 #include "model/store/run_store.h"
 #include "model/text/corpus.h"
 #include "model/text/pretraining_data.h"

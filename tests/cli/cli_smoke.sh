@@ -21,6 +21,18 @@ grep -q "speed" "$tmp/bench.txt" || fail "bench table"
 [ "$(grep -c '^demo .*|' "$tmp/bench.txt")" = 2 ] || fail "bench rows"
 grep -q "training step phases" "$tmp/bench.txt" || fail "bench phases"
 "$smx" bench --presets demo --repeats 1 --warmup 0 --quiet --json | grep -q '"train_ms_per_example"' || fail "bench --json"
+# What the GPU benchmark asks for: MoE layer split, matmul peak and MFU, the optimizer used.
+"$smx" bench --presets demo,bert-l2-h256 --seq 32 --repeats 1 --warmup 0 --quiet --moe-breakdown --matmul-peak \
+  --optimizer foreach > "$tmp/bench2.txt" || fail "bench --moe-breakdown --matmul-peak"
+grep -q "matrix-product peak" "$tmp/bench2.txt" || fail "bench matmul peak"
+grep -Eq "^demo +[0-9.]+% +[0-9.]+%" "$tmp/bench2.txt" || fail "bench MFU row"
+grep -Eq "^demo +[0-9]+ +1x64, 8x8 .*%\)" "$tmp/bench2.txt" || fail "bench MoE breakdown row"
+grep -Eq "^bert-l2-h256 +none" "$tmp/bench2.txt" || fail "bench MoE breakdown of a dense model"
+grep -q "optimizer: AdamW, foreach" "$tmp/bench2.txt" || fail "bench optimizer"
+"$smx" bench --presets demo --seq 32 --repeats 1 --warmup 0 --quiet --json --moe-breakdown --matmul-peak >"$tmp/bench.json"
+for key in matmul_peak_tflops train_mfu moe_breakdown router_share '"optimizer": "foreach"'; do
+  grep -q "$key" "$tmp/bench.json" || fail "bench --json lacks $key"
+done
 
 # A custom config written from a preset, edited, and read back.
 "$smx" presets demo | sed 's/"d_model": 128/"d_model": 64/' > "$tmp/custom.json"
@@ -40,6 +52,10 @@ expect_error "unknown preset 'nope'" "$smx" info --preset nope
 echo '{"num_experts": 0, "moe_layers": 2}' > "$tmp/bad.json"
 expect_error "num_experts" "$smx" info --config "$tmp/bad.json"
 expect_error "CUDA is not available" "$smx" bench --presets demo --device cuda
+expect_error "not in {auto,fused,foreach,reference}" "$smx" bench --presets demo --optimizer adam
+if ! "$smx" --version | grep -Eq "LibTorch (2\.([1-9]|[1-9][0-9])|[3-9])"; then
+  expect_error "fused AdamW kernel needs LibTorch >= 2.1" "$smx" bench --presets demo --optimizer fused
+fi
 # sparse-mixer-large needs ~55 GB to train: refused up front where memory is smaller.
 if [ "$(awk '/MemTotal/ {print $2}' /proc/meminfo)" -lt 60000000 ]; then
   expect_error "try --no-train" "$smx" bench --presets sparse-mixer-large
