@@ -33,6 +33,7 @@ if [ "$engine_only" = 0 ]; then
     dpkg-dev file          # CPack's dependency discovery (dpkg-shlibdeps)
     desktop-file-utils appstream lintian groff-base   # metadata checks
     debootstrap            # a fresh Debian root to install the .deb into
+    python3                # the GPU benchmark's report (bench/gpu/report.py) and its test
   )
 fi
 

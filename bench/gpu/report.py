@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Turns the JSON of run.sh's alternating rounds into the issue's table.
+
+  report.py OUT_DIR     reads OUT_DIR/smx-N.json (smx bench --json) and
+                        OUT_DIR/peer-N.json (hf_bert_peer.py); prints the
+                        table and writes OUT_DIR/summary.json
+
+Each round's number is already a median of its timed steps; the table gives
+the median over rounds. Speed ratios are bert-base's ms per example over the
+model's (the paper's Table 8 convention: higher is faster). Model FLOPs
+utilisation (MFU) is the model's FLOPs per example (from the engine's cost
+model, as `smx info` prints them) times examples per second over the matrix
+-product peak measured on the same GPU in the first round. The peer is charged
+bert-base's FLOPs: same architecture, less our embedding projection.
+"""
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+
+PAPER = {"sparse-mixer": (1.65, 1.61), "fast-sparse-mixer": (1.89, 1.98)}
+
+
+def load_rounds(folder, prefix):
+    files = sorted(glob.glob(os.path.join(folder, prefix + "-*.json")),
+                   key=lambda f: int(re.search(r"-(\d+)\.json$", f).group(1)))
+    return [(f, json.load(open(f))) for f in files]
+
+
+def gib(b):
+    return "-" if b is None or b < 0 else f"{b / 2**30:.2f}"
+
+
+def summarize(folder):
+    smx_rounds = load_rounds(folder, "smx")
+    peer_rounds = load_rounds(folder, "peer")
+    if not smx_rounds:
+        sys.exit(f"report: no smx-N.json in {folder}")
+    by_name = {}
+    order = []
+    for _, doc in smx_rounds + peer_rounds:
+        for r in doc["results"]:
+            if r["name"] not in by_name:
+                order.append(r["name"])
+            by_name.setdefault(r["name"], []).append(r)
+    first = smx_rounds[0][1]
+    peak = first.get("matmul_peak_tflops", 0.0)
+    shapes = {(r["batch_size"], r["seq_len"], r["mlm_predictions"]) for rs in by_name.values() for r in rs}
+    baseline = first.get("baseline", "bert-base")
+    flops = {r["name"]: r for r in first["results"]}
+
+    rows = {}
+    for name in order:
+        rs = by_name[name]
+        row = {
+            "rounds": len(rs),
+            "train_ms_per_example": statistics.median(r["train_ms_per_example"] for r in rs),
+            "infer_ms_per_example": statistics.median(r["infer_ms_per_example"] for r in rs),
+            "train_peak_bytes": max(r.get("peak_memory_bytes", -1) for r in rs),
+            "infer_peak_bytes": max(r.get("infer_peak_memory_bytes", -1) for r in rs),
+            "optimizer": rs[0].get("optimizer", ""),
+            "params": rs[0].get("params", 0),
+        }
+        cost = flops.get(name) or flops.get(baseline) or {}
+        row["train_flops_per_example"] = cost.get("train_flops_per_example", 0)
+        row["forward_flops_per_example"] = cost.get("forward_flops_per_example", 0)
+        for what, f in (("train", "train_flops_per_example"), ("infer", "forward_flops_per_example")):
+            ms = row[what + "_ms_per_example"]
+            row[what + "_mfu"] = row[f] / (ms * 1e-3) / (peak * 1e12) if peak > 0 and ms > 0 else 0.0
+        rows[name] = row
+    base = rows.get(baseline)
+    for name, row in rows.items():
+        for what in ("train", "infer"):
+            key = what + "_ms_per_example"
+            row[what + "_speedup"] = base[key] / row[key] if base and row[key] > 0 else 0.0
+    phases_file = os.path.join(folder, "phases.json")
+    phases = []
+    if os.path.exists(phases_file):
+        phases = [{k: r.get(k, 0) for k in ("name", "train_forward_ms", "train_backward_ms", "train_optimizer_ms")}
+                  for r in json.load(open(phases_file))["results"]]
+    return {
+        "phases": phases,
+        "device": first.get("device"), "bf16": first.get("bf16", True), "torch_version": first.get("torch_version"),
+        "peer": peer_rounds[0][1].get("peer") if peer_rounds else None,
+        "matmul_peak_tflops": peak, "matmul_peak_dtype": first.get("matmul_peak_dtype", "bf16"), "shapes": sorted(shapes), "baseline": baseline,
+        "rounds": len(smx_rounds), "models": rows, "moe_breakdown": first.get("moe_breakdown", []),
+    }
+
+
+def print_table(s, machine):
+    if machine:
+        print(machine.strip())
+    b, seq, pred = s["shapes"][0] if s["shapes"] else (0, 0, 0)
+    print(f"\nbatch {b} x {seq} tokens, {pred} masked predictions per example, "
+          f"{'bf16 autocast' if s['bf16'] else 'float32'}; "
+          f"torch {s['torch_version']}, peer {s['peer'] or 'not run'}; medians of {s['rounds']} alternating rounds")
+    if len(s["shapes"]) > 1:
+        print(f"WARNING: the runs differ in shape: {s['shapes']}")
+    print(f"matrix-product peak ({s['matmul_peak_dtype']}, measured): {s['matmul_peak_tflops']:.1f} TFLOP/s\n")
+    head = (f"{'model':<20} {'train ms/ex':>11} {'speed':>6} {'paper':>6} {'infer ms/ex':>11} {'speed':>6} "
+            f"{'paper':>6} {'MFU tr':>7} {'MFU inf':>7} {'peak tr GiB':>11} {'peak inf GiB':>12}  optimizer")
+    print(head)
+    print("-" * len(head))
+    for name, r in s["models"].items():
+        paper = PAPER.get(name, (None, None))
+        fmt_paper = lambda x: f"{x:.2f}x" if x else ""
+        print(f"{name:<20} {r['train_ms_per_example']:>11.3f} {r['train_speedup']:>5.2f}x {fmt_paper(paper[0]):>6} "
+              f"{r['infer_ms_per_example']:>11.3f} {r['infer_speedup']:>5.2f}x {fmt_paper(paper[1]):>6} "
+              f"{100 * r['train_mfu']:>6.1f}% {100 * r['infer_mfu']:>6.1f}% {gib(r['train_peak_bytes']):>11} "
+              f"{gib(r['infer_peak_bytes']):>12}  {r['optimizer']}")
+    ours, peer = s["models"].get("bert-base"), s["models"].get("hf-bert-base")
+    if ours and peer:
+        print(f"\nbert-base vs the Hugging Face peer: training {peer['train_ms_per_example'] / ours['train_ms_per_example']:.2f}x,"
+              f" inference {peer['infer_ms_per_example'] / ours['infer_ms_per_example']:.2f}x its throughput"
+              " (above 1: ours is faster)")
+    if s["phases"]:
+        print("\ntraining step phases, ms per step (a separate run, synchronised between phases):")
+        for p in s["phases"]:
+            print(f"  {p['name']:<20} forward+losses {p['train_forward_ms']:8.2f}  backward {p['train_backward_ms']:8.2f}"
+                  f"  optimizer {p['train_optimizer_ms']:8.2f}")
+    if s["moe_breakdown"]:
+        print("\none MoE layer, forward + backward:")
+        for m in s["moe_breakdown"]:
+            if m["layer"] < 0:
+                continue
+            print(f"  {m['name']:<20} layer {m['layer']}: {m['layer_ms']:.2f} ms; router {100 * m['router_share']:.1f}%,"
+                  f" dispatch (gather/scatter) {100 * m['dispatch_share']:.1f}%, experts "
+                  f"{100 * m['experts_ms'] / max(m['layer_ms'], 1e-9):.1f}% (G x T = {m['groups']} x "
+                  f"{m['tokens_per_group']}, E x C = {m['experts']} x {m['capacity']})")
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    folder = sys.argv[1]
+    s = summarize(folder)
+    machine_file = os.path.join(folder, "machine.txt")
+    machine = open(machine_file).read() if os.path.exists(machine_file) else ""
+    print_table(s, machine)
+    with open(os.path.join(folder, "summary.json"), "w") as f:
+        json.dump(s, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
