@@ -202,20 +202,22 @@ MoeBreakdown run_moe_breakdown(const ModelConfig& config, const BenchOptions& o)
     run();
   };
 
+  r.groups = G;
+  r.tokens_per_group = T;
+  r.experts = E;
+  r.capacity = rc.kind == RouterKind::ExpertsChoose ? std::min(C, T) : C;
+  // Each part's backward includes the router's auxiliary losses where it has them, as in the model.
   r.layer_ms = median_ms(device, o, [&] {
-    torch::Tensor y;
-    under_autocast([&] { y = moe(x).y; });
-    y.backward(grad_y.to(y.scalar_type()));
+    MoeImpl::Output out;
+    under_autocast([&] { out = moe(x); });
+    auto aux = out.load_balancing_loss + out.z_loss;
+    torch::autograd::backward({out.y, aux}, {grad_y.to(out.y.scalar_type()), torch::ones_like(aux)});
   });
   auto groups = x.detach().reshape({G, T, D});
   r.router_ms = median_ms(device, o, [&] {
     RoutingDecision d;
     under_autocast([&] { d = moe->router(groups, C); });
-    r.groups = G;
-    r.tokens_per_group = T;
-    r.capacity = d.capacity;
-    r.experts = E;
-    // The combine weights carry the router's gradient; the aux losses are added as in the model.
+    // The combine weights carry the router's gradient.
     (d.combine.sum() + d.load_balancing_loss + d.z_loss).backward();
   });
   auto buffers = torch::randn({E, G * r.capacity, D}, f32).requires_grad_(true);
