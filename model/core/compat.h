@@ -24,10 +24,14 @@ namespace smx::compat {
 constexpr bool kHasFusedAttention = SMX_TORCH_AT_LEAST(2, 0);
 
 /// Softmax(q k^T / sqrt(d) + mask) v with dropout on the probabilities.
-/// q, k, v: [B, H, S, Dh]; additive_mask: [B, 1, 1, S] (0 or a large negative).
+/// q, k, v: [B, H, S, Dh]; additive_mask: [B, 1, 1, S] (0 or a large negative),
+/// or undefined for none.
 inline torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                      const torch::Tensor& additive_mask, double dropout_p) {
 #if SMX_TORCH_AT_LEAST(2, 0)
+  // An undefined tensor would still be an optional *with* a value: pass none
+  // ({}) instead, which also lets CUDA pick the flash kernel.
+  if (!additive_mask.defined()) return at::scaled_dot_product_attention(q, k, v, {}, dropout_p);
   return at::scaled_dot_product_attention(q, k, v, additive_mask, dropout_p);
 #else
   (void)q; (void)k; (void)v; (void)additive_mask; (void)dropout_p;
