@@ -81,12 +81,39 @@ def summarize(folder):
         phases = [{k: r.get(k, 0) for k in ("name", "train_forward_ms", "train_backward_ms", "train_optimizer_ms")}
                   for r in json.load(open(phases_file))["results"]]
     return {
+        "top_kernels": top_kernels(folder),
         "phases": phases,
         "device": first.get("device"), "bf16": first.get("bf16", True), "torch_version": first.get("torch_version"),
         "peer": peer_rounds[0][1].get("peer") if peer_rounds else None,
         "matmul_peak_tflops": peak, "matmul_peak_dtype": first.get("matmul_peak_dtype", "bf16"), "shapes": sorted(shapes), "baseline": baseline,
         "rounds": len(smx_rounds), "models": rows, "moe_breakdown": first.get("moe_breakdown", []),
     }
+
+
+def top_kernels(folder, steps=3, top=12):
+    """Per trace-<model>.json (smx bench --profile): the kernels with the most
+    device time, per training step. Where a trace has no kernels (a CPU run),
+    the operators by inclusive time instead."""
+    tables = {}
+    for path in sorted(glob.glob(os.path.join(folder, "trace-*.json"))):
+        name = os.path.basename(path)[len("trace-"):-len(".json")]
+        events = json.load(open(path)).get("traceEvents", [])
+        kernels = [e for e in events if str(e.get("cat", "")).lower() == "kernel" and "dur" in e]
+        what = "kernels"
+        if not kernels:
+            kernels = [e for e in events if e.get("cat") == "cpu_op" and "dur" in e]
+            what = "operators (inclusive)"
+        totals = {}
+        for e in kernels:
+            t = totals.setdefault(e["name"], [0.0, 0])
+            t[0] += e["dur"]
+            t[1] += 1
+        all_us = sum(t[0] for t in totals.values()) if what == "kernels" else 0
+        rows = sorted(totals.items(), key=lambda kv: -kv[1][0])[:top]
+        tables[name] = {"what": what, "total_ms_per_step": all_us / 1e3 / steps,
+                        "rows": [{"name": n, "ms_per_step": t[0] / 1e3 / steps, "calls_per_step": t[1] / steps,
+                                  "share": t[0] / all_us if all_us else 0} for n, (t) in rows]}
+    return tables
 
 
 def print_table(s, machine):
@@ -120,6 +147,13 @@ def print_table(s, machine):
         for p in s["phases"]:
             print(f"  {p['name']:<20} forward+losses {p['train_forward_ms']:8.2f}  backward {p['train_backward_ms']:8.2f}"
                   f"  optimizer {p['train_optimizer_ms']:8.2f}")
+    for name, t in s["top_kernels"].items():
+        total = f", {t['total_ms_per_step']:.2f} ms of kernels per step" if t["what"] == "kernels" else ""
+        print(f"\n{name}: top {t['what']} of a training step (profiled){total}")
+        for r in t["rows"]:
+            share = f"{100 * r['share']:5.1f}%" if r["share"] else ""
+            label = r["name"] if len(r["name"]) <= 90 else r["name"][:87] + "..."
+            print(f"  {r['ms_per_step']:8.3f} ms {share:>6} {r['calls_per_step']:6.1f}x  {label}")
     if s["moe_breakdown"]:
         print("\none MoE layer, forward + backward:")
         for m in s["moe_breakdown"]:

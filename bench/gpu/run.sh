@@ -41,15 +41,34 @@ log "machine"
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>/dev/null || echo "no nvidia-smi"
   python3 -c 'import torch; print("python torch", torch.__version__, "cuda", torch.version.cuda)' 2>/dev/null || true
-  nproc
+  echo "$(nproc) cores; $(c++ --version | head -1); $(cmake --version | head -1)"
 } | tee "$out/machine.txt" >&2
 
-prefix=${TORCH_PREFIX:-$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')}
+link=()
+if [[ -z ${TORCH_PREFIX:-} ]]; then
+  prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  # pip's LibTorch finds CUDA's libraries (cuDNN, cuBLAS, NCCL...) through the
+  # RUNPATH of its own libraries, in site-packages/nvidia/*/lib: name them to
+  # the linker and the loader too, in case either does not follow that.
+  libdirs=$(python3 - <<'PY'
+import glob, os, torch
+dirs = [os.path.join(os.path.dirname(torch.__file__), "lib")]
+site = os.path.dirname(os.path.dirname(torch.__file__))
+dirs += sorted(glob.glob(os.path.join(site, "nvidia", "*", "lib")))
+print(":".join(d for d in dirs if os.path.isdir(d)))
+PY
+)
+  export LD_LIBRARY_PATH=$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  link=(-DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$libdirs")
+else
+  prefix=$TORCH_PREFIX
+fi
 deps=()
 [[ -d $root/.gpu-deps/include ]] && deps=(-DSMX_HEADER_DEPS_DIR="$root/.gpu-deps/include")
 log "configure against $prefix"
 if ! cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
-     -DSMX_BUILD_GUI=OFF -DSMX_BUILD_TESTS=OFF -DSMX_BUILD_TRAINING=OFF "${deps[@]}" >"$out/configure.log" 2>&1; then
+     -DSMX_BUILD_GUI=OFF -DSMX_BUILD_TESTS=OFF -DSMX_BUILD_TRAINING=OFF "${deps[@]}" "${link[@]}" \
+     >"$out/configure.log" 2>&1; then
   tail -40 "$out/configure.log" >&2
   exit 1
 fi
@@ -87,6 +106,10 @@ done
 # backward and optimizer timed apart (this synchronises between them, so it
 # is a separate run, not part of the rounds above).
 "$smx" bench -d "$device" -p "$presets" "${common[@]}" --no-inference --phases >"$out/phases.json"
+# Which kernels take the time: a Chrome trace of 3 training steps per model
+# (LibTorch's Kineto profiler), summarised by the report.
+"$smx" bench -d "$device" -p "$presets" --batch "$batch" --seq "$seq" --warmup 1 --repeats 1 --no-inference -q \
+  --profile "$out/trace" >/dev/null || echo "profiling failed; the report goes on without it" >&2
 
 log "report"
 python3 "$root/bench/gpu/report.py" "$out" | tee "$out/report.txt"

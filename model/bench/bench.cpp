@@ -8,6 +8,9 @@
 #include <algorithm>
 #include <chrono>
 #include <optional>
+#include <set>
+
+#include <torch/csrc/autograd/profiler_kineto.h>
 
 #include "model/config/cost.h"
 #include "model/core/compat.h"
@@ -38,6 +41,32 @@ PretrainBatch synthetic_pretrain_batch(const ModelConfig& c, int64_t B, int64_t 
 }
 
 namespace {
+/// Runs `step` options.profile_steps times under LibTorch's profiler and
+/// writes the Chrome trace to options.profile_path.
+void profile(const torch::Device& device, const BenchOptions& o, const std::function<void()>& step) {
+  namespace profiler = torch::autograd::profiler;
+  using torch::profiler::impl::ActivityType;
+  std::set<ActivityType> activities{ActivityType::CPU};
+  if (device.is_cuda()) activities.insert(ActivityType::CUDA);
+  const torch::profiler::impl::ProfilerConfig config(torch::profiler::impl::ProfilerState::KINETO);
+  profiler::prepareProfiler(config, activities);
+  profiler::enableProfiler(config, activities);
+  try {
+    for (int i = 0; i < o.profile_steps; ++i) step();
+    compat::synchronize(device);
+  } catch (...) {
+    profiler::disableProfiler();
+    throw;
+  }
+  auto result = profiler::disableProfiler();
+  try {
+    result->save(o.profile_path);
+  } catch (const c10::Error&) {
+    TORCH_CHECK(false, "cannot write the trace ", o.profile_path,
+                ": this LibTorch was built without the Kineto profiler (Debian's has none; PyTorch's has it)");
+  }
+}
+
 int64_t peak_rss_bytes() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -128,6 +157,7 @@ BenchResult run_bench(const ModelConfig& config, const BenchOptions& o,
     r.train_ms = median(r.train_samples_ms);
     r.optimizer = to_string(opt.last_kind());
     r.peak_memory_bytes = compat::peak_memory_bytes(device);
+    if (!o.profile_path.empty()) profile(device, o, step);
     if (o.phases) {
       auto timed_part = [&](const std::vector<double>& v) {  // drop the warm-up steps
         return median(std::vector<double>(v.end() - o.repeats, v.end()));

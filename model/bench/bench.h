@@ -40,6 +40,11 @@ struct BenchOptions {
   /// batch without padding needs none, and without one CUDA can use the flash
   /// attention kernel (a mask restricts it to the memory-efficient one).
   bool attention_mask = false;
+  /// Where to write a Chrome trace (LibTorch's Kineto profiler: operators and,
+  /// on CUDA, kernels) of `profile_steps` extra training steps after the timed
+  /// ones; empty for none. Profiling slows the steps, so they are not timed.
+  std::string profile_path;
+  int profile_steps = 3;
   uint64_t seed = 0;
 };
 

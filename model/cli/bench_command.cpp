@@ -21,6 +21,7 @@ struct BenchArgs {
   std::string optimizer = "auto";
   bool moe_breakdown = false;
   bool matmul_peak = false;
+  std::string profile_prefix;
 };
 
 void run(const BenchArgs& a) {
@@ -42,7 +43,9 @@ void run(const BenchArgs& a) {
   std::vector<BenchResult> results;
   for (const auto& m : models) {
     if (!a.quiet) fmt::print(stderr, "benchmarking {} on {}...\n", m.name, options.device);
+    if (!a.profile_prefix.empty()) options.profile_path = a.profile_prefix + "-" + m.name + ".json";
     results.push_back(run_bench(m, options, log));
+    if (!a.profile_prefix.empty() && !a.quiet) fmt::print(stderr, "  trace written to {}\n", options.profile_path);
   }
   std::vector<MoeBreakdown> moe;
   if (a.moe_breakdown)
@@ -194,6 +197,9 @@ void add_bench_command(CLI::App& app) {
                 "also time one MoE layer: router, dispatch (gather/scatter) and experts");
   cmd->add_flag("--matmul-peak", a->matmul_peak,
                 "also measure the device's matrix-product peak and report model FLOPs utilisation");
+  cmd->add_option("--profile", a->profile_prefix,
+                  "after the timed steps, profile 3 more training steps and write PREFIX-<model>.json "
+                  "(a Chrome trace: operators and, on CUDA, kernels)");
   cmd->add_flag("--json", a->json, "machine-readable output");
   cmd->add_flag("--quiet,-q", a->quiet, "no progress lines on stderr");
   cmd->callback([a] { run(*a); });

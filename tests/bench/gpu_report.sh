@@ -36,6 +36,13 @@ smx_round 2 6.0 2.0
 peer_round 1 4.5
 peer_round 2 5.5
 echo "one NVIDIA H100 (made up)" >"$dir/machine.txt"
+cat >"$dir/trace-bert-base.json" <<JSON
+{"traceEvents": [
+  {"ph": "X", "cat": "kernel", "name": "sm90_xmma_gemm_bf16", "ts": 0, "dur": 6000},
+  {"ph": "X", "cat": "kernel", "name": "sm90_xmma_gemm_bf16", "ts": 7000, "dur": 3000},
+  {"ph": "X", "cat": "kernel", "name": "flash_fwd_kernel", "ts": 9000, "dur": 3000},
+  {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "ts": 0, "dur": 50000}]}
+JSON
 cat >"$dir/phases.json" <<JSON
 {"results": [{"name": "bert-base", "train_forward_ms": 50.0, "train_backward_ms": 100.0, "train_optimizer_ms": 3.5}]}
 JSON
@@ -55,6 +62,9 @@ want "hf-bert-base"
 want "router 10.0%, dispatch (gather/scatter) 20.0%, experts 70.0%"
 want "20.00"  # bert-base's training peak in GiB
 want "medians of 2 alternating rounds"
+# 3 profiled steps: the gemm 9 ms in all = 3 ms a step, 75% of 12 ms of kernels.
+want "bert-base: top kernels of a training step (profiled), 4.00 ms of kernels per step"
+want "   3.000 ms  75.0%    0.7x  sm90_xmma_gemm_bf16"
 want "forward+losses    50.00  backward   100.00  optimizer     3.50"
 python3 - "$dir/summary.json" <<'PY' || fail "summary.json"
 import json, sys

@@ -33,6 +33,13 @@ grep -q "optimizer: AdamW, foreach" "$tmp/bench2.txt" || fail "bench optimizer"
 for key in matmul_peak_tflops train_mfu moe_breakdown router_share '"optimizer": "foreach"'; do
   grep -q "$key" "$tmp/bench.json" || fail "bench --json lacks $key"
 done
+# --profile writes a Chrome trace where LibTorch has the Kineto profiler, and says plainly where it has not.
+if "$smx" bench --presets demo --seq 32 --repeats 1 --warmup 0 --quiet --no-inference --profile "$tmp/trace" \
+    >/dev/null 2>"$tmp/err"; then
+  grep -q traceEvents "$tmp/trace-demo.json" || fail "bench --profile wrote no trace"
+else
+  grep -q "built without the Kineto profiler" "$tmp/err" || fail "bench --profile: $(cat "$tmp/err")"
+fi
 
 # A custom config written from a preset, edited, and read back.
 "$smx" presets demo | sed 's/"d_model": 128/"d_model": 64/' > "$tmp/custom.json"
