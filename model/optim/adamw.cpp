@@ -139,10 +139,17 @@ void AdamW::fused_update(Lists& l, const torch::optim::AdamWOptions& o) {
 #endif
 }
 
+bool AdamW::on_cuda() const {
+  for (const auto& g : param_groups_)
+    for (const auto& p : g.params())
+      if (p.grad().defined()) return p.is_cuda();
+  return false;
+}
+
 torch::Tensor AdamW::step(LossClosure closure) {
   bool amsgrad = false;
   for (auto& g : param_groups_) amsgrad |= static_cast<torch::optim::AdamWOptions&>(g.options()).amsgrad();
-  if (kind_ == AdamWKind::Reference || amsgrad) {
+  if (kind_ == AdamWKind::Reference || amsgrad || (kind_ == AdamWKind::Auto && !on_cuda())) {
     last_kind_ = AdamWKind::Reference;
     return torch::optim::AdamW::step(std::move(closure));
   }

@@ -5,6 +5,12 @@
 // multi-tensor (_foreach) kernels, or one fused kernel on CUDA with LibTorch
 // >= 2.1. The state is the base class's AdamWParamState, so checkpoints and
 // their format are unchanged, and the update is the same arithmetic.
+//
+// On the CPU there are no launches to save, and the per-parameter loop keeps
+// each small tensor in cache through all its updates while the multi-tensor
+// kernels stream every tensor through memory once per operation: for the demo
+// model (1.9M parameters, 2 cores) the loop took ~9.5 ms a step against ~12.5
+// ms. Auto therefore keeps LibTorch's loop there.
 #pragma once
 
 #include <string>
@@ -15,7 +21,7 @@
 namespace smx {
 
 enum class AdamWKind {
-  Auto,       ///< Fused where available (CUDA, LibTorch >= 2.1), else Foreach
+  Auto,       ///< CUDA: Fused where available (LibTorch >= 2.1), else Foreach; CPU: Reference
   Fused,      ///< one fused kernel per group (CUDA, LibTorch >= 2.1)
   Foreach,    ///< multi-tensor kernels, any device
   Reference,  ///< LibTorch's own per-parameter loop
@@ -47,6 +53,8 @@ class AdamW : public torch::optim::AdamW {
   void foreach_update(Lists& l, const torch::optim::AdamWOptions& o);
   void fused_update(Lists& l, const torch::optim::AdamWOptions& o);
   bool can_fuse(const Lists& l, const torch::optim::AdamWOptions& o) const;
+  /// Whether the first parameter with a gradient is on CUDA (what Auto goes by).
+  bool on_cuda() const;
 
   AdamWKind kind_;
   AdamWKind last_kind_ = AdamWKind::Reference;

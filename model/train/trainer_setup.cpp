@@ -157,7 +157,7 @@ void Trainer::State::build_model(const CheckpointInfo* init) {
   };
   groups.emplace_back(decay, options(cfg.weight_decay));
   groups.emplace_back(no_decay, options(0.0));
-  // One multi-tensor (or, on CUDA, fused) update per group instead of a loop over parameters.
+  // On CUDA one fused (or multi-tensor) update per group instead of a loop over parameters.
   optimizer = std::make_unique<AdamW>(groups, torch::optim::AdamWOptions(cfg.learning_rate));
 }
 
