@@ -79,6 +79,16 @@ MainWindow::MainWindow(const QString& dataDir, QWidget* parent)
   progress_->setMaximumWidth(160);
   progress_->setTextVisible(false);
   progress_->hide();
+  // The numbers change every step and the status bar does not widen a label
+  // whose text grew (11104 tokens/s showed as "11104 tokens/"): give each
+  // room for its widest text up front, which also stops the bar jittering.
+  auto reserve = [](QLabel* l, const QString& widest) {
+    l->setMinimumWidth(l->fontMetrics().horizontalAdvance(widest) + l->fontMetrics().averageCharWidth());
+  };
+  reserve(step_label_, tr("run %1 · step %2 / %3").arg(8888).arg(8888888).arg(8888888));
+  reserve(speed_label_, tr("%1 tokens/s").arg(8888888));
+  reserve(eta_label_, tr("ETA %1").arg("88 min 88 s"));
+  for (QLabel* l : {step_label_, speed_label_}) l->setAlignment(Qt::AlignRight | Qt::AlignVCenter);
   for (QLabel* l : {device_label_, step_label_, speed_label_, eta_label_}) statusBar()->addPermanentWidget(l);
   statusBar()->addPermanentWidget(progress_);
   device_label_->setText(tr("device: %1 · LibTorch %2")

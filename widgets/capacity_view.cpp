@@ -397,7 +397,9 @@ void CapacityView::drawFill(const LayerSeries& series) {
   for (double v : series.unrouted)
     if (std::isfinite(v)) top = std::max(top, v);
   drop_rect_->axis(QCPAxis::atBottom)->setRange(-0.5, n - 0.5);
-  drop_rect_->axis(QCPAxis::atLeft)->setRange(0, std::max(5.0, top * 1.15));
+  // The legend is a row across the top of this short plot: leave it the top
+  // third, so the newest point (at the right, under it) is not hidden.
+  drop_rect_->axis(QCPAxis::atLeft)->setRange(0, std::max(5.0, top * 1.5));
 }
 
 void CapacityView::drawLatest(int block) {
