@@ -1,5 +1,9 @@
 // `smx bench`: times training steps and inference for one or more models and
 // prints them side by side with speed ratios (the shape of the paper's Table 8).
+#include <unistd.h>
+
+#include <filesystem>
+
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
@@ -35,6 +39,12 @@ void run(const BenchArgs& a) {
     options.optimizer = adamw_kind_from_string(a.optimizer);
   } catch (const std::invalid_argument& e) {
     throw ConfigError(e.what());
+  }
+  if (!a.profile_prefix.empty()) {
+    // Say so now, not after every model has been benchmarked.
+    const auto folder = std::filesystem::absolute(a.profile_prefix).parent_path();
+    if (!std::filesystem::is_directory(folder) || ::access(folder.c_str(), W_OK) != 0)
+      throw ConfigError("cannot write traces into " + folder.string() + ": not a writable folder");
   }
 
   auto log = [&](const std::string& line) {

@@ -61,6 +61,9 @@ echo '{"num_experts": 0, "moe_layers": 2}' > "$tmp/bad.json"
 expect_error "num_experts" "$smx" info --config "$tmp/bad.json"
 expect_error "CUDA is not available" "$smx" bench --presets demo --device cuda
 expect_error "not in {auto,fused,foreach,reference}" "$smx" bench --presets demo --optimizer adam
+# a trace folder that cannot be written is refused before anything is timed
+expect_error "cannot write traces into $tmp/missing: not a writable folder" \
+  "$smx" bench --presets demo --profile "$tmp/missing/trace"
 if ! "$smx" --version | grep -Eq "LibTorch (2\.([1-9]|[1-9][0-9])|[3-9])"; then
   expect_error "fused AdamW kernel needs LibTorch >= 2.1" "$smx" bench --presets demo --optimizer fused
 fi
