@@ -198,7 +198,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--no-inference{false}", a->options.inference, "skip inference");
   cmd->add_flag("--phases", a->options.phases,
                 "also time forward, backward and optimizer (synchronises between them)");
-  cmd->add_option("--optimizer", a->optimizer, "AdamW implementation: auto (CUDA: fused where it exists, else foreach; CPU: reference), fused, foreach or reference")
+  cmd->add_option("--optimizer", a->optimizer,
+                  "AdamW implementation: auto (CUDA: fused where it exists, else foreach; CPU: reference), "
+                  "fused, foreach or reference")
       ->check(CLI::IsMember({"auto", "fused", "foreach", "reference"}))
       ->capture_default_str();
   cmd->add_flag("--attention-mask", a->options.attention_mask,
