@@ -88,6 +88,10 @@ const QVector<ConfigField>& configFields() {
         "Tokens Choose: an auxiliary loss that pushes the router to spread tokens evenly over the experts.", true),
       f("model", "router/z_loss_weight", "Router", "Router z-loss weight", K::Real, 0, 10,
         "Keeps router logits small, which the paper finds important for stable training.", true),
+      f("model", "router/precision", "Router", "Router precision", K::Choice, 0, 0,
+        "float32 (the default, more accurate) or bfloat16, the reference code's router arithmetic, for exact "
+        "comparisons with it: coarser probabilities make ties, which go to the lower expert or the earlier token.",
+        true, {"float32", "bfloat16"}),
       // --- regularisation ---
       f("model", "dropout", "Regularisation", "Dropout", K::Real, 0, 0.9,
         "Randomly zeroes this share of activations while training, so the model does not memorise.", true),

@@ -24,17 +24,25 @@ QString structure_summary(const ModelConfig& c, int64_t batch_size) {
                   .arg(c.num_layers)
                   .arg(c.d_model)
                   .arg(c.d_ff)
-                  .arg(c.attention_layers)
+                  .arg(c.attention_layer_count())
                   .arg(QString::fromStdString(to_string(c.attention_layout)))
                   .arg(QString::fromStdString(to_string(c.mixing)));
-  if (c.moe_layers > 0)
+  // Real counts: the MIXED layout can place more layers than asked for (the reference rule).
+  if (c.moe_layer_count() > 0)
     s += QString("<br>MoE: %1 layers (%2), %3 experts, %4, capacity factor %5 train / %6 eval")
-             .arg(c.moe_layers)
+             .arg(c.moe_layer_count())
              .arg(QString::fromStdString(to_string(c.moe_layout)))
              .arg(c.num_experts)
              .arg(QString::fromStdString(to_string(c.router.kind)))
              .arg(c.router.train_capacity_factor)
              .arg(c.router.eval_capacity_factor);
+  if (c.moe_layer_count() != c.moe_layers || c.attention_layer_count() != c.attention_layers)
+    s += QString("<br>The mixed layout places layers by the reference rule (l mod (L div k) = 0): %1 attention "
+                 "and %2 MoE layers for %3 and %4 asked for.")
+             .arg(c.attention_layer_count())
+             .arg(c.moe_layer_count())
+             .arg(c.attention_layers)
+             .arg(c.moe_layers);
   s += QString("<br>%1 M parameters, %2 M active per token; %3 GFLOP forward and %4 GFLOP per training step per "
                "example (sequence %5, batch %6)")
            .arg(double(cost.total_params) / 1e6, 0, 'f', 2)

@@ -291,6 +291,8 @@ void RoutingView::refresh() {
       parts << tr("dropped %1%").arg(number(100.0 * stats->dropped_fraction, 1));
     parts << tr("unrouted %1%").arg(number(100.0 * stats->unrouted_fraction, 1));
     parts << tr("entropy %1 nats").arg(number(stats->router_entropy, 2));
+    if (stats->router_confidence > 0)  // 0 in snapshots written before it was recorded
+      parts << tr("confidence %1").arg(number(stats->router_confidence, 2));
     lines << parts.join(QStringLiteral(" · "));
   }
   lines << stability_text_.toHtmlEscaped();

@@ -14,6 +14,7 @@
 
 #include "model/config/cost.h"
 #include "model/core/compat.h"
+#include "model/nn/init.h"
 #include "model/nn/moe.h"
 
 namespace smx {
@@ -254,7 +255,7 @@ MoeBreakdown run_moe_breakdown(const ModelConfig& config, const BenchOptions& o)
   r.experts_ms = median_ms(device, o, [&] {
     torch::Tensor y;
     under_autocast([&] {
-      auto h = torch::gelu(torch::baddbmm(moe->b_in, buffers, moe->w_in));
+      auto h = gelu_tanh(torch::baddbmm(moe->b_in, buffers, moe->w_in));
       y = torch::dropout(torch::baddbmm(moe->b_out, h, moe->w_out), config.expert_dropout, true);
     });
     y.backward(torch::ones_like(y));

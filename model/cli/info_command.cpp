@@ -54,14 +54,22 @@ void print_info(const InfoArgs& a) {
 
   fmt::print("{}: {} layers, d_model {}, d_ff {}, {} heads, vocab {}, max_seq_len {}\n", c.name, c.num_layers,
              c.d_model, c.d_ff, c.num_heads, c.vocab_size, c.max_seq_len);
-  if (c.attention_layers < c.num_layers)
-    fmt::print("mixing: {} ({} attention layers, {})\n", to_string(c.mixing), c.attention_layers,
-               to_string(c.attention_layout));
-  if (c.moe_layers > 0)
-    fmt::print("MoE: {} layers ({}), {} experts of d_ff {}, {}{}, capacity factor {} train / {} eval, groups <= {} tokens\n",
-               c.moe_layers, to_string(c.moe_layout), c.num_experts, c.expert_hidden(), to_string(c.router.kind),
+  // The real counts: the MIXED layout can place more layers than asked for.
+  auto placed = [](int64_t real, int64_t asked, Layout layout) {
+    return real == asked ? fmt::format("{} layers ({})", real, to_string(layout))
+                         : fmt::format("{} layers ({}: {} asked for, the reference rule places {})", real,
+                                       to_string(layout), asked, real);
+  };
+  if (c.attention_layer_count() < c.num_layers)
+    fmt::print("mixing: {} ({} attention)\n", to_string(c.mixing),
+               placed(c.attention_layer_count(), c.attention_layers, c.attention_layout));
+  if (c.moe_layer_count() > 0)
+    fmt::print("MoE: {}, {} experts of d_ff {}, {}{}, capacity factor {} train / {} eval, groups <= {} tokens{}\n",
+               placed(c.moe_layer_count(), c.moe_layers, c.moe_layout), c.num_experts, c.expert_hidden(),
+               to_string(c.router.kind),
                c.router.kind == RouterKind::TokensChoose ? fmt::format(" top-{}", c.router.top_k) : "",
-               c.router.train_capacity_factor, c.router.eval_capacity_factor, c.router.max_group_size);
+               c.router.train_capacity_factor, c.router.eval_capacity_factor, c.router.max_group_size,
+               c.router.precision == RouterPrecision::Float32 ? "" : ", router in bfloat16");
   fmt::print("\n{:>5}  {:<10} {:<5} {:>10} {:>12} {:>12} {:>14}\n", "layer", "mixing", "mlp", "params",
              "active/token", "GFLOP/ex", "capacity");
   for (const auto& L : cost.layers)

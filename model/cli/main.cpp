@@ -34,7 +34,8 @@ void add_presets_command(CLI::App& app) {
     for (const auto& n : preset_names()) {
       const auto c = preset(n);
       fmt::print("{:<24} {:>2} layers  d_model {:>4}  attention {:>2}  MoE {:>2} x {:>2} experts ({}, cf {})\n", n,
-                 c.num_layers, c.d_model, c.attention_layers, c.moe_layers, c.moe_layers ? c.num_experts : 0,
+                 c.num_layers, c.d_model, c.attention_layer_count(), c.moe_layer_count(),
+                 c.moe_layer_count() ? c.num_experts : 0,
                  to_string(c.router.kind), c.router.train_capacity_factor);
     }
   });

@@ -15,7 +15,9 @@ int64_t routing_group_count(int64_t tokens, int64_t max_group_size) {
 }
 
 int64_t expert_capacity(int64_t group_tokens, int64_t num_experts, double capacity_factor, int64_t min_capacity) {
-  const auto c = static_cast<int64_t>(std::llround(capacity_factor * double(group_tokens) / double(num_experts)));
+  // Python's round() as the reference: half to even (std::nearbyint in the
+  // default rounding mode), so cf * T / E = 2.5 gives 2, not 3.
+  const auto c = static_cast<int64_t>(std::nearbyint(capacity_factor * double(group_tokens) / double(num_experts)));
   return std::min(std::max(c, min_capacity), group_tokens);
 }
 
@@ -58,7 +60,8 @@ ModelCost model_cost(const ModelConfig& c, const CostShape& shape) {
         case MixingKind::Hartley: mix_params = 0; break;
       }
       if (c.mixing == MixingKind::Fourier || c.mixing == MixingKind::Hartley)
-        mix_flops = 2.5 * S * D * std::log2(S * D);  // real-input 2-D FFT, ~5 N log2 N / 2
+        // real-input 2-D FFT, ~5 N log2 N / 2, along the sequence at max_seq_len (see FourierMixing)
+        mix_flops = 2.5 * Smax * D * std::log2(Smax * D);
       else
         mix_flops = 2 * S * S * D + 2 * S * D * D;  // M_seq . X . M_hidden
     }

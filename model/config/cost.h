@@ -16,7 +16,7 @@ namespace smx {
 /// max_group_size, 1) that divides `tokens` (as the reference implementation).
 int64_t routing_group_count(int64_t tokens, int64_t max_group_size);
 /// Expert capacity: max(round(cf * group_tokens / experts), min_capacity),
-/// never more than the group itself.
+/// never more than the group itself; round() as Python's, half to even.
 int64_t expert_capacity(int64_t group_tokens, int64_t num_experts, double capacity_factor, int64_t min_capacity);
 
 /// The shape of the work whose cost is counted.

@@ -1,6 +1,7 @@
 // ModelConfig: enum names, layer layouts, validation and JSON.
 #include "model/config/model_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -36,6 +37,8 @@ const std::pair<Layout, const char*> kLayout[] = {
     {Layout::Top, "top"}, {Layout::Bottom, "bottom"}, {Layout::Middle, "middle"}, {Layout::Mixed, "mixed"}};
 const std::pair<RouterKind, const char*> kRouter[] = {
     {RouterKind::TokensChoose, "tokens-choose"}, {RouterKind::ExpertsChoose, "experts-choose"}};
+const std::pair<RouterPrecision, const char*> kPrecision[] = {
+    {RouterPrecision::Float32, "float32"}, {RouterPrecision::BFloat16, "bfloat16"}};
 
 std::string num(double v) {
   std::ostringstream o;
@@ -57,9 +60,13 @@ void require_real(bool ok, const std::string& field, double v, const std::string
 std::string to_string(MixingKind k) { return enum_name(k, kMixing); }
 std::string to_string(Layout l) { return enum_name(l, kLayout); }
 std::string to_string(RouterKind r) { return enum_name(r, kRouter); }
+std::string to_string(RouterPrecision p) { return enum_name(p, kPrecision); }
 MixingKind mixing_kind_from_string(const std::string& s) { return enum_from(s, kMixing, "mixing"); }
 Layout layout_from_string(const std::string& s) { return enum_from(s, kLayout, "layout"); }
 RouterKind router_kind_from_string(const std::string& s) { return enum_from(s, kRouter, "router"); }
+RouterPrecision router_precision_from_string(const std::string& s) {
+  return enum_from(s, kPrecision, "router precision");
+}
 
 bool layer_is_selected(Layout layout, int64_t k, int64_t L, int64_t l) {
   if (k <= 0 || l < 0 || l >= L) return false;
@@ -68,11 +75,17 @@ bool layer_is_selected(Layout layout, int64_t k, int64_t L, int64_t l) {
     case Layout::Top: return l >= L - k;
     case Layout::Middle: return L - k <= 2 * l && 2 * l < L + k;
     case Layout::Mixed: {
-      const int64_t stride = L / k;
-      return l % stride == 0 && l / stride < k;
+      const int64_t stride = std::max<int64_t>(L / k, 1);  // k <= L in a valid config
+      return l % stride == 0;
     }
   }
   return false;
+}
+
+int64_t selected_layer_count(Layout layout, int64_t k, int64_t L) {
+  int64_t n = 0;
+  for (int64_t l = 0; l < L; ++l) n += layer_is_selected(layout, k, L, l) ? 1 : 0;
+  return n;
 }
 
 void ModelConfig::validate() const {
@@ -145,7 +158,8 @@ void to_json(nlohmann::json& j, const ModelConfig& c) {
         {"max_group_size", c.router.max_group_size},
         {"jitter", c.router.jitter},
         {"load_balancing_weight", c.router.load_balancing_weight},
-        {"z_loss_weight", c.router.z_loss_weight}}},
+        {"z_loss_weight", c.router.z_loss_weight},
+        {"precision", to_string(c.router.precision)}}},
       {"dropout", c.dropout},
       {"expert_dropout", c.expert_dropout},
       {"num_classes", c.num_classes},
@@ -191,6 +205,7 @@ void from_json(const nlohmann::json& j, ModelConfig& c) {
     rr.read("jitter", c.router.jitter);
     rr.read("load_balancing_weight", c.router.load_balancing_weight);
     rr.read("z_loss_weight", c.router.z_loss_weight);
+    rr.read_enum("precision", c.router.precision, &router_precision_from_string);
     rr.reject_unknown();
   }
   r.reject_unknown();

@@ -24,20 +24,26 @@ enum class MixingKind { Linear, Fourier, Hartley, Circulant, Toeplitz };
 enum class Layout { Top, Bottom, Middle, Mixed };
 /// Who picks: tokens pick their top-k experts, or experts pick their top tokens.
 enum class RouterKind { TokensChoose, ExpertsChoose };
+/// Arithmetic of the router's logits and probabilities: float32 (ours, the
+/// default) or the reference code's bfloat16 (for exact comparisons).
+enum class RouterPrecision { Float32, BFloat16 };
 
 std::string to_string(MixingKind k);
 std::string to_string(Layout l);
 std::string to_string(RouterKind r);
+std::string to_string(RouterPrecision p);
 MixingKind mixing_kind_from_string(const std::string& s);  // throws ConfigError
 Layout layout_from_string(const std::string& s);
 RouterKind router_kind_from_string(const std::string& s);
+RouterPrecision router_precision_from_string(const std::string& s);
 
-/// True when layer l (0-based) of L is one of the k layers placed by `layout`.
-/// Reference rules (google-research sparse_mixers): BOTTOM l < k;
-/// MIDDLE L-k <= 2l < L+k; TOP l >= L-k; MIXED l mod (L div k) == 0, where we
-/// keep only the first k such layers so that the count is always exactly k
-/// (the reference rule alone gives 5 layers for L=14, k=4).
+/// True when layer l (0-based) of L is one of the layers placed by `layout`
+/// for k requested. Reference rules (google-research sparse_mixers): BOTTOM
+/// l < k; MIDDLE L-k <= 2l < L+k; TOP l >= L-k; MIXED l mod (L div k) == 0,
+/// which can select more than k layers (5 for L=14, k=4: 0, 3, 6, 9, 12).
 bool layer_is_selected(Layout layout, int64_t k, int64_t L, int64_t l);
+/// How many of L layers `layout` selects for k requested (k, except MIXED).
+int64_t selected_layer_count(Layout layout, int64_t k, int64_t L);
 
 struct RouterConfig {
   /// Tokens Choose or Experts Choose.
@@ -60,6 +66,8 @@ struct RouterConfig {
   double load_balancing_weight = 0.01;
   /// Weight of the router z-loss in the total loss.
   double z_loss_weight = 1e-4;
+  /// Router arithmetic: float32, or the reference's bfloat16 logits and probabilities.
+  RouterPrecision precision = RouterPrecision::Float32;
 };
 
 struct ModelConfig {
@@ -103,6 +111,12 @@ struct ModelConfig {
   bool is_moe_layer(int64_t l) const {
     return layer_is_selected(moe_layout, moe_layers, num_layers, l);
   }
+  /// The number of attention / MoE layers the layouts really place (the
+  /// MIXED rule can place more than asked for).
+  int64_t attention_layer_count() const {
+    return selected_layer_count(attention_layout, attention_layers, num_layers);
+  }
+  int64_t moe_layer_count() const { return selected_layer_count(moe_layout, moe_layers, num_layers); }
 
   /// Throws ConfigError naming the first bad field and its value.
   void validate() const;

@@ -47,7 +47,7 @@ FeedForwardImpl::FeedForwardImpl(int64_t d_model, int64_t d_ff, double p, double
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
-  return dropout(out(torch::gelu(in(x))));  // [B, S, D]
+  return dropout(out(gelu_tanh(in(x))));  // [B, S, D]
 }
 
 BlockImpl::BlockImpl(const ModelConfig& c, int64_t layer) {
@@ -63,11 +63,14 @@ BlockImpl::BlockImpl(const ModelConfig& c, int64_t layer) {
 }
 
 BlockImpl::Output BlockImpl::forward(const torch::Tensor& in, const torch::Tensor& mask) {
-  auto x = mixing_norm(in + mixing_dropout(mixing->forward(in, mask)));  // [B, S, D]
+  // Padding is inert: its rows are zero where tokens mix, so no real token
+  // sees them (the reference instead pads to max_seq_len and mixes the pads).
+  auto mixed = mask.defined() ? in * mask.to(in.scalar_type()).unsqueeze(-1) : in;  // [B, S, D]
+  auto x = mixing_norm(in + mixing_dropout(mixing->forward(mixed, mask)));         // [B, S, D]
   Output out;
   torch::Tensor mlp;
   if (is_moe()) {
-    auto r = moe(x);
+    auto r = moe(x, mask);
     mlp = r.y;
     out.load_balancing_loss = r.load_balancing_loss;
     out.z_loss = r.z_loss;
@@ -120,7 +123,7 @@ EncoderModelImpl::Output EncoderModelImpl::forward(const torch::Tensor& ids, con
 torch::Tensor EncoderModelImpl::mlm_logits(const torch::Tensor& hidden, const torch::Tensor& positions) {
   const int64_t D = hidden.size(2);
   auto picked = hidden.gather(1, positions.unsqueeze(-1).expand({positions.size(0), positions.size(1), D}));  // [B, P, D]
-  auto h = mlm_norm(torch::gelu(mlm_dense(picked)));                                   // [B, P, De]
+  auto h = mlm_norm(gelu_tanh(mlm_dense(picked)));                                     // [B, P, De]
   return torch::nn::functional::linear(h, embeddings->word->weight, mlm_bias);         // [B, P, V], tied
 }
 

@@ -27,7 +27,7 @@ class EmbeddingsImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Embeddings);
 
-/// Dense(d_ff) -> GELU -> Dense(d_model) -> dropout.
+/// Dense(d_ff) -> GELU (tanh approximation) -> Dense(d_model) -> dropout.
 class FeedForwardImpl : public torch::nn::Module {
  public:
   FeedForwardImpl(int64_t d_model, int64_t d_ff, double dropout, double init_std);
@@ -37,7 +37,8 @@ class FeedForwardImpl : public torch::nn::Module {
 };
 TORCH_MODULE(FeedForward);
 
-/// Post-LN block: x = LN(in + mix(in)); out = LN(x + MLP(x)).
+/// Post-LN block: x = LN(in + mix(in)); out = LN(x + MLP(x)). Padding rows
+/// are zeroed before mixing and routed nowhere, so they never reach real tokens.
 class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(const ModelConfig& c, int64_t layer);

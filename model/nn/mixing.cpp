@@ -37,7 +37,9 @@ torch::Tensor SelfAttention::forward(const torch::Tensor& x, const torch::Tensor
     if (record_probabilities) last_probabilities = probs.detach();
     context = torch::matmul(torch::dropout(probs, p, is_training()), v);
   }
-  return o_(context.transpose(1, 2).reshape({B, S, d_model_}));  // [B, S, D]
+  auto y = o_(context.transpose(1, 2).reshape({B, S, d_model_}));  // [B, S, D]
+  // Query mask (the reference's make_attention_mask(q, k)): padding rows output nothing.
+  return mask.defined() ? y * mask.to(y.scalar_type()).unsqueeze(-1) : y;
 }
 
 std::vector<NamedMatrix> SelfAttention::matrices() const {
@@ -70,8 +72,12 @@ FourierMixing::FourierMixing(int64_t max_seq_len, int64_t d_model, bool hartley)
     : max_seq_len_(max_seq_len), d_model_(d_model), hartley_(hartley) {}
 
 torch::Tensor FourierMixing::forward(const torch::Tensor& x, const torch::Tensor&) {
+  const int64_t S = x.size(1), D = x.size(2);
+  TORCH_CHECK(S <= max_seq_len_, "sequence of ", S, " tokens exceeds max_seq_len ", max_seq_len_);
   // cuFFT has no bf16; the transform runs in float32 and returns the input dtype.
-  auto f = torch::fft::fft2(x.to(torch::kFloat));  // complex [B, S, D] over dims (S, D)
+  // Along the sequence the N-point DFT of the zero-padded input, first S rows.
+  const std::vector<int64_t> size{max_seq_len_, D};
+  auto f = torch::fft::fft2(x.to(torch::kFloat), at::IntArrayRef(size), {1, 2}).narrow(1, 0, S);  // complex [B, S, D]
   auto y = hartley_ ? torch::real(f) - torch::imag(f) : torch::real(f);
   return y.to(x.scalar_type());
 }

@@ -19,7 +19,8 @@ using NamedMatrix = std::pair<std::string, torch::Tensor>;
 
 class MixingSublayer : public torch::nn::Module {
  public:
-  /// x: [B, S, D]; mask: [B, S], 1 for real tokens and 0 for padding (may be undefined).
+  /// x: [B, S, D] with padding rows zero (the block zeroes them); mask: [B, S],
+  /// 1 for real tokens and 0 for padding (may be undefined = no padding).
   virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) = 0;
   /// The matrices this layer mixes with, on the CPU, detached (for S = max_seq_len).
   virtual std::vector<NamedMatrix> matrices() const = 0;
@@ -28,7 +29,8 @@ class MixingSublayer : public torch::nn::Module {
 
 /// BERT self-attention (q, k, v, o projections with bias, dropout on the
 /// probabilities). Uses the fused kernel where LibTorch has one, unless the
-/// probabilities are being recorded.
+/// probabilities are being recorded. Masks keys and queries: no token attends
+/// to padding, and padding rows get a zero output.
 class SelfAttention : public MixingSublayer {
  public:
   SelfAttention(int64_t d_model, int64_t num_heads, double dropout, double init_std);
@@ -57,6 +59,9 @@ class LinearMixing : public MixingSublayer {
 };
 
 /// Fourier: Re(F_seq X F_hidden); Hartley: Re - Im of the same. No parameters.
+/// F_seq is the max_seq_len-point DFT: a shorter input uses its top-left
+/// S x S block (the transform of the input zero-padded to max_seq_len, as the
+/// reference computes), so outputs do not depend on how long the batch is.
 class FourierMixing : public MixingSublayer {
  public:
   FourierMixing(int64_t max_seq_len, int64_t d_model, bool hartley);

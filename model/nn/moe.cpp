@@ -4,6 +4,7 @@
 #include "model/nn/moe.h"
 
 #include "model/config/cost.h"
+#include "model/nn/init.h"
 
 namespace smx {
 
@@ -29,13 +30,16 @@ void MoeImpl::set_capacity_factors(double train, double eval) {
   router->mutable_config().eval_capacity_factor = eval;
 }
 
-MoeImpl::Output MoeImpl::forward(const torch::Tensor& x) {
+MoeImpl::Output MoeImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
   const int64_t B = x.size(0), S = x.size(1), D = x.size(2), E = num_experts_;
   const auto& rc = router->config();
   const int64_t G = routing_group_count(B * S, rc.max_group_size), T = B * S / G;
   auto groups = x.reshape({G, T, D});  // [G, T, D]
-
-  RoutingDecision d = router(groups, expert_capacity(T, E, capacity_factor(), rc.min_capacity));
+  // Buffers hold C slots (the capacity of a group without padding); with
+  // padding each group fills at most the capacity of its real tokens.
+  const double cf = capacity_factor();
+  const TokenMask tokens = token_mask(mask.defined() ? mask.reshape({G, T}) : mask, E, cf, rc.min_capacity);
+  RoutingDecision d = router->forward(groups, expert_capacity(T, E, cf, rc.min_capacity), tokens);
   const int64_t C = d.capacity;
 
   // Gather: slot (g, e, c) reads token dispatch[g, e, c]; index T is a zero row.
@@ -47,7 +51,7 @@ MoeImpl::Output MoeImpl::forward(const torch::Tensor& x) {
                      .reshape({E, G * C, D});  // [E, G*C, D]
 
   // Experts: Dense(F) -> GELU -> Dense(D) -> dropout, all experts in one bmm each.
-  auto h = torch::gelu(torch::baddbmm(b_in, buffers, w_in));                  // [E, G*C, F]
+  auto h = gelu_tanh(torch::baddbmm(b_in, buffers, w_in));                     // [E, G*C, F]
   auto y = torch::baddbmm(b_out, h, w_out);                                    // [E, G*C, D]
   y = torch::dropout(y, expert_dropout_, is_training());
   y = y.view({E, G, C, D}).transpose(0, 1).reshape({G, E * C, D});            // [G, E*C, D]

@@ -21,8 +21,11 @@ class MoeImpl : public torch::nn::Module {
     torch::Tensor load_balancing_loss;  ///< scalar, with graph
     torch::Tensor z_loss;               ///< scalar, with graph
   };
-  /// x: [B, S, D]. The routing decision is also kept, detached, in last_decision.
-  Output forward(const torch::Tensor& x);
+  /// x: [B, S, D]; mask: [B, S], 1 = token, 0 = padding (undefined = no
+  /// padding). Padding takes no expert slot and counts in no loss; each routing
+  /// group's capacity follows its real tokens. The routing decision is also
+  /// kept, detached, in last_decision.
+  Output forward(const torch::Tensor& x, const torch::Tensor& mask = {});
 
   /// Capacity factor used now (train or eval, by the module's mode).
   double capacity_factor() const;

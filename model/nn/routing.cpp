@@ -1,6 +1,9 @@
 // Tokens Choose (top-k with Batch Prioritized Routing) and Experts Choose
 // routing; see routing.h for the shapes. Follows the reference implementation
-// (google-research sparse_mixers / flaxformer MoE routing).
+// (google-research sparse_mixers / flaxformer MoE routing): stable orderings
+// (lower index first on ties), capacity rounded half to even. Unlike the
+// reference, which pads every input to max_seq_len and routes the padding
+// too, pad tokens here claim no slot and count in no loss or statistic.
 #include "model/nn/routing.h"
 
 #include "model/core/compat.h"
@@ -14,34 +17,63 @@ RouterImpl::RouterImpl(int64_t d_model, int64_t num_experts, RouterConfig config
   dense = register_module("dense", init_dense(d_model, num_experts, init_std));
 }
 
-torch::Tensor load_balancing_loss(const torch::Tensor& probs, const torch::Tensor& chosen) {
-  const int64_t E = probs.size(-1);
-  auto mask = torch::one_hot(chosen, E).amax(-2).to(torch::kFloat);  // [G, T, E]: e among the token's top-k
-  auto f = mask.mean(1);                                              // [G, E] fraction of tokens choosing e
-  auto p = probs.mean(1);                                             // [G, E] mean probability of e
-  return (f * p).mean() * double(E * E);
+TokenMask token_mask(const torch::Tensor& mask, int64_t num_experts, double capacity_factor, int64_t min_capacity) {
+  TokenMask m;
+  if (!mask.defined()) return m;
+  m.valid = mask.to(torch::kBool);                       // [G, T]
+  auto real = m.valid.sum(1).to(torch::kDouble);         // [G] real tokens per group
+  // expert_capacity() per group: max(round_half_even(cf * n / E), min), never more than n.
+  // torch::round rounds half to even, as Python's round.
+  auto c = torch::round(real * capacity_factor / double(num_experts)).clamp_min(double(min_capacity));
+  m.group_capacity = torch::minimum(c, real).to(torch::kLong);  // [G]
+  return m;
 }
 
-torch::Tensor router_z_loss(const torch::Tensor& logits) {
-  return torch::logsumexp(logits, -1).pow(2).mean();
+std::pair<torch::Tensor, torch::Tensor> stable_topk(const torch::Tensor& x, int64_t k) {
+  // A stable descending sort keeps equal values in index order; topk does not promise to.
+  auto index = std::get<1>(x.sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true)).narrow(-1, 0, k);
+  return {x.gather(-1, index), index};
+}
+
+torch::Tensor load_balancing_loss(const torch::Tensor& probs, const torch::Tensor& chosen, const torch::Tensor& valid) {
+  const int64_t E = probs.size(-1);
+  auto mask = torch::one_hot(chosen, E).amax(-2).to(torch::kFloat);  // [G, T, E]: e among the token's top-k
+  if (!valid.defined())
+    return (mask.mean(1) * probs.mean(1)).mean() * double(E * E);  // f [G, E] * P [G, E]
+  auto w = valid.to(probs.scalar_type()).unsqueeze(-1);  // [G, T, 1]
+  auto n = w.sum(1);                                      // [G, 1] real tokens per group
+  auto f = (mask * w).sum(1) / n.clamp_min(1);            // [G, E] fraction of real tokens choosing e
+  auto p = (probs * w).sum(1) / n.clamp_min(1);           // [G, E] mean probability of e
+  auto groups = n.gt(0).sum().clamp_min(1).to(probs.scalar_type());  // groups with a real token
+  return (f * p).sum() / (groups * double(E)) * double(E * E);
+}
+
+torch::Tensor router_z_loss(const torch::Tensor& logits, const torch::Tensor& valid) {
+  auto z = torch::logsumexp(logits, -1).pow(2);  // [G, T]
+  if (!valid.defined()) return z.mean();
+  auto w = valid.to(z.scalar_type());
+  return (z * w).sum() / w.sum().clamp_min(1);
 }
 
 RoutingDecision route_tokens_choose(const torch::Tensor& probs, int64_t top_k, int64_t capacity,
-                                    bool batch_prioritized) {
+                                    bool batch_prioritized, const TokenMask& mask) {
   const int64_t G = probs.size(0), T = probs.size(1), E = probs.size(2), K = top_k, C = capacity;
   TORCH_CHECK(K >= 1 && K <= E, "top_k must be in [1, ", E, "], got ", K);
   RoutingDecision d;
   d.probs = probs;
   d.capacity = C;
-  auto [gate, expert] = probs.topk(K, -1);  // [G, T, K] each
+  d.valid = mask.valid;
+  d.group_capacity = mask.group_capacity;
+  auto [gate, expert] = stable_topk(probs, K);  // [G, T, K] each
   d.wanted = expert;
-  d.load_balancing_loss = load_balancing_loss(probs, expert);
+  d.load_balancing_loss = load_balancing_loss(probs, expert, mask.valid);
 
-  // Order in which tokens claim slots: by their top-1 probability with BPR,
-  // else in sequence order. All top-1 choices are placed before any top-2.
+  // Order in which tokens claim slots: by their top-1 probability with BPR
+  // (a stable sort: equal probabilities keep sequence order), else in sequence
+  // order. All top-1 choices are placed before any top-2.
   torch::Tensor order;  // [G, T] token indices, highest priority first
   if (batch_prioritized)
-    order = gate.select(-1, 0).argsort(-1, /*descending=*/true);
+    order = std::get<1>(gate.select(-1, 0).sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true));
   else
     order = torch::arange(T, probs.options().dtype(torch::kLong)).expand({G, T});
   auto by_rank = [&](const torch::Tensor& t) {  // [G, T, K] -> [G, K*T] in claim order
@@ -51,11 +83,14 @@ RoutingDecision route_tokens_choose(const torch::Tensor& probs, int64_t top_k, i
   auto claim_gate = by_rank(gate);                               // [G, K*T]
   auto claim_token = order.unsqueeze(1).expand({G, K, T}).reshape({G, K * T});  // [G, K*T]
 
-  // Slot of each claim inside its expert = how many earlier claims chose the same expert.
+  // Slot of each claim inside its expert = how many earlier claims chose the
+  // same expert. Padding makes no claim, so it moves no real token's slot.
   auto onehot = torch::one_hot(claim_expert, E);                                // [G, K*T, E]
-  auto slot = (onehot.cumsum(1) * onehot).sum(-1) - 1;                           // [G, K*T]
-  auto kept = slot < C;                                                          // [G, K*T]
-  // Kept claims write to slot e*C + s; dropped ones to a trash slot E*C, sliced off.
+  if (mask.valid.defined()) onehot = onehot * mask.valid.gather(1, order).repeat({1, K}).unsqueeze(-1);
+  auto slot = (onehot.cumsum(1) * onehot).sum(-1) - 1;                          // [G, K*T], -1 = no claim
+  auto limit = mask.group_capacity.defined() ? mask.group_capacity.unsqueeze(1) : torch::full({1, 1}, C, slot.options());
+  auto kept = slot.ge(0) & slot.lt(limit);                                      // [G, K*T]
+  // Kept claims write to slot e*C + s; the others to a trash slot E*C, sliced off.
   auto flat = torch::where(kept, claim_expert * C + slot, torch::full_like(slot, E * C));
   d.dispatch = torch::full({G, E * C + 1}, T, flat.options())
                    .scatter_(1, flat, claim_token)
@@ -68,31 +103,57 @@ RoutingDecision route_tokens_choose(const torch::Tensor& probs, int64_t top_k, i
   return d;
 }
 
-RoutingDecision route_experts_choose(const torch::Tensor& probs, int64_t capacity) {
-  const int64_t T = probs.size(1);
+RoutingDecision route_experts_choose(const torch::Tensor& probs, int64_t capacity, const TokenMask& mask) {
+  const int64_t G = probs.size(0), T = probs.size(1);
   RoutingDecision d;
   d.probs = probs;
   d.capacity = std::min(capacity, T);
-  auto [weight, token] = probs.transpose(1, 2).topk(d.capacity, -1);  // [G, E, C] each
+  d.valid = mask.valid;
+  d.group_capacity = mask.group_capacity;
+  const int64_t C = d.capacity;
+  auto by_expert = probs.transpose(1, 2);  // [G, E, T]
+  // Padding ranks below every real token (probabilities are >= 0), and each
+  // group's capacity never exceeds its real tokens, so padding is never taken.
+  auto score = mask.valid.defined() ? by_expert.masked_fill(mask.valid.logical_not().unsqueeze(1), -1.0) : by_expert;
+  auto token = std::get<1>(score.sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true)).narrow(-1, 0, C);  // [G, E, C]
+  auto weight = by_expert.gather(-1, token);                                                                 // [G, E, C]
+  if (mask.group_capacity.defined()) {
+    auto keep = torch::arange(C, token.options()).view({1, 1, C}).lt(mask.group_capacity.view({G, 1, 1}));
+    token = torch::where(keep, token, torch::full_like(token, T));
+    weight = weight * keep.to(weight.scalar_type());
+  }
   d.dispatch = token;
   d.combine = weight;
   d.load_balancing_loss = torch::zeros({}, probs.options());
   return d;
 }
 
-RoutingDecision RouterImpl::forward(const torch::Tensor& x, int64_t capacity) {
+torch::Tensor RouterImpl::logits(const torch::Tensor& x) {
   compat::AutocastOff autocast_off;  // routing decisions are numerically sensitive
   auto h = x.to(torch::kFloat);      // [G, T, D]
   if (is_training() && config_.jitter > 0)
     h = h * torch::empty_like(h).uniform_(1.0 - config_.jitter, 1.0 + config_.jitter);
-  auto logits = torch::nn::functional::linear(h, dense->weight.to(torch::kFloat),
-                                              dense->bias.to(torch::kFloat));  // [G, T, E]
-  auto probs = torch::softmax(logits, -1);                                     // [G, T, E]
+  auto w = dense->weight.to(torch::kFloat), b = dense->bias.to(torch::kFloat);
+  if (config_.precision == RouterPrecision::BFloat16) {
+    // The reference's default: inputs, weights and logits in bfloat16, the
+    // products summed in float32 (as a TPU's bf16 matmul). Rounding through
+    // bf16 and multiplying in float32 computes exactly that on any device.
+    auto bf16 = [](const torch::Tensor& t) { return t.to(torch::kBFloat16).to(torch::kFloat); };
+    return bf16(torch::nn::functional::linear(bf16(h), bf16(w), bf16(b)));  // [G, T, E]
+  }
+  return torch::nn::functional::linear(h, w, b);  // [G, T, E]
+}
+
+RoutingDecision RouterImpl::forward(const torch::Tensor& x, int64_t capacity, const TokenMask& mask) {
+  compat::AutocastOff autocast_off;
+  auto z = logits(x);                  // [G, T, E]
+  auto probs = torch::softmax(z, -1);  // [G, T, E]
+  if (config_.precision == RouterPrecision::BFloat16) probs = probs.to(torch::kBFloat16).to(torch::kFloat);
   RoutingDecision d = config_.kind == RouterKind::TokensChoose
-                          ? route_tokens_choose(probs, config_.top_k, capacity, config_.batch_prioritized)
-                          : route_experts_choose(probs, capacity);
-  d.logits = logits;
-  d.z_loss = router_z_loss(logits);
+                          ? route_tokens_choose(probs, config_.top_k, capacity, config_.batch_prioritized, mask)
+                          : route_experts_choose(probs, capacity, mask);
+  d.logits = z;
+  d.z_loss = router_z_loss(z, mask.valid);
   return d;
 }
 
@@ -103,25 +164,31 @@ RoutingStats summarize(const RoutingDecision& d, int64_t max_bins) {
   s.groups = G;
   s.tokens_per_group = T;
   s.num_experts = E;
-  s.capacity = d.capacity;
+  auto valid = d.valid.defined() ? d.valid.to(torch::kCPU) : torch::ones({G, T}, torch::kBool);  // [G, T]
+  s.real_tokens = valid.sum().item<int64_t>();
+  s.capacity = d.group_capacity.defined() ? d.group_capacity.max().item<int64_t>() : d.capacity;
+  const int64_t slots = d.group_capacity.defined() ? d.group_capacity.sum().item<int64_t>() : G * d.capacity;
   auto dispatch = d.dispatch.to(torch::kCPU);  // [G, E, C]
   auto filled = dispatch.lt(T);                // [G, E, C]
   auto per_expert = filled.sum(std::vector<int64_t>{0, 2});  // [E]
   for (int64_t e = 0; e < E; ++e) {
     s.tokens_per_expert.push_back(per_expert[e].item<int64_t>());
-    s.fill.push_back(double(s.tokens_per_expert.back()) / double(std::max<int64_t>(G * d.capacity, 1)));
+    s.fill.push_back(double(s.tokens_per_expert.back()) / double(std::max<int64_t>(slots, 1)));
   }
-  // Experts per token: count each (group, token) over the filled slots.
+  // Experts per real token: count each (group, token) over the filled slots.
   auto offsets = torch::arange(G, torch::kLong).view({G, 1, 1}) * (T + 1);
   auto ids = (dispatch + offsets).flatten();
   auto counts = torch::bincount(ids, {}, G * (T + 1)).view({G, T + 1}).narrow(1, 0, T);  // [G, T]
-  auto binned = counts.clamp_max(max_bins - 1).flatten();
+  auto binned = counts.masked_select(valid).clamp_max(max_bins - 1);
   auto hist = torch::bincount(binned, {}, max_bins);
   for (int64_t b = 0; b < max_bins; ++b) s.experts_per_token.push_back(hist[b].item<int64_t>());
   s.unrouted_tokens = s.experts_per_token[0];
-  if (d.wanted.defined()) s.dropped_choices = d.wanted.numel() - filled.sum().item<int64_t>();
+  const int64_t kept = filled.sum().item<int64_t>();
+  if (d.wanted.defined()) s.dropped_choices = s.real_tokens * d.wanted.size(2) - kept;
   auto p = d.probs.detach().to(torch::kCPU);
-  s.router_entropy = (-(p * torch::log(p.clamp_min(1e-12))).sum(-1)).mean().item<double>();
+  auto entropy = -(p * torch::log(p.clamp_min(1e-12))).sum(-1);  // [G, T]
+  s.router_entropy = s.real_tokens > 0 ? entropy.masked_select(valid).mean().item<double>() : 0.0;
+  s.router_confidence = kept > 0 ? d.combine.detach().to(torch::kCPU, torch::kDouble).sum().item<double>() / double(kept) : 0.0;
   if (d.load_balancing_loss.defined()) s.load_balancing_loss = d.load_balancing_loss.item<double>();
   if (d.z_loss.defined()) s.z_loss = d.z_loss.item<double>();
   return s;

@@ -2,9 +2,14 @@
 // for every expert, which token of the group sits in each of its `capacity`
 // slots and with what weight. The MoE layer executes the plan by gather,
 // batched expert matmuls and scatter-add, so its cost follows the capacity.
-// Routers always compute in float32, also under CUDA autocast.
+// Routers compute in float32, also under CUDA autocast (or, as an option, in
+// the reference code's bfloat16). Orderings are stable, as the reference's:
+// on equal probabilities the lower expert index and the earlier token win.
+// Padding is inert: pad tokens never claim or get a slot, and are left out of
+// the losses and statistics.
 #pragma once
 
+#include <utility>
 #include <vector>
 
 #include <torch/torch.h>
@@ -22,16 +27,40 @@ struct RoutingDecision {
   torch::Tensor combine;   ///< [G, E, C] float32: output weight of the slot (0 when empty)
   torch::Tensor wanted;    ///< [G, T, K] int64: experts each token asked for (Tokens Choose only)
   torch::Tensor load_balancing_loss;  ///< scalar; zero for Experts Choose
-  torch::Tensor z_loss;               ///< scalar: mean over tokens of logsumexp(logits)^2
-  int64_t capacity = 0;
+  torch::Tensor z_loss;               ///< scalar: mean over real tokens of logsumexp(logits)^2
+  /// [G, T] bool: real tokens (false = padding); undefined when every token is real.
+  torch::Tensor valid;
+  /// [G] int64: the capacity of each group, from its real tokens only (at most
+  /// `capacity`); undefined when every group has `capacity`.
+  torch::Tensor group_capacity;
+  int64_t capacity = 0;  ///< C: slots per expert per group in the buffers
 };
+
+/// Which tokens of a routing call are real, and each group's capacity
+/// computed from its real tokens alone, so that padding never changes who gets
+/// a slot. Both undefined when there is no padding.
+struct TokenMask {
+  torch::Tensor valid;           ///< [G, T] bool
+  torch::Tensor group_capacity;  ///< [G] int64
+};
+/// mask: [G, T] (1 = token, 0 = padding) or undefined. Capacities follow
+/// expert_capacity() on the group's real-token count (computed on the device,
+/// no host synchronisation).
+TokenMask token_mask(const torch::Tensor& mask, int64_t num_experts, double capacity_factor, int64_t min_capacity);
+
+/// The k largest entries along the last dim, ties to the lower index (as
+/// jax.lax.top_k): values and indices, [..., k] each. Differentiable in x.
+std::pair<torch::Tensor, torch::Tensor> stable_topk(const torch::Tensor& x, int64_t k);
 
 /// Dense(d_model -> E, with bias) + softmax, then Tokens Choose or Experts Choose.
 class RouterImpl : public torch::nn::Module {
  public:
   RouterImpl(int64_t d_model, int64_t num_experts, RouterConfig config, double init_std);
-  /// x: [G, T, D] token groups; capacity: slots per expert per group.
-  RoutingDecision forward(const torch::Tensor& x, int64_t capacity);
+  /// x: [G, T, D] token groups; capacity: slots per expert per group;
+  /// mask: which tokens are real and each group's capacity (may be empty).
+  RoutingDecision forward(const torch::Tensor& x, int64_t capacity, const TokenMask& mask = {});
+  /// Logits [G, T, E] in float32, computed at the configured router precision.
+  torch::Tensor logits(const torch::Tensor& x);
   const RouterConfig& config() const { return config_; }
   RouterConfig& mutable_config() { return config_; }
   torch::nn::Linear dense{nullptr};
@@ -43,16 +72,19 @@ class RouterImpl : public torch::nn::Module {
 TORCH_MODULE(Router);
 
 /// The two routing rules on given probabilities, exposed for tests and the
-/// what-if view. probs: [G, T, E] float32.
+/// what-if view. probs: [G, T, E] float32; mask: real tokens and per-group
+/// capacities (empty = no padding).
 RoutingDecision route_tokens_choose(const torch::Tensor& probs, int64_t top_k, int64_t capacity,
-                                    bool batch_prioritized);
-RoutingDecision route_experts_choose(const torch::Tensor& probs, int64_t capacity);
+                                    bool batch_prioritized, const TokenMask& mask = {});
+RoutingDecision route_experts_choose(const torch::Tensor& probs, int64_t capacity, const TokenMask& mask = {});
 
 /// Switch load-balancing loss: mean_e(f_e * P_e) * E^2 averaged over groups,
-/// f = fraction of tokens choosing e among their top-k, P = mean probability.
-torch::Tensor load_balancing_loss(const torch::Tensor& probs, const torch::Tensor& chosen_experts);
-/// Router z-loss: mean over tokens of logsumexp(logits)^2.
-torch::Tensor router_z_loss(const torch::Tensor& logits);
+/// f = fraction of tokens choosing e among their top-k, P = mean probability,
+/// both over the real tokens (valid [G, T], undefined = all) of groups that have any.
+torch::Tensor load_balancing_loss(const torch::Tensor& probs, const torch::Tensor& chosen_experts,
+                                  const torch::Tensor& valid = {});
+/// Router z-loss: mean over real tokens of logsumexp(logits)^2.
+torch::Tensor router_z_loss(const torch::Tensor& logits, const torch::Tensor& valid = {});
 
 /// Plain numbers summarising a decision, for telemetry and the views.
 struct RoutingStats {
@@ -65,7 +97,12 @@ struct RoutingStats {
   int64_t dropped_choices = 0;
   /// Tokens no expert took (they pass through the residual only).
   int64_t unrouted_tokens = 0;
-  double router_entropy = 0;  ///< mean over tokens, in nats
+  /// Real (not padding) tokens routed; the counts above are over these alone.
+  int64_t real_tokens = 0;
+  double router_entropy = 0;  ///< mean over real tokens, in nats
+  /// Mean router probability of the kept (token, expert) assignments: the
+  /// reference's router_confidence (sum of combine weights / slots filled).
+  double router_confidence = 0;
   double load_balancing_loss = 0, z_loss = 0;
 };
 RoutingStats summarize(const RoutingDecision& d, int64_t max_bins = 4);

@@ -10,7 +10,8 @@
 //             elements; Matrix values are IEEE float16, every other real is
 //             float32 (wall_seconds float64), ints are int32 (step int64).
 //             Format 2 appends, per MoE layer, dropped_by_position and
-//             top_tokens after the mixing layers (format 1 files still load).
+//             top_tokens after the mixing layers; format 3 then, per MoE
+//             layer, router_confidence (older files still load).
 //   [20+P, 24+P) uint32 CRC-32 (zlib) of bytes [0, 20+P)
 #include "model/store/snapshot.h"
 
@@ -30,7 +31,7 @@ namespace smx::telemetry {
 namespace {
 
 constexpr char kMagic[8] = {'S', 'M', 'X', 'S', 'N', 'A', 'P', '\x1a'};
-constexpr uint32_t kFormatVersion = 2;
+constexpr uint32_t kFormatVersion = 3;
 constexpr size_t kHeaderSize = 8 + 4 + 8;
 constexpr size_t kTrailerSize = 4;
 /// No snapshot is anywhere near this; a larger file is not one of ours.
@@ -255,6 +256,8 @@ void encode(Writer& w, const Snapshot& s, const std::filesystem::path& file) {
       }
     }
   }
+  // Format 3.
+  for (const MoeLayerStats& m : s.moe) w.f32(m.router_confidence);
 }
 
 Snapshot decode(Reader& r, uint32_t version) {
@@ -317,6 +320,8 @@ Snapshot decode(Reader& r, uint32_t version) {
       }
     }
   }
+  if (version >= 3)
+    for (MoeLayerStats& m : s.moe) m.router_confidence = r.f32("router_confidence");
   if (r.remaining() != 0) r.corrupt(std::to_string(r.remaining()) + " unread bytes at the end");
   return s;
 }

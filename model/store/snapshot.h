@@ -23,6 +23,9 @@ struct MoeLayerStats {
   float dropped_fraction = 0;   ///< Tokens Choose: share of choices dropped at capacity
   float unrouted_fraction = 0;  ///< share of tokens no expert took
   float router_entropy = 0;     ///< mean over tokens, nats
+  /// Mean router probability of the kept (token, expert) assignments (0 in
+  /// snapshots older than format 3).
+  float router_confidence = 0;
   float load_balancing_loss = 0, z_loss = 0;
   float router_logit_max = 0;   ///< largest |logit| (router stability)
   /// Tokens Choose: per position in the sequence, the share of tokens there

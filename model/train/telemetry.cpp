@@ -42,11 +42,12 @@ std::vector<telemetry::MoeLayerStats> capture_moe_stats(EncoderModel& model) {
     for (auto v : s.tokens_per_expert) m.tokens_per_expert.push_back(static_cast<float>(v));
     for (auto v : s.fill) m.fill.push_back(static_cast<float>(v));
     for (auto v : s.experts_per_token) m.experts_per_token.push_back(static_cast<float>(v));
-    const double tokens = double(s.groups * s.tokens_per_group);
-    const double choices = d.wanted.defined() ? double(d.wanted.numel()) : 0.0;
+    const double tokens = double(s.real_tokens);  // padding is not routed
+    const double choices = d.wanted.defined() ? tokens * double(d.wanted.size(2)) : 0.0;
     m.dropped_fraction = choices > 0 ? float(s.dropped_choices / choices) : 0.f;
     m.unrouted_fraction = tokens > 0 ? float(s.unrouted_tokens / tokens) : 0.f;
     m.router_entropy = static_cast<float>(s.router_entropy);
+    m.router_confidence = static_cast<float>(s.router_confidence);
     m.load_balancing_loss = static_cast<float>(s.load_balancing_loss);
     m.z_loss = static_cast<float>(s.z_loss);
     m.router_logit_max = d.logits.abs().max().item<float>();
@@ -104,10 +105,11 @@ void add_routing_details(EncoderModel& model, const torch::Tensor& ids, const to
 
 std::vector<std::pair<std::string, double>> moe_scalars(const std::vector<telemetry::MoeLayerStats>& layers) {
   if (layers.empty()) return {};
-  double logit_max = 0, entropy = 0, spread = 0, dropped = 0, unrouted = 0, dead = 0;
+  double logit_max = 0, entropy = 0, confidence = 0, spread = 0, dropped = 0, unrouted = 0, dead = 0;
   for (const auto& l : layers) {
     logit_max = std::max(logit_max, double(l.router_logit_max));
     entropy += l.router_entropy;
+    confidence += l.router_confidence;
     dropped += l.dropped_fraction;
     unrouted += l.unrouted_fraction;
     double mean = 0, var = 0;
@@ -122,6 +124,7 @@ std::vector<std::pair<std::string, double>> moe_scalars(const std::vector<teleme
   }
   const double n = double(layers.size());
   return {{"router/logit_max", logit_max},     {"router/entropy", entropy / n},
+          {"router/confidence", confidence / n},
           {"moe/dead_experts", dead},          {"moe/load_spread", spread / n},
           {"moe/dropped_fraction", dropped / n}, {"moe/unrouted_fraction", unrouted / n}};
 }

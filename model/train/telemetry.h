@@ -28,9 +28,11 @@ void add_routing_details(EncoderModel& model, const torch::Tensor& ids, const to
                          std::vector<telemetry::MoeLayerStats>& layers, int top_k = 8);
 
 /// Scalars summarising the MoE layers for the per-step curves:
-/// router/logit_max, router/entropy, moe/dead_experts, moe/load_spread
-/// (coefficient of variation of tokens per expert), moe/dropped_fraction,
-/// moe/unrouted_fraction (averages over layers, except logit_max and dead experts).
+/// router/logit_max, router/entropy, router/confidence (mean probability of
+/// the kept assignments, the reference's router_confidence), moe/dead_experts,
+/// moe/load_spread (coefficient of variation of tokens per expert),
+/// moe/dropped_fraction, moe/unrouted_fraction (averages over layers, except
+/// logit_max and dead experts).
 std::vector<std::pair<std::string, double>> moe_scalars(const std::vector<telemetry::MoeLayerStats>& layers);
 
 /// The probe text, tokenized, as a batch of one: ids [1, S], its token strings.

@@ -63,7 +63,7 @@ void TestConfig::presetsHaveDesignShapes() {
   if (c.attention_layers < c.num_layers) QVERIFY(c.mixing == MixingKind::Linear);
 }
 
-void TestConfig::layoutsPlaceExactlyK_data() {
+void TestConfig::layoutsFollowReferenceRules_data() {
   QTest::addColumn<QString>("layout");
   QTest::addColumn<int>("L");
   QTest::addColumn<int>("k");
@@ -72,12 +72,15 @@ void TestConfig::layoutsPlaceExactlyK_data() {
   QTest::newRow("bottom 14/4") << "bottom" << 14 << 4 << "0,1,2,3";
   QTest::newRow("middle 14/4") << "middle" << 14 << 4 << "5,6,7,8";
   QTest::newRow("middle 12/3") << "middle" << 12 << 3 << "5,6,7";
-  QTest::newRow("mixed 14/4") << "mixed" << 14 << 4 << "0,3,6,9";
+  // MIXED is the reference rule l mod (L div k) == 0, which can place more than k.
+  QTest::newRow("mixed 14/4") << "mixed" << 14 << 4 << "0,3,6,9,12";
   QTest::newRow("mixed 12/4") << "mixed" << 12 << 4 << "0,3,6,9";
+  QTest::newRow("mixed 12/5") << "mixed" << 12 << 5 << "0,2,4,6,8,10";
+  QTest::newRow("mixed 4/4") << "mixed" << 4 << 4 << "0,1,2,3";
   QTest::newRow("none") << "top" << 6 << 0 << "";
 }
 
-void TestConfig::layoutsPlaceExactlyK() {
+void TestConfig::layoutsFollowReferenceRules() {
   QFETCH(QString, layout);
   QFETCH(int, L);
   QFETCH(int, k);
@@ -86,6 +89,8 @@ void TestConfig::layoutsPlaceExactlyK() {
   for (int l = 0; l < L; ++l)
     if (layer_is_selected(layout_from_string(layout.toStdString()), k, L, l)) got << QString::number(l);
   QCOMPARE(got.join(','), expected);
+  // The count the structure view and `smx info` show is the real one.
+  QCOMPARE(selected_layer_count(layout_from_string(layout.toStdString()), k, L), int64_t(got.size()));
 }
 
 void TestConfig::jsonRoundTrip() {

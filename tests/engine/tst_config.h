@@ -8,8 +8,8 @@ class TestConfig : public QObject {
  private Q_SLOTS:
   void presetsHaveDesignShapes_data();
   void presetsHaveDesignShapes();
-  void layoutsPlaceExactlyK_data();
-  void layoutsPlaceExactlyK();
+  void layoutsFollowReferenceRules_data();
+  void layoutsFollowReferenceRules();
   void jsonRoundTrip();
   void badConfigsAreRejected_data();
   void badConfigsAreRejected();

@@ -102,7 +102,7 @@ void TestTrainer::pretrainRecordsEverything() {
   QCOMPARE(run->last_step, int64_t(8));
   const auto names = s.metric_names(out.run_id);
   for (const char* n : {"loss/total", "loss/mlm", "loss/nsp", "loss/load_balancing", "loss/z", "accuracy/mlm",
-                        "optim/lr", "optim/grad_norm", "speed/tokens_per_s", "router/entropy", "moe/load_spread",
+                        "optim/lr", "optim/grad_norm", "speed/tokens_per_s", "router/entropy", "router/confidence", "moe/load_spread",
                         "eval/accuracy_mlm", "eval/accuracy_nsp"})
     QVERIFY2(std::find(names.begin(), names.end(), n) != names.end(), n);
   QCOMPARE(int(s.metric(out.run_id, "loss/total").size()), 8);

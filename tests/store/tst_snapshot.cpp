@@ -81,6 +81,7 @@ Snapshot make_snapshot(int moe_layers, int experts, int tokens, int mixing_layer
     m.dropped_fraction = 0.03125f;
     m.unrouted_fraction = 0.1f;
     m.router_entropy = 1.7f;
+    m.router_confidence = 0.625f;
     m.load_balancing_loss = 1.01f;
     m.z_loss = 2.5e-3f;
     m.router_logit_max = 7.25f;
@@ -235,6 +236,7 @@ void TestSnapshot::snapshotRoundTrip() {
     QCOMPARE(b.dropped_fraction, a.dropped_fraction);
     QCOMPARE(b.unrouted_fraction, a.unrouted_fraction);
     QCOMPARE(b.router_entropy, a.router_entropy);
+    QCOMPARE(b.router_confidence, a.router_confidence);
     QCOMPARE(b.load_balancing_loss, a.load_balancing_loss);
     QCOMPARE(b.z_loss, a.z_loss);
     QCOMPARE(b.router_logit_max, a.router_logit_max);
@@ -329,9 +331,9 @@ void TestSnapshot::snapshotRefusesCraftedFiles() {
   write_bytes(file, crafted_snapshot(1, empty_payload));
   QCOMPARE(load_snapshot(file).step, int64_t(7));  // the independent CRC agrees with the writer's
 
-  write_bytes(file, crafted_snapshot(3, empty_payload));
+  write_bytes(file, crafted_snapshot(4, empty_payload));
   QString err = snapshot_error_of([&] { load_snapshot(file); });
-  QVERIFY2(err.contains("newer version") && err.contains("3 > 2"), qPrintable(err));
+  QVERIFY2(err.contains("newer version") && err.contains("4 > 3"), qPrintable(err));
 
   // A format-1 file with one MoE layer (no routing details after the mixing
   // layers) still loads, with the details empty.
@@ -351,10 +353,21 @@ void TestSnapshot::snapshotRefusesCraftedFiles() {
   QCOMPARE(old.moe.size(), size_t(1));
   QCOMPARE(old.moe[0].layer, 3);
   QVERIFY(old.moe[0].dropped_by_position.empty() && old.moe[0].top_tokens.empty());
+  QCOMPARE(old.moe[0].router_confidence, 0.0f);  // recorded from format 3 on
   // The same payload announced as format 2 lacks the details: refused as truncated.
   write_bytes(file, crafted_snapshot(2, v1));
   err = snapshot_error_of([&] { load_snapshot(file); });
   QVERIFY2(!err.isEmpty(), "a format-2 file without its routing details loaded");
+  // Format 2 with its details but without format 3's router_confidence loads, with 0.
+  QByteArray v2 = v1;
+  put_u32(v2, 0);  // dropped_by_position: empty
+  put_u32(v2, 0);  // top_tokens: no experts
+  write_bytes(file, crafted_snapshot(2, v2));
+  QCOMPARE(load_snapshot(file).moe.at(0).router_confidence, 0.0f);
+  // The same announced as format 3 lacks router_confidence: refused.
+  write_bytes(file, crafted_snapshot(3, v2));
+  err = snapshot_error_of([&] { load_snapshot(file); });
+  QVERIFY2(!err.isEmpty(), "a format-3 file without router_confidence loaded");
 
   // A well-formed file (right checksum) announcing 4 billion MoE layers:
   // refused before anything is allocated for them.
