@@ -56,12 +56,13 @@ void print_info(const InfoArgs& a) {
              c.d_model, c.d_ff, c.num_heads, c.vocab_size, c.max_seq_len);
   // The real counts: the MIXED layout can place more layers than asked for.
   auto placed = [](int64_t real, int64_t asked, Layout layout) {
-    return real == asked ? fmt::format("{} layers ({})", real, to_string(layout))
-                         : fmt::format("{} layers ({}: {} asked for, the reference rule places {})", real,
+    const char* plural = real == 1 ? "" : "s";
+    return real == asked ? fmt::format("{} layer{} ({})", real, plural, to_string(layout))
+                         : fmt::format("{} layer{} ({}: {} asked for, the reference rule places {})", real, plural,
                                        to_string(layout), asked, real);
   };
   if (c.attention_layer_count() < c.num_layers)
-    fmt::print("mixing: {} ({} attention)\n", to_string(c.mixing),
+    fmt::print("mixing: {}, attention in {}\n", to_string(c.mixing),
                placed(c.attention_layer_count(), c.attention_layers, c.attention_layout));
   if (c.moe_layer_count() > 0)
     fmt::print("MoE: {}, {} experts of d_ff {}, {}{}, capacity factor {} train / {} eval, groups <= {} tokens{}\n",
