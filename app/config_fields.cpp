@@ -67,8 +67,11 @@ const QVector<ConfigField>& configFields() {
       // --- router ---
       f("model", "router/kind", "Router", "Router", K::Choice, 0, 0,
         "Who chooses: in Tokens Choose each token asks for its top experts (some are dropped when an expert is full); "
-        "in Experts Choose each expert picks the tokens it wants (some tokens get no expert).",
-        false, {"experts-choose", "tokens-choose"}),
+        "in Experts Choose each expert picks the tokens it wants (some tokens get no expert). Switch (top-1) and "
+        "GShard (top-2) are Tokens Choose as fairseq's gates; BASE gives every expert exactly its share of tokens "
+        "while training (a balanced assignment) and each token its closest expert at inference; Hash sends each "
+        "token id to a fixed expert.",
+        false, {"experts-choose", "tokens-choose", "switch", "gshard", "base", "hash"}),
       f("model", "router/top_k", "Router", "Experts per token (top-k)", K::Int, 1, 16,
         "Tokens Choose: how many experts each token asks for."),
       f("model", "router/train_capacity_factor", "Router", "Capacity factor (train)", K::Real, 0.01, 64,
@@ -88,6 +91,10 @@ const QVector<ConfigField>& configFields() {
         "Tokens Choose: an auxiliary loss that pushes the router to spread tokens evenly over the experts.", true),
       f("model", "router/z_loss_weight", "Router", "Router z-loss weight", K::Real, 0, 10,
         "Keeps router logits small, which the paper finds important for stable training.", true),
+      f("model", "router/hash_table", "Router", "Hash table", K::Choice, 0, 0,
+        "Hash router: a random expert per token id, or one that balances the corpus's token frequencies over the "
+        "experts (built when training starts, kept in the checkpoints).",
+        true, {"random", "balanced"}),
       f("model", "router/precision", "Router", "Router precision", K::Choice, 0, 0,
         "float32 (the default, more accurate) or bfloat16, the reference code's router arithmetic, for exact "
         "comparisons with it: coarser probabilities make ties, which go to the lower expert or the earlier token.",

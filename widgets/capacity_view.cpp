@@ -27,7 +27,8 @@ const QColor kDropped(214, 39, 40), kUnrouted(127, 127, 127), kTrain(160, 160, 1
 
 double finite_or_nan(double v) { return std::isfinite(v) ? v : kNaN; }
 
-bool experts_choose(const telemetry::MoeLayerStats& s) { return s.router == "experts-choose"; }
+// Routers that never drop a choice (experts-choose, base, hash): their panels show tokens per number of experts.
+bool experts_choose(const telemetry::MoeLayerStats& s) { return !router_drops_choices(QString::fromStdString(s.router)); }
 
 QString router_name(const telemetry::MoeLayerStats& s) {
   return QString::fromStdString(s.router).replace('-', ' ');
@@ -523,7 +524,7 @@ void CapacityView::drawEval(int block) {
                         .arg(factor)
                         .arg(at_eval->capacity)
                         .arg(percent(at_eval->dropped_fraction), percent(at_eval->unrouted_fraction));
-  if (experts_choose(*at_eval)) summary += tr(" (experts choose never drop)");
+  if (experts_choose(*at_eval)) summary += tr(" (this router never drops a choice)");
   eval_summary_->setText(summary);
 }
 

@@ -108,8 +108,15 @@ RoutingView::RoutingView(QWidget* parent) : QWidget(parent) {
   router_combo_->addItem(tr("model's router"), QString());
   router_combo_->addItem(tr("Tokens Choose"), QStringLiteral("tokens-choose"));
   router_combo_->addItem(tr("Experts Choose"), QStringLiteral("experts-choose"));
+  router_combo_->addItem(tr("Switch (top-1)"), QStringLiteral("switch"));
+  router_combo_->addItem(tr("GShard (top-2)"), QStringLiteral("gshard"));
+  router_combo_->addItem(tr("BASE (balanced)"), QStringLiteral("base"));
+  router_combo_->addItem(tr("Hash (token id)"), QStringLiteral("hash"));
   router_combo_->setToolTip(tr("Tokens Choose: each token picks its best experts, and full experts drop tokens. "
-                               "Experts Choose: each expert picks the tokens it likes best."));
+                               "Experts Choose: each expert picks the tokens it likes best. "
+                               "Switch and GShard: tokens pick one or two experts, first come first served. "
+                               "BASE: the same weights read as expert centroids; at inference each token goes to "
+                               "its closest expert. Hash: a fixed table from token id to expert."));
   reroute_button_ = new QPushButton(tr("Re-route"), what_if_row_);
   reroute_button_->setObjectName(QStringLiteral("rerouteButton"));
   reroute_button_->setToolTip(tr("Route the text again with these settings. The training run is not changed."));
@@ -287,7 +294,7 @@ void RoutingView::refresh() {
     };
     if (stats->capacity > 0)
       parts << tr("capacity %1 tokens per expert in each of %2 groups").arg(stats->capacity).arg(std::max(stats->groups, 1));
-    if (router_of(probe, stats) == QLatin1String("tokens-choose"))
+    if (router_drops_choices(router_of(probe, stats)))
       parts << tr("dropped %1%").arg(number(100.0 * stats->dropped_fraction, 1));
     parts << tr("unrouted %1%").arg(number(100.0 * stats->unrouted_fraction, 1));
     parts << tr("entropy %1 nats").arg(number(stats->router_entropy, 2));

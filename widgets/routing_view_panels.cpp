@@ -73,7 +73,7 @@ void RoutingView::updateSide(const ProbeRouting* probe, const MoeLayerStats* sta
   QVector<double> pos;
   QVector<QString> labels;
   auto ticker = side_->xAxis->ticker().dynamicCast<QCPAxisTickerText>();
-  if (router == QLatin1String("tokens-choose")) {
+  if (router_drops_choices(router)) {
     // Per expert: probe tokens that asked for it and tokens it kept.
     const int E = s.ok() ? s.experts : 0;
     for (int e = 0; e < E; ++e) {

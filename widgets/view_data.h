@@ -17,6 +17,14 @@ namespace smx::widgets {
 /// read the same ones.
 using SnapshotPtr = std::shared_ptr<const telemetry::Snapshot>;
 
+/// Routers in which tokens choose their experts, so that a full expert drops
+/// a choice: "tokens-choose", "switch" and "gshard". The others (experts-choose,
+/// base, hash) never drop; tokens may go unrouted instead.
+inline bool router_drops_choices(const QString& router) {
+  return router == QLatin1String("tokens-choose") || router == QLatin1String("switch") ||
+         router == QLatin1String("gshard");
+}
+
 /// Playground: one sentence through a trained model.
 struct PlaygroundToken {
   QString piece;

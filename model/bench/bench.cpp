@@ -216,16 +216,18 @@ MoeBreakdown run_moe_breakdown(const ModelConfig& config, const BenchOptions& o)
   const int64_t B = o.batch_size > 0 ? o.batch_size : (device.is_cuda() ? 32 : 2);
   const int64_t S = o.seq_len > 0 ? o.seq_len : config.max_seq_len, D = config.d_model, E = config.num_experts;
   torch::manual_seed(o.seed);
-  Moe moe(D, config.expert_hidden(), E, config.router, config.expert_dropout, config.init_std);
+  Moe moe(D, config.expert_hidden(), E, config.router, config.expert_dropout, config.init_std, config.vocab_size);
   moe->to(device);
   moe->train();
   const auto& rc = config.router;
   const int64_t G = routing_group_count(B * S, rc.max_group_size), T = B * S / G;
-  const int64_t C = expert_capacity(T, E, rc.train_capacity_factor, rc.min_capacity);
+  const int64_t C = router_capacity(rc, T, E, rc.train_capacity_factor);
   const auto f32 = torch::TensorOptions().device(device).dtype(torch::kFloat);
   // Layer inputs come out of a LayerNorm: float32 also under autocast.
   auto x = torch::randn({B, S, D}, f32).requires_grad_(true);
   auto grad_y = torch::randn({B, S, D}, f32);
+  // Token ids for a Hash router's table (the others ignore them).
+  auto ids = torch::randint(config.vocab_size, {B, S}, torch::TensorOptions().device(device).dtype(torch::kLong));
   const bool autocast = o.bf16 && device.is_cuda();
   auto under_autocast = [&](const std::function<void()>& run) {
     std::optional<compat::CudaAutocastBf16> ac;
@@ -236,20 +238,21 @@ MoeBreakdown run_moe_breakdown(const ModelConfig& config, const BenchOptions& o)
   r.groups = G;
   r.tokens_per_group = T;
   r.experts = E;
-  r.capacity = rc.kind == RouterKind::ExpertsChoose ? std::min(C, T) : C;
+  r.capacity = rc.kind == RouterKind::ExpertsChoose ? std::min(C, T) : C;  // Base and Hash: the balanced load
   // Each part's backward includes the router's auxiliary losses where it has them, as in the model.
   r.layer_ms = median_ms(device, o, [&] {
     MoeImpl::Output out;
-    under_autocast([&] { out = moe(x); });
+    under_autocast([&] { out = moe->forward(x, {}, ids); });
     auto aux = out.load_balancing_loss + out.z_loss;
     torch::autograd::backward({out.y, aux}, {grad_y.to(out.y.scalar_type()), torch::ones_like(aux)});
   });
   auto groups = x.detach().reshape({G, T, D});
   r.router_ms = median_ms(device, o, [&] {
     RoutingDecision d;
-    under_autocast([&] { d = moe->router(groups, C); });
+    under_autocast([&] { d = moe->router->forward(groups, C, {}, ids.reshape({G, T})); });
     // The combine weights carry the router's gradient.
-    (d.combine.sum() + d.load_balancing_loss + d.z_loss).backward();
+    auto loss = d.combine.sum() + d.load_balancing_loss + d.z_loss;
+    if (loss.requires_grad()) loss.backward();  // a Hash router has nothing to learn
   });
   auto buffers = torch::randn({E, G * r.capacity, D}, f32).requires_grad_(true);
   r.experts_ms = median_ms(device, o, [&] {

@@ -21,6 +21,20 @@ int64_t expert_capacity(int64_t group_tokens, int64_t num_experts, double capaci
   return std::min(std::max(c, min_capacity), group_tokens);
 }
 
+int64_t router_capacity(const RouterConfig& r, int64_t T, int64_t E, double cf) {
+  const double fair = double((T + E - 1) / E);  // ceil(T / E)
+  auto clamp = [&](double c) { return std::min(std::max(static_cast<int64_t>(std::floor(c)), r.min_capacity), T); };
+  switch (r.kind) {
+    case RouterKind::TokensChoose:
+    case RouterKind::ExpertsChoose: return expert_capacity(T, E, cf, r.min_capacity);
+    case RouterKind::Switch: return clamp(cf * fair);
+    case RouterKind::GShard: return clamp(2 * cf * fair);
+    case RouterKind::Base:
+    case RouterKind::Hash: return int64_t(fair);
+  }
+  return int64_t(fair);
+}
+
 int64_t default_mlm_predictions(int64_t seq_len) {
   return std::clamp<int64_t>((seq_len * 20 + 127) / 128, 1, 80);
 }
@@ -40,7 +54,7 @@ ModelCost model_cost(const ModelConfig& c, const CostShape& shape) {
   const double cf = shape.training ? c.router.train_capacity_factor : c.router.eval_capacity_factor;
   const int64_t tokens = shape.batch_size * int64_t(S);
   const int64_t groups = routing_group_count(tokens, c.router.max_group_size);
-  const int64_t capacity = expert_capacity(tokens / groups, c.num_experts, cf, c.router.min_capacity);
+  const int64_t capacity = router_capacity(c.router, tokens / groups, c.num_experts, cf);
 
   for (int64_t l = 0; l < c.num_layers; ++l) {
     LayerCost L;
@@ -73,7 +87,8 @@ ModelCost model_cost(const ModelConfig& c, const CostShape& shape) {
       L.groups = groups;
       const double router = D * E + E;
       const double expert = D * Fe + Fe + Fe * D + D;
-      const double per_token = c.router.kind == RouterKind::TokensChoose ? double(c.router.top_k) : cf;
+      // Experts a token passes through: its choices, or cf on average for Experts Choose.
+      const double per_token = c.router.kind == RouterKind::ExpertsChoose ? cf : double(c.router.choices_per_token());
       mlp_params = router + E * expert;
       mlp_active = router + per_token * expert;
       const double slots_per_example = double(groups * c.num_experts * capacity) / double(shape.batch_size);

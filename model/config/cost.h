@@ -18,6 +18,11 @@ int64_t routing_group_count(int64_t tokens, int64_t max_group_size);
 /// Expert capacity: max(round(cf * group_tokens / experts), min_capacity),
 /// never more than the group itself; round() as Python's, half to even.
 int64_t expert_capacity(int64_t group_tokens, int64_t num_experts, double capacity_factor, int64_t min_capacity);
+/// Slots per expert per group for a router: expert_capacity() for Tokens and
+/// Experts Choose; floor(cf * ceil(T / E)) for Switch and floor(2 cf * ceil(T / E))
+/// for GShard (fairseq's gates), raised to min_capacity and at most T; T / E
+/// (rounded up) for Base and Hash, whose loads are set by the assignment.
+int64_t router_capacity(const RouterConfig& router, int64_t group_tokens, int64_t num_experts, double capacity_factor);
 
 /// The shape of the work whose cost is counted.
 struct CostShape {

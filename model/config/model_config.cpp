@@ -36,7 +36,10 @@ const std::pair<MixingKind, const char*> kMixing[] = {
 const std::pair<Layout, const char*> kLayout[] = {
     {Layout::Top, "top"}, {Layout::Bottom, "bottom"}, {Layout::Middle, "middle"}, {Layout::Mixed, "mixed"}};
 const std::pair<RouterKind, const char*> kRouter[] = {
-    {RouterKind::TokensChoose, "tokens-choose"}, {RouterKind::ExpertsChoose, "experts-choose"}};
+    {RouterKind::TokensChoose, "tokens-choose"}, {RouterKind::ExpertsChoose, "experts-choose"},
+    {RouterKind::Switch, "switch"},           {RouterKind::GShard, "gshard"},
+    {RouterKind::Base, "base"},               {RouterKind::Hash, "hash"}};
+const std::pair<HashTable, const char*> kHashTable[] = {{HashTable::Random, "random"}, {HashTable::Balanced, "balanced"}};
 const std::pair<RouterPrecision, const char*> kPrecision[] = {
     {RouterPrecision::Float32, "float32"}, {RouterPrecision::BFloat16, "bfloat16"}};
 
@@ -61,6 +64,22 @@ std::string to_string(MixingKind k) { return enum_name(k, kMixing); }
 std::string to_string(Layout l) { return enum_name(l, kLayout); }
 std::string to_string(RouterKind r) { return enum_name(r, kRouter); }
 std::string to_string(RouterPrecision p) { return enum_name(p, kPrecision); }
+std::string to_string(HashTable h) { return enum_name(h, kHashTable); }
+HashTable hash_table_from_string(const std::string& s) { return enum_from(s, kHashTable, "hash table"); }
+bool tokens_choose_family(RouterKind k) {
+  return k == RouterKind::TokensChoose || k == RouterKind::Switch || k == RouterKind::GShard;
+}
+int64_t RouterConfig::choices_per_token() const {
+  switch (kind) {
+    case RouterKind::TokensChoose: return top_k;
+    case RouterKind::GShard: return 2;
+    case RouterKind::ExpertsChoose: return 0;
+    case RouterKind::Switch:
+    case RouterKind::Base:
+    case RouterKind::Hash: return 1;
+  }
+  return 1;
+}
 MixingKind mixing_kind_from_string(const std::string& s) { return enum_from(s, kMixing, "mixing"); }
 Layout layout_from_string(const std::string& s) { return enum_from(s, kLayout, "layout"); }
 RouterKind router_kind_from_string(const std::string& s) { return enum_from(s, kRouter, "router"); }
@@ -110,6 +129,8 @@ void ModelConfig::validate() const {
     require_int(expert_d_ff >= 0, "expert_d_ff", expert_d_ff, "must be >= 0 (0 = d_ff)");
     require_int(router.top_k >= 1 && router.top_k <= num_experts, "router.top_k", router.top_k,
                 "must be in [1, num_experts = " + std::to_string(num_experts) + "]");
+    if (router.kind == RouterKind::GShard)
+      require_int(num_experts >= 2, "num_experts", num_experts, "must be >= 2 for the gshard router (top-2)");
     require_real(router.train_capacity_factor > 0, "router.train_capacity_factor", router.train_capacity_factor,
                  "must be > 0");
     require_real(router.eval_capacity_factor > 0, "router.eval_capacity_factor", router.eval_capacity_factor,
@@ -159,7 +180,8 @@ void to_json(nlohmann::json& j, const ModelConfig& c) {
         {"jitter", c.router.jitter},
         {"load_balancing_weight", c.router.load_balancing_weight},
         {"z_loss_weight", c.router.z_loss_weight},
-        {"precision", to_string(c.router.precision)}}},
+        {"precision", to_string(c.router.precision)},
+        {"hash_table", to_string(c.router.hash_table)}}},
       {"dropout", c.dropout},
       {"expert_dropout", c.expert_dropout},
       {"num_classes", c.num_classes},
@@ -206,6 +228,7 @@ void from_json(const nlohmann::json& j, ModelConfig& c) {
     rr.read("load_balancing_weight", c.router.load_balancing_weight);
     rr.read("z_loss_weight", c.router.z_loss_weight);
     rr.read_enum("precision", c.router.precision, &router_precision_from_string);
+    rr.read_enum("hash_table", c.router.hash_table, &hash_table_from_string);
     rr.reject_unknown();
   }
   r.reject_unknown();

@@ -22,8 +22,19 @@ struct ConfigError : std::runtime_error {
 enum class MixingKind { Linear, Fourier, Hartley, Circulant, Toeplitz };
 /// Where k special layers (attention or MoE) sit among L: see layer_is_selected.
 enum class Layout { Top, Bottom, Middle, Mixed };
-/// Who picks: tokens pick their top-k experts, or experts pick their top tokens.
-enum class RouterKind { TokensChoose, ExpertsChoose };
+/// Who picks which expert a token goes to:
+/// - TokensChoose: each token its top-k experts (Batch Prioritized Routing optional);
+/// - ExpertsChoose: each expert its top-capacity tokens;
+/// - Switch: top-1, capacity floor(cf * ceil(T / E)), first come first served (fairseq's top1gate);
+/// - GShard: top-1 plus a second expert (Gumbel-sampled while training), gates renormalised over the
+///   kept choices, capacity floor(2 cf * ceil(T / E)), balancing loss on top-1 choices (fairseq's top2gate);
+/// - Base: BASE layers, an exact balanced assignment by affinity with the expert centroids while
+///   training (every expert exactly T / E tokens), greedy top-1 in evaluation; no balancing loss;
+/// - Hash: Hash layers, a fixed token-id -> expert table; no router weights, no loss.
+enum class RouterKind { TokensChoose, ExpertsChoose, Switch, GShard, Base, Hash };
+/// How a Hash router's table is made: uniformly at random (seeded), or by
+/// balancing the corpus frequency of the ids over the experts.
+enum class HashTable { Random, Balanced };
 /// Arithmetic of the router's logits and probabilities: float32 (ours, the
 /// default) or the reference code's bfloat16 (for exact comparisons).
 enum class RouterPrecision { Float32, BFloat16 };
@@ -32,10 +43,14 @@ std::string to_string(MixingKind k);
 std::string to_string(Layout l);
 std::string to_string(RouterKind r);
 std::string to_string(RouterPrecision p);
+std::string to_string(HashTable h);
 MixingKind mixing_kind_from_string(const std::string& s);  // throws ConfigError
 Layout layout_from_string(const std::string& s);
 RouterKind router_kind_from_string(const std::string& s);
 RouterPrecision router_precision_from_string(const std::string& s);
+HashTable hash_table_from_string(const std::string& s);
+/// True for the routers in which tokens choose (they can drop a choice at capacity).
+bool tokens_choose_family(RouterKind k);
 
 /// True when layer l (0-based) of L is one of the layers placed by `layout`
 /// for k requested. Reference rules (google-research sparse_mixers): BOTTOM
@@ -68,6 +83,11 @@ struct RouterConfig {
   double z_loss_weight = 1e-4;
   /// Router arithmetic: float32, or the reference's bfloat16 logits and probabilities.
   RouterPrecision precision = RouterPrecision::Float32;
+  /// Hash router: how its token-id -> expert table is made.
+  HashTable hash_table = HashTable::Random;
+
+  /// Choices per token: top_k for TokensChoose, 2 for GShard, 1 for Switch, Base and Hash, 0 for ExpertsChoose.
+  int64_t choices_per_token() const;
 };
 
 struct ModelConfig {

@@ -56,13 +56,13 @@ BlockImpl::BlockImpl(const ModelConfig& c, int64_t layer) {
   mixing_norm = register_module("mixing_norm", layer_norm(c.d_model, c.layer_norm_eps));
   if (c.is_moe_layer(layer))
     moe = register_module("moe", Moe(c.d_model, c.expert_hidden(), c.num_experts, c.router, c.expert_dropout,
-                                     c.init_std));
+                                     c.init_std, c.vocab_size));
   else
     feed_forward = register_module("feed_forward", FeedForward(c.d_model, c.d_ff, c.dropout, c.init_std));
   output_norm = register_module("output_norm", layer_norm(c.d_model, c.layer_norm_eps));
 }
 
-BlockImpl::Output BlockImpl::forward(const torch::Tensor& in, const torch::Tensor& mask) {
+BlockImpl::Output BlockImpl::forward(const torch::Tensor& in, const torch::Tensor& mask, const torch::Tensor& ids) {
   // Padding is inert: its rows are zero where tokens mix, so no real token
   // sees them (the reference instead pads to max_seq_len and mixes the pads).
   auto mixed = mask.defined() ? in * mask.to(in.scalar_type()).unsqueeze(-1) : in;  // [B, S, D]
@@ -70,7 +70,7 @@ BlockImpl::Output BlockImpl::forward(const torch::Tensor& in, const torch::Tenso
   Output out;
   torch::Tensor mlp;
   if (is_moe()) {
-    auto r = moe(x, mask);
+    auto r = moe(x, mask, ids);
     mlp = r.y;
     out.load_balancing_loss = r.load_balancing_loss;
     out.z_loss = r.z_loss;
@@ -110,7 +110,7 @@ EncoderModelImpl::Output EncoderModelImpl::forward(const torch::Tensor& ids, con
   out.load_balancing_loss = torch::zeros({}, x.options().dtype(torch::kFloat));
   out.z_loss = torch::zeros({}, x.options().dtype(torch::kFloat));
   for (auto& block : blocks) {
-    auto r = block(x, mask);
+    auto r = block(x, mask, ids);
     x = r.y;
     if (r.load_balancing_loss.defined()) out.load_balancing_loss = out.load_balancing_loss + r.load_balancing_loss;
     if (r.z_loss.defined()) out.z_loss = out.z_loss + r.z_loss;

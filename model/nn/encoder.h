@@ -47,7 +47,8 @@ class BlockImpl : public torch::nn::Module {
     torch::Tensor load_balancing_loss;  ///< scalar or undefined (dense MLP)
     torch::Tensor z_loss;
   };
-  Output forward(const torch::Tensor& x, const torch::Tensor& mask);
+  /// x: [B, S, D]; mask: [B, S] (undefined = no padding); ids: [B, S] token ids (for Hash routing).
+  Output forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& ids = {});
   bool is_moe() const { return !moe.is_empty(); }
 
   std::shared_ptr<MixingSublayer> mixing;

@@ -9,10 +9,10 @@
 namespace smx {
 
 MoeImpl::MoeImpl(int64_t d_model, int64_t d_ff, int64_t num_experts, RouterConfig router_config,
-                 double expert_dropout, double init_std)
+                 double expert_dropout, double init_std, int64_t vocab_size)
     : num_experts_(num_experts), expert_dropout_(expert_dropout) {
   TORCH_CHECK(num_experts > 0, "experts must be > 0, got ", num_experts);
-  router = register_module("router", Router(d_model, num_experts, router_config, init_std));
+  router = register_module("router", Router(d_model, num_experts, router_config, init_std, vocab_size));
   w_in = register_parameter("w_in", torch::randn({num_experts, d_model, d_ff}) * init_std);
   b_in = register_parameter("b_in", torch::zeros({num_experts, 1, d_ff}));
   w_out = register_parameter("w_out", torch::randn({num_experts, d_ff, d_model}) * init_std);
@@ -30,7 +30,7 @@ void MoeImpl::set_capacity_factors(double train, double eval) {
   router->mutable_config().eval_capacity_factor = eval;
 }
 
-MoeImpl::Output MoeImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
+MoeImpl::Output MoeImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& ids) {
   const int64_t B = x.size(0), S = x.size(1), D = x.size(2), E = num_experts_;
   const auto& rc = router->config();
   const int64_t G = routing_group_count(B * S, rc.max_group_size), T = B * S / G;
@@ -38,8 +38,9 @@ MoeImpl::Output MoeImpl::forward(const torch::Tensor& x, const torch::Tensor& ma
   // Buffers hold C slots (the capacity of a group without padding); with
   // padding each group fills at most the capacity of its real tokens.
   const double cf = capacity_factor();
-  const TokenMask tokens = token_mask(mask.defined() ? mask.reshape({G, T}) : mask, E, cf, rc.min_capacity);
-  RoutingDecision d = router->forward(groups, expert_capacity(T, E, cf, rc.min_capacity), tokens);
+  const TokenMask tokens = token_mask(mask.defined() ? mask.reshape({G, T}) : mask, E, cf, rc.min_capacity, rc.kind);
+  RoutingDecision d = router->forward(groups, router_capacity(rc, T, E, cf), tokens,
+                                      ids.defined() ? ids.reshape({G, T}) : ids);
   const int64_t C = d.capacity;
 
   // Gather: slot (g, e, c) reads token dispatch[g, e, c]; index T is a zero row.

@@ -14,8 +14,9 @@ namespace smx {
 
 class MoeImpl : public torch::nn::Module {
  public:
+  /// vocab_size: the ids a Hash router's table covers (other routers ignore it).
   MoeImpl(int64_t d_model, int64_t expert_d_ff, int64_t num_experts, RouterConfig router, double expert_dropout,
-          double init_std);
+          double init_std, int64_t vocab_size = 0);
   struct Output {
     torch::Tensor y;                    ///< [B, S, D]
     torch::Tensor load_balancing_loss;  ///< scalar, with graph
@@ -24,8 +25,8 @@ class MoeImpl : public torch::nn::Module {
   /// x: [B, S, D]; mask: [B, S], 1 = token, 0 = padding (undefined = no
   /// padding). Padding takes no expert slot and counts in no loss; each routing
   /// group's capacity follows its real tokens. The routing decision is also
-  /// kept, detached, in last_decision.
-  Output forward(const torch::Tensor& x, const torch::Tensor& mask = {});
+  /// kept, detached, in last_decision. ids: [B, S] token ids (Hash routing only).
+  Output forward(const torch::Tensor& x, const torch::Tensor& mask = {}, const torch::Tensor& ids = {});
 
   /// Capacity factor used now (train or eval, by the module's mode).
   double capacity_factor() const;

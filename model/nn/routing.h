@@ -44,30 +44,46 @@ struct TokenMask {
   torch::Tensor group_capacity;  ///< [G] int64
 };
 /// mask: [G, T] (1 = token, 0 = padding) or undefined. Capacities follow
-/// expert_capacity() on the group's real-token count (computed on the device,
-/// no host synchronisation).
-TokenMask token_mask(const torch::Tensor& mask, int64_t num_experts, double capacity_factor, int64_t min_capacity);
+/// the router's rule (router_capacity() in model/config/cost.h) on the group's
+/// real-token count, computed on the device (no host synchronisation); Base
+/// and Hash set no per-group capacity.
+TokenMask token_mask(const torch::Tensor& mask, int64_t num_experts, double capacity_factor, int64_t min_capacity,
+                     RouterKind kind = RouterKind::TokensChoose);
 
 /// The k largest entries along the last dim, ties to the lower index (as
 /// jax.lax.top_k): values and indices, [..., k] each. Differentiable in x.
 std::pair<torch::Tensor, torch::Tensor> stable_topk(const torch::Tensor& x, int64_t k);
 
-/// Dense(d_model -> E, with bias) + softmax, then Tokens Choose or Experts Choose.
+/// Dense(d_model -> E, with bias) + softmax, then the configured rule. Base
+/// reads the dense weights as the expert centroids (no bias); Hash reads a
+/// token-id table (a buffer, saved in checkpoints) and no weights. The dense
+/// layer is kept for every kind, so one model can be re-routed by any rule
+/// (the what-if view).
 class RouterImpl : public torch::nn::Module {
  public:
-  RouterImpl(int64_t d_model, int64_t num_experts, RouterConfig config, double init_std);
-  /// x: [G, T, D] token groups; capacity: slots per expert per group;
-  /// mask: which tokens are real and each group's capacity (may be empty).
-  RoutingDecision forward(const torch::Tensor& x, int64_t capacity, const TokenMask& mask = {});
-  /// Logits [G, T, E] in float32, computed at the configured router precision.
+  /// vocab_size: the token ids a Hash router's table covers (needed for Hash only).
+  RouterImpl(int64_t d_model, int64_t num_experts, RouterConfig config, double init_std, int64_t vocab_size = 0);
+  /// x: [G, T, D] token groups; capacity: slots per expert per group (Base
+  /// and Hash size their buffers from the assignment); mask: which tokens are
+  /// real and each group's capacity (may be empty); ids: [G, T] token ids (Hash only).
+  RoutingDecision forward(const torch::Tensor& x, int64_t capacity, const TokenMask& mask = {},
+                          const torch::Tensor& ids = {});
+  /// Logits [G, T, E] in float32, computed at the configured router precision
+  /// (Base: affinities x . c_e with the centroids, no bias).
   torch::Tensor logits(const torch::Tensor& x);
   const RouterConfig& config() const { return config_; }
   RouterConfig& mutable_config() { return config_; }
+  /// Replaces the Hash table ([vocab] expert ids, every entry in [0, E)).
+  void set_hash_table(const std::vector<int64_t>& table);
+  /// The Hash table in use: the buffer of a Hash router, else a random one
+  /// (seed 42) for re-routing a model trained with another rule.
+  torch::Tensor hash_table_or_random();
   torch::nn::Linear dense{nullptr};
+  torch::Tensor hash_table;  ///< [V] int64, Hash routers only (a buffer)
 
  private:
   RouterConfig config_;
-  int64_t num_experts_;
+  int64_t num_experts_, vocab_size_;
 };
 TORCH_MODULE(Router);
 
@@ -77,6 +93,24 @@ TORCH_MODULE(Router);
 RoutingDecision route_tokens_choose(const torch::Tensor& probs, int64_t top_k, int64_t capacity,
                                     bool batch_prioritized, const TokenMask& mask = {});
 RoutingDecision route_experts_choose(const torch::Tensor& probs, int64_t capacity, const TokenMask& mask = {});
+/// Switch (fairseq's top1gate): top-1 in sequence order, first come first
+/// served, weight = probability; balancing loss on the top-1 choices.
+RoutingDecision route_switch(const torch::Tensor& probs, int64_t capacity, const TokenMask& mask = {});
+/// GShard (fairseq's top2gate): top-1, then a second expert, by Gumbel
+/// sampling over the other experts' logits when `sample_second` (training)
+/// or the second best otherwise; all first choices claim slots before any
+/// second; the kept gates are renormalised to sum to 1 per token; the
+/// balancing loss counts top-1 choices only (as fairseq's code does).
+RoutingDecision route_gshard(const torch::Tensor& probs, const torch::Tensor& logits, int64_t capacity,
+                             const TokenMask& mask = {}, bool sample_second = false);
+/// BASE layers: affinity [G, T, E] (with grad; the weights are
+/// sigmoid(affinity) of the chosen expert). Training: every expert takes
+/// exactly T / E tokens of each group (padding takes slots as a constant
+/// affinity but produces nothing); T not divisible by E is refused.
+/// Evaluation: greedy top-1. No balancing loss. Runs on the host.
+RoutingDecision route_base(const torch::Tensor& affinity, const TokenMask& mask = {}, bool training = true);
+/// Hash layers: expert [G, T] from the table; weight 1; no loss.
+RoutingDecision route_hash(const torch::Tensor& expert, int64_t num_experts, const TokenMask& mask = {});
 
 /// Switch load-balancing loss: mean_e(f_e * P_e) * E^2 averaged over groups,
 /// f = fraction of tokens choosing e among their top-k, P = mean probability,

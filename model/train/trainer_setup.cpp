@@ -3,6 +3,8 @@
 // in the store.
 #include "model/train/trainer_state.h"
 
+#include "model/nn/hash_routing.h"
+
 namespace smx {
 
 torch::Device pick_device(const std::string& d) {
@@ -134,6 +136,7 @@ void Trainer::State::build_model(const CheckpointInfo* init) {
   stage("building model", -1);
   torch::manual_seed(cfg.seed);
   model = EncoderModel(model_config);
+  balance_hash_tables();  // a checkpoint loaded below brings its own table
   if (init && !opt.init_checkpoint.empty())
     load_checkpoint(opt.init_checkpoint, *model, nullptr, /*restore_rng=*/false, /*strict=*/false);
   model->to(device);
@@ -159,6 +162,20 @@ void Trainer::State::build_model(const CheckpointInfo* init) {
   groups.emplace_back(no_decay, options(0.0));
   // On CUDA one fused (or multi-tensor) update per group instead of a loop over parameters.
   optimizer = std::make_unique<AdamW>(groups, torch::optim::AdamWOptions(cfg.learning_rate));
+}
+
+void Trainer::State::balance_hash_tables() {
+  if (model_config.router.kind != RouterKind::Hash || model_config.router.hash_table != HashTable::Balanced) return;
+  std::vector<int64_t> frequency(size_t(model_config.vocab_size), 0);
+  auto count = [&](const std::vector<int32_t>& ids) {
+    const auto f = id_frequencies(ids, model_config.vocab_size);
+    for (size_t i = 0; i < f.size(); ++i) frequency[i] += f[i];
+  };
+  if (corpus) count(corpus->tokens);
+  for (const auto& e : train_examples) count(e.ids);
+  stage("balancing the hash table", -1);
+  const auto table = balanced_hash_table(frequency, model_config.num_experts);
+  for (auto& [layer, moe] : model->moe_layers()) moe->router->set_hash_table(table);  // the same table at every depth
 }
 
 void Trainer::State::make_probe() {

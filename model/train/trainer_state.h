@@ -89,6 +89,9 @@ struct Trainer::State {
 
   void setup_finetuning(CheckpointInfo* init);
   void build_model(const CheckpointInfo* init);
+  /// Hash routers with a balanced table: balance the training text's token
+  /// frequencies (the corpus, or the task's examples) over the experts.
+  void balance_hash_tables();
   void make_probe();
   void setup();
 
