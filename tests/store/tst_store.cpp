@@ -6,7 +6,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <QElapsedTimer>
 #include <QFile>
 #include <QTemporaryDir>
 #include <QtTest>
@@ -569,39 +568,53 @@ void TestStore::survivesKilledWriter() {
   }
 }
 
-void TestStore::readsMillionPointsQuickly() {
-  QTemporaryDir dir;
-  const fs::path file = in(dir, "runs.sqlite");
+namespace {
+
+// A store whose run has one million points of "loss" (10 / (step + 1)), made
+// in one statement (through log_metrics it would take a while); returns the run.
+int64_t million_point_store(const fs::path& file) {
   int64_t run = 0;
   {
     RunStore store(file);
     run = store.create_run(new_run("long"));
     store.log_metrics(run, 0, 0, {{"loss", 10.0}, {"lr", 0.0}});
   }
-  // One million steps in one statement (through log_metrics it would take a while).
   sql(file, "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 999999) "
             "INSERT INTO metrics(run_id, name_id, step, wall, value) "
             "SELECT " + std::to_string(run) + ", (SELECT id FROM metric_names WHERE name = 'loss'), i, i * 0.05, "
             "10.0 / (i + 1) FROM c;");
-  QElapsedTimer open_timer;
-  open_timer.start();
-  RunStore store(file);
-  const qint64 open_ms = open_timer.elapsed();
-  QElapsedTimer timer;
-  timer.start();
-  const auto points = store.metric(run, "loss");
-  const qint64 read_ms = timer.elapsed();
+  return run;
+}
+
+}  // namespace
+
+// Correctness here; the time is the benchmark's result (run `tst_store
+// readsMillionPoints` to see it), never a limit: a loaded machine is slower.
+void TestStore::readsMillionPoints() {
+  QTemporaryDir dir;
+  const fs::path file = in(dir, "runs.sqlite");
+  const int64_t run = million_point_store(file);
+  RunStore store(file);  // with quick_check
+  std::vector<MetricPoint> points;
+  QBENCHMARK_ONCE { points = store.metric(run, "loss"); }
   QCOMPARE(points.size(), size_t(1000000));
+  QCOMPARE(points[0].value, 10.0);
   QCOMPARE(points[999999].step, int64_t(999999));
   QCOMPARE(points[500000].value, 10.0 / 500001);
-  timer.restart();
-  const auto tail = store.metric(run, "loss", 999000);
-  const qint64 tail_ms = timer.elapsed();
+  QCOMPARE(points[500000].wall_seconds, 500000 * 0.05);
+}
+
+// A live view asks only for the points after the last one it has.
+void TestStore::readsNewPointsOfMillion() {
+  QTemporaryDir dir;
+  const fs::path file = in(dir, "runs.sqlite");
+  const int64_t run = million_point_store(file);
+  RunStore store(file);
+  std::vector<MetricPoint> tail;
+  QBENCHMARK { tail = store.metric(run, "loss", 999000); }
   QCOMPARE(tail.size(), size_t(999));
-  qInfo("1M points: open (with quick_check) %lld ms, read %lld ms, last 999 points %lld ms",
-        static_cast<long long>(open_ms), static_cast<long long>(read_ms), static_cast<long long>(tail_ms));
-  QVERIFY2(read_ms < 1000, qPrintable(QString("reading 1M points took %1 ms").arg(read_ms)));
-  QVERIFY(tail_ms < 50);
+  QCOMPARE(tail.front().step, int64_t(999001));
+  QCOMPARE(tail.back().step, int64_t(999999));
 }
 
 void TestStore::benchmarkLogStep() {

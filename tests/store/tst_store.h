@@ -20,6 +20,7 @@ class TestStore : public QObject {
   void defaultPaths();
   void dataDirSetting();
   void survivesKilledWriter();
-  void readsMillionPointsQuickly();
+  void readsMillionPoints();
+  void readsNewPointsOfMillion();
   void benchmarkLogStep();
 };
