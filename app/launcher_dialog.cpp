@@ -324,7 +324,7 @@ bool LauncherDialog::validate() {
       if (training.is_pretraining()) throw ConfigError("fine-tuning from a run needs a task other than pretrain");
       const auto run = store_ ? store_->find_run(from) : std::nullopt;
       if (!run) throw ConfigError("run " + std::to_string(from) + " is not in the run store");
-      init = inspect::latest_checkpoint(run->directory);
+      init = inspect::latest_checkpoint(store_->run_folder(from));  // a damaged row is refused with its message
       if (init.empty()) throw ConfigError("run " + std::to_string(from) + " has no loadable checkpoint yet");
     }
     const QString base_name = name_->text().trimmed().isEmpty()

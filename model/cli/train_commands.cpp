@@ -305,7 +305,7 @@ void add_train_commands(CLI::App& app) {
         const auto rec = store.find_run(*from_run);
         if (!rec) throw ConfigError("there is no run " + std::to_string(*from_run) + " in " + store.path().string());
         std::string skipped;
-        init = newest_checkpoint(rec->directory, &skipped);
+        init = newest_checkpoint(store.run_folder(*from_run), &skipped);
         if (init.empty())
           throw ConfigError("run " + std::to_string(*from_run) + " has no loadable checkpoint" + (skipped.empty() ? "" : ":\n" + skipped));
         o.parent_run = *from_run;
@@ -350,7 +350,7 @@ void add_train_commands(CLI::App& app) {
         store::RunStore store(dir / "runs.sqlite");
         const auto rec = store.find_run(*run);
         if (!rec) throw ConfigError("there is no run " + std::to_string(*run));
-        file = newest_checkpoint(rec->directory);
+        file = newest_checkpoint(store.run_folder(*run));
         if (file.empty()) throw ConfigError("run " + std::to_string(*run) + " has no loadable checkpoint");
       }
       if (file.empty()) throw ConfigError("give --checkpoint FILE or --run ID");
