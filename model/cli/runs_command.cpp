@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/cli/commands.h"
+#include "model/config/train_config.h"
 #include "model/store/run_store.h"
 
 namespace smx::cli {
@@ -104,8 +105,8 @@ void add_runs_command(CLI::App& app) {
   auto id = std::make_shared<int64_t>(0);
   auto* show = sub("show", "a run's config, metrics, events and snapshots");
   show->add_option("id", *id, "run id")->required();
-  // Everything that can be printed is; a damaged folder row is said where the
-  // folder would be and again at the end, exit 1.
+  // Everything that can be printed is; what is damaged (the folder row, the
+  // stored config) is said where it would be and again at the end, exit 1.
   show->callback([open, id] {
     auto s = open();
     const auto r = require_run(s, *id);
@@ -122,7 +123,24 @@ void add_runs_command(CLI::App& app) {
     const auto events = s.events(r.id);
     fmt::print("events ({}):\n", events.size());
     for (const auto& e : events) fmt::print("  step {:>7}  {:<18} {}\n", e.step, e.kind, e.message);
-    fmt::print("snapshots: {}\nconfig:\n{}\n", s.snapshots(r.id).size(), nlohmann::json::parse(r.config_json).dump(2));
+    fmt::print("snapshots: {}\n", s.snapshots(r.id).size());
+    try {
+      const auto config = nlohmann::json::parse(r.config_json);
+      fmt::print("config:\n{}\n", config.dump(2));
+      ModelConfig model;
+      TrainConfig training;
+      run_config_from_json_text(r.config_json, model, training);  // what resuming and fine-tuning read
+      model.validate();
+      training.validate();
+    } catch (const nlohmann::json::parse_error& e) {
+      const std::string why = fmt::format("not valid JSON (syntax error at byte {})", e.byte);
+      fmt::print("config: DAMAGED, {}; as stored ({} bytes):\n{}\n", why, r.config_json.size(),
+                 r.config_json.substr(0, 4000) + (r.config_json.size() > 4000 ? "..." : ""));
+      damage.push_back("its stored config is " + why);
+    } catch (const std::exception& e) {
+      fmt::print("config: DAMAGED, it cannot be used to resume or fine-tune: {}\n", e.what());
+      damage.push_back(std::string("its stored config cannot be used: ") + e.what());
+    }
     if (!damage.empty()) {
       std::string text = "run " + std::to_string(r.id) + " in " + s.path().string() + " is damaged (printed above as far as readable):";
       for (const auto& d : damage) text += "\n  " + d;

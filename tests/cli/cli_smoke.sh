@@ -160,6 +160,11 @@ expect_status 1 "run 1: its folder '$tampered/runs/1' is a symbolic link to '$tm
 [ -f "$tmp/outside/thesis.tex" ] || fail "runs delete followed a symbolic link"
 "$smx" runs delete 1 --keep-files --yes --data-dir "$tampered" | grep -q "no file was touched" || fail "runs delete --keep-files"
 [ -L "$tampered/runs/1" ] && [ -f "$tmp/outside/thesis.tex" ] || fail "runs delete --keep-files touched files"
+# runs show of a run whose stored config is damaged: what can be printed is, and the damage is named.
+store_sql "$tmp/v1copy" "UPDATE runs SET config_json = '{\"model\": {\"d_model\": 3' WHERE id = 1;"
+expect_status 1 "its stored config is not valid JSON (syntax error at byte" "$smx" runs show 1 --data-dir "$tmp/v1copy"
+grep -q "^run 1: smoke" "$tmp/out" && grep -q "^metrics:" "$tmp/out" && grep -q "^config: DAMAGED, not valid JSON" "$tmp/out" \
+  || fail "runs show of a damaged config printed: $(cat "$tmp/out")"
 
 # The data folder chosen once with `smx data-dir --set` is where runs go; a
 # damaged settings file is an error that names it and is left untouched.
