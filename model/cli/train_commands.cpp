@@ -310,8 +310,19 @@ void add_train_commands(CLI::App& app) {
           throw ConfigError("run " + std::to_string(*from_run) + " has no loadable checkpoint" + (skipped.empty() ? "" : ":\n" + skipped));
         o.parent_run = *from_run;
       } else if (!checkpoint->empty()) {
+        // A checkpoint file is usable anywhere; its run becomes the parent only
+        // when the file lies in that run's folder in this data folder.
         init = fs::absolute(*checkpoint);
-        o.parent_run = read_checkpoint_info(init).run_id;
+        const int64_t written_by = read_checkpoint_info(init).run_id;
+        const fs::path data_dir = flags->data_dir.empty() ? store::default_data_dir() : fs::path(flags->data_dir);
+        store::RunStore store(data_dir / "runs.sqlite");
+        if (const auto holder = store.run_holding(init); holder && *holder == written_by) {
+          o.parent_run = written_by;
+        } else if (written_by > 0) {
+          fmt::print(stderr, "note: {} was written by run {}, but not in that run's folder of this data folder ({}): "
+                     "the new run records no parent run\n", init.string(), written_by,
+                     store.run_folder_path(written_by).string());
+        }
       } else if (!model->preset.empty() || !model->config_file.empty()) {
         o.model = model->resolve();  // from scratch: a baseline without pre-training
       } else {

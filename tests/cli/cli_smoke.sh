@@ -165,6 +165,18 @@ store_sql "$tmp/v1copy" "UPDATE runs SET config_json = '{\"model\": {\"d_model\"
 expect_status 1 "its stored config is not valid JSON (syntax error at byte" "$smx" runs show 1 --data-dir "$tmp/v1copy"
 grep -q "^run 1: smoke" "$tmp/out" && grep -q "^metrics:" "$tmp/out" && grep -q "^config: DAMAGED, not valid JSON" "$tmp/out" \
   || fail "runs show of a damaged config printed: $(cat "$tmp/out")"
+# A checkpoint file fine-tunes in any data folder; its run is the parent only where that run is.
+ckpt=$(ls "$data"/runs/1/checkpoints/*.ckpt | tail -1)
+"$smx" finetune --checkpoint "$ckpt" --task sst2 --task-dir "$fixtures/glue/SST-2" --steps 2 --batch 4 --device cpu \
+  --data-dir "$tmp/fresh" --quiet > "$tmp/ft2.txt" 2> "$tmp/ft2.err" || fail "finetune --checkpoint elsewhere: $(cat "$tmp/ft2.err")"
+grep -q "run 1 finished after 2 steps" "$tmp/ft2.txt" || fail "finetune --checkpoint elsewhere: $(cat "$tmp/ft2.txt")"
+grep -q "was written by run 1, but not in that run's folder of this data folder" "$tmp/ft2.err" || fail "no note: $(cat "$tmp/ft2.err")"
+"$smx" runs list --data-dir "$tmp/fresh" --json | grep -q '"parent_id": null' || fail "finetune --checkpoint elsewhere recorded a parent"
+"$smx" finetune --checkpoint "$ckpt" --task sst2 --task-dir "$fixtures/glue/SST-2" --steps 2 --batch 4 --device cpu \
+  --data-dir "$data" --json > "$tmp/ft3.json" 2> "$tmp/ft3.err" || fail "finetune --checkpoint here: $(cat "$tmp/ft3.err")"
+new_run=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["run_id"])' "$tmp/ft3.json")
+"$smx" runs list --data-dir "$data" --json | python3 -c 'import json, sys; runs = {r["id"]: r for r in json.load(sys.stdin)};
+sys.exit(runs[int(sys.argv[1])]["parent_id"] != 1)' "$new_run" || fail "finetune --checkpoint here recorded no parent"
 
 # The data folder chosen once with `smx data-dir --set` is where runs go; a
 # damaged settings file is an error that names it and is left untouched.
