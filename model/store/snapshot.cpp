@@ -480,17 +480,24 @@ Snapshot load_snapshot(const std::filesystem::path& file) {
   const uint64_t expected = kHeaderSize + payload + kTrailerSize;
   // What is wrong with the envelope, if anything: judged before the version,
   // so that a damaged version field is not taken for a newer format.
-  std::string envelope;
+  std::string envelope, envelope_clause;  // the message alone; the same as a clause after the format field's
   if (payload > kMaxFileSize || expected != n) {
-    if (payload <= kMaxFileSize && n < expected)
+    if (payload <= kMaxFileSize && n < expected) {
       envelope = "truncated: " + std::to_string(n) + " bytes, the header announces " + std::to_string(expected);
-    else
+      envelope_clause = "it is truncated (" + std::to_string(n) + " bytes, the header announces " +
+                        std::to_string(expected) + ")";
+    } else {
       envelope = "corrupt header: it announces a " + std::to_string(payload) + "-byte payload, the file is " +
                  std::to_string(n) + " bytes";
+      envelope_clause = "its header announces a " + std::to_string(payload) + "-byte payload in a file of " +
+                        std::to_string(n) + " bytes";
+    }
   } else {
     Reader trailer(data.data() + n - kTrailerSize, kTrailerSize, file);
-    if (trailer.u32("checksum") != checksum(data.data(), n - kTrailerSize))
+    if (trailer.u32("checksum") != checksum(data.data(), n - kTrailerSize)) {
       envelope = "checksum mismatch (the file is damaged)";
+      envelope_clause = "its checksum does not match";
+    }
   }
   if (version == 0) fail(file, "corrupt header: format version 0" + (envelope.empty() ? "" : "; " + envelope));
   if (version > kFormatVersion) {
@@ -498,8 +505,8 @@ Snapshot load_snapshot(const std::filesystem::path& file) {
       fail(file, "written by a newer version of Sparse Mixer Studio (format " + std::to_string(version) + " > " +
                      std::to_string(kFormatVersion) + "); update");
     fail(file, "damaged: its format field reads " + std::to_string(version) + " (this version reads formats 1 to " +
-                   std::to_string(kFormatVersion) + ") and it is " + envelope +
-                   "; a damaged file, not one written by a newer version");
+                   std::to_string(kFormatVersion) + ") and " + envelope_clause +
+                   ": a damaged file, not one written by a newer version");
   }
   if (!envelope.empty()) fail(file, envelope);
   Reader body(data.data() + kHeaderSize, size_t(payload), file);
