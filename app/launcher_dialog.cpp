@@ -120,8 +120,11 @@ void LauncherDialog::buildForm(bool classroom) {
   auto* tabs = new QTabWidget;
   QHash<QString, QFormLayout*> groups;
   QHash<QString, QWidget*> pages;
-  QStringList tasks = {"pretrain"};
-  for (const auto& t : data::task_names()) tasks << QString::fromStdString(t);
+  // task_names() lists the folder tasks; the offline WordNet task is the one
+  // "start from run" picks (updateEnabled), so it must be a choice too.
+  QStringList tasks = {"pretrain", "wordnet-lexname"};
+  for (const auto& t : data::task_names())
+    if (!tasks.contains(QString::fromStdString(t))) tasks << QString::fromStdString(t);
 
   for (const ConfigField& f : configFields()) {
     const QString page = f.section == "model" ? "Model" : "Training";

@@ -297,6 +297,7 @@ void TestStudio::runListKeepsToTheDataFolder() {
     QVERIFY(resumed);
     app::LauncherDialog launcher(window.runList()->store(), QString::fromStdString(copy.string()), false);
     launcher.setStartFromRun(trained);
+    QCOMPARE(launcher.value("training", "task"), QString("wordnet-lexname"));  // the offline task, chosen for it
     QVERIFY2(launcher.validate(), qPrintable(launcher.errorText()));
     const fs::path init = launcher.requests().at(0).options.init_checkpoint;
     QCOMPARE(init.parent_path(), trained_folder / "checkpoints");
