@@ -120,8 +120,11 @@ void LauncherDialog::buildForm(bool classroom) {
   auto* tabs = new QTabWidget;
   QHash<QString, QFormLayout*> groups;
   QHash<QString, QWidget*> pages;
-  QStringList tasks = {"pretrain"};
-  for (const auto& t : data::task_names()) tasks << QString::fromStdString(t);
+  // task_names() lists the folder tasks; the offline WordNet task is the one
+  // "start from run" picks (updateEnabled), so it must be a choice too.
+  QStringList tasks = {"pretrain", "wordnet-lexname"};
+  for (const auto& t : data::task_names())
+    if (!tasks.contains(QString::fromStdString(t))) tasks << QString::fromStdString(t);
 
   for (const ConfigField& f : configFields()) {
     const QString page = f.section == "model" ? "Model" : "Training";
@@ -324,7 +327,7 @@ bool LauncherDialog::validate() {
       if (training.is_pretraining()) throw ConfigError("fine-tuning from a run needs a task other than pretrain");
       const auto run = store_ ? store_->find_run(from) : std::nullopt;
       if (!run) throw ConfigError("run " + std::to_string(from) + " is not in the run store");
-      init = inspect::latest_checkpoint(run->directory);
+      init = inspect::latest_checkpoint(store_->run_folder(from));  // a damaged row is refused with its message
       if (init.empty()) throw ConfigError("run " + std::to_string(from) + " has no loadable checkpoint yet");
     }
     const QString base_name = name_->text().trimmed().isEmpty()

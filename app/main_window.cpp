@@ -246,18 +246,8 @@ void MainWindow::buildRunDock() {
     const std::string status = run->status;
     QMenu menu;
     menu.addAction(tr("Resume run %1 from its checkpoint").arg(id), this, [this, id] {
-      RunRequest r;
-      r.options.resume_run = id;
-      r.options.data_dir = data_dir_.toStdString();
-      const auto* rec = runs_->runAt(runs_->rowOf(id));
-      try {
-        run_config_from_json_text(rec->config_json, r.options.model, r.options.training);
-      } catch (const std::exception& e) {
-        QMessageBox::warning(this, tr("Resume"), QString::fromUtf8(e.what()));
-        return;
-      }
-      r.label = QString::fromStdString(rec->name);
-      launch({r});
+      const QString error = resumeRun(id);
+      if (!error.isEmpty()) QMessageBox::warning(this, tr("Resume"), error);
     })->setEnabled(status != "running" && status != "finished");
     menu.addAction(tr("Fine-tune from run %1…").arg(id), this, [this, id] {
       LauncherDialog dialog(runs_->store(), data_dir_, classroom_, this);
@@ -270,22 +260,20 @@ void MainWindow::buildRunDock() {
         QMessageBox::information(this, tr("Delete"), tr("Run %1 is training; stop it first.").arg(id));
         return;
       }
-      const auto* rec = runs_->runAt(runs_->rowOf(id));
-      const QString folder = rec ? QString::fromStdString(rec->directory) : QString();
+      QString folder;
+      try {
+        folder = QString::fromStdString(runs_->store()->run_folder(id).string());  // a damaged row is refused here
+      } catch (const std::exception& e) {
+        QMessageBox::warning(this, tr("Delete"), tr("Run %1 was not deleted:\n\n%2").arg(id).arg(QString::fromUtf8(e.what())));
+        return;
+      }
       if (QMessageBox::question(this, tr("Delete run"),
                                 tr("Delete run %1 with its metrics, checkpoints and snapshots?\n%2\nThis cannot be undone.")
                                     .arg(id)
                                     .arg(folder)) != QMessageBox::Yes)
         return;
-      try {
-        runs_->store()->delete_run(id);
-        if (!folder.isEmpty() && folder.startsWith(data_dir_)) std::filesystem::remove_all(folder.toStdString());
-      } catch (const std::exception& e) {
-        QMessageBox::warning(this, tr("Delete"), QString::fromUtf8(e.what()));
-      }
-      if (focus_run_ == id) focusRun(0);
-      runs_->refresh();
-      rebuildCurves();
+      const QString error = deleteRun(id);
+      if (!error.isEmpty()) QMessageBox::warning(this, tr("Delete"), error);
     });
     menu.exec(run_table_->viewport()->mapToGlobal(pos));
   });

@@ -59,6 +59,13 @@ class MainWindow : public QMainWindow {
   void openLauncher();
   void setClassroomMode(bool on);
   bool classroomMode() const { return classroom_; }
+  /// The run list's "Resume": queues run `runId` from its newest checkpoint in
+  /// its folder of this data folder. Returns why not (nothing queued), or "".
+  QString resumeRun(qint64 runId);
+  /// The run list's "Delete" after its confirmation: the run's records and its
+  /// folder <data folder>/runs/ID, checked first (a damaged store row or a
+  /// folder linking out of runs/ deletes nothing). Returns why not, or "".
+  QString deleteRun(qint64 runId);
   /// Shows this run's curves and snapshots (the live run is always overlaid).
   void focusRun(qint64 runId);
   qint64 focusedRun() const { return focus_run_; }

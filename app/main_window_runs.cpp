@@ -89,6 +89,42 @@ void MainWindow::launch(const QVector<RunRequest>& requests) {
   updateActions();
 }
 
+QString MainWindow::resumeRun(qint64 runId) {
+  auto* store = runs_->store();
+  const auto rec = store ? store->find_run(runId) : std::nullopt;
+  if (!rec) return tr("There is no run %1 in the run store.").arg(runId);
+  RunRequest r;
+  r.options.resume_run = runId;
+  r.options.data_dir = data_dir_.toStdString();
+  try {
+    store->run_folder(runId);  // the trainer checks again; refusing here queues nothing
+    run_config_from_json_text(rec->config_json, r.options.model, r.options.training);
+  } catch (const std::exception& e) {
+    return tr("Run %1 cannot be resumed:\n\n%2").arg(runId).arg(QString::fromUtf8(e.what()));
+  }
+  r.label = QString::fromStdString(rec->name);
+  launch({r});
+  return {};
+}
+
+QString MainWindow::deleteRun(qint64 runId) {
+  if (runId == live_run_) return tr("Run %1 is training; stop it first.").arg(runId);
+  auto* store = runs_->store();
+  if (!store) return tr("The run store is not open.");
+  QString error;
+  try {
+    store->delete_run_and_folder(runId);
+  } catch (const store::RunFolderError& e) {
+    error = tr("Run %1 was not deleted:\n\n%2").arg(runId).arg(QString::fromUtf8(e.what()));
+  } catch (const std::exception& e) {
+    error = QString::fromUtf8(e.what());
+  }
+  if (focus_run_ == runId && !store->find_run(runId)) focusRun(0);
+  runs_->refresh();
+  rebuildCurves();
+  return error;
+}
+
 void MainWindow::onRunStarting(const QString& label) {
   log(tr("starting %1").arg(label));
   progress_->setRange(0, 0);
@@ -321,7 +357,8 @@ void MainWindow::loadFocusSnapshots() {
   int damaged = 0;
   for (const auto& rec : store->snapshots(focus_run_)) {
     try {
-      focus_snapshots_.push_back(std::make_shared<const telemetry::Snapshot>(telemetry::load_snapshot(rec.path)));
+      focus_snapshots_.push_back(
+          std::make_shared<const telemetry::Snapshot>(telemetry::load_snapshot(store->snapshot_file(rec))));
     } catch (const std::exception&) {
       ++damaged;  // a damaged or deleted snapshot file: skip it, say so once
     }
@@ -365,9 +402,11 @@ void MainWindow::jumpToStep(double step) {
 
 QString MainWindow::checkpointOf(qint64 runId) const {
   if (runId == 0 || !runs_->store()) return {};
-  const auto rec = runs_->store()->find_run(runId);
-  if (!rec) return {};
-  return QString::fromStdString(inspect::latest_checkpoint(rec->directory).string());
+  try {
+    return QString::fromStdString(inspect::latest_checkpoint(runs_->store()->run_folder(runId)).string());
+  } catch (const std::exception&) {
+    return {};  // no such run, or a damaged row: no checkpoint to offer
+  }
 }
 
 }  // namespace smx::app

@@ -137,7 +137,11 @@ QVariant RunListModel::data(const QModelIndex& index, int role) const {
     QStringList lines;
     lines << QString("Run %1: %2").arg(r.id).arg(QString::fromStdString(r.name));
     if (r.parent_id) lines << QString("fine-tuned from run %1").arg(*r.parent_id);
-    lines << QString("folder: %1").arg(QString::fromStdString(r.directory));
+    try {
+      lines << QString("folder: %1").arg(QString::fromStdString(store_->run_folder(r.id).string()));
+    } catch (const std::exception& e) {
+      lines << QString("folder: DAMAGED: %1").arg(QString::fromUtf8(e.what()));
+    }
     if (!row.best.isEmpty()) lines << "best evaluation:";
     for (const auto& [name, value] : row.best) lines << QString("  %1 = %2").arg(name).arg(value, 0, 'g', 4);
     return lines.join('\n');

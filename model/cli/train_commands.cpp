@@ -305,13 +305,24 @@ void add_train_commands(CLI::App& app) {
         const auto rec = store.find_run(*from_run);
         if (!rec) throw ConfigError("there is no run " + std::to_string(*from_run) + " in " + store.path().string());
         std::string skipped;
-        init = newest_checkpoint(rec->directory, &skipped);
+        init = newest_checkpoint(store.run_folder(*from_run), &skipped);
         if (init.empty())
           throw ConfigError("run " + std::to_string(*from_run) + " has no loadable checkpoint" + (skipped.empty() ? "" : ":\n" + skipped));
         o.parent_run = *from_run;
       } else if (!checkpoint->empty()) {
+        // A checkpoint file is usable anywhere; its run becomes the parent only
+        // when the file lies in that run's folder in this data folder.
         init = fs::absolute(*checkpoint);
-        o.parent_run = read_checkpoint_info(init).run_id;
+        const int64_t written_by = read_checkpoint_info(init).run_id;
+        const fs::path data_dir = flags->data_dir.empty() ? store::default_data_dir() : fs::path(flags->data_dir);
+        store::RunStore store(data_dir / "runs.sqlite");
+        if (const auto holder = store.run_holding(init); holder && *holder == written_by) {
+          o.parent_run = written_by;
+        } else if (written_by > 0) {
+          fmt::print(stderr, "note: {} was written by run {}, but not in that run's folder of this data folder ({}): "
+                     "the new run records no parent run\n", init.string(), written_by,
+                     store.run_folder_path(written_by).string());
+        }
       } else if (!model->preset.empty() || !model->config_file.empty()) {
         o.model = model->resolve();  // from scratch: a baseline without pre-training
       } else {
@@ -350,7 +361,7 @@ void add_train_commands(CLI::App& app) {
         store::RunStore store(dir / "runs.sqlite");
         const auto rec = store.find_run(*run);
         if (!rec) throw ConfigError("there is no run " + std::to_string(*run));
-        file = newest_checkpoint(rec->directory);
+        file = newest_checkpoint(store.run_folder(*run));
         if (file.empty()) throw ConfigError("run " + std::to_string(*run) + " has no loadable checkpoint");
       }
       if (file.empty()) throw ConfigError("give --checkpoint FILE or --run ID");

@@ -1,14 +1,18 @@
 // The run store on SQLite: schema, open-time checks, cached prepared
 // statements and the transactions that keep a step's metrics together.
 //
-// Schema (user_version 1, application_id kApplicationId):
+// Schema (user_version 2, application_id kApplicationId):
 //   runs(id, name, kind, status, device, config_json, directory, parent_id,
 //        created_at, updated_at, last_step)
+//        directory is "runs/<id>", relative to the data folder (the store
+//        file's folder); schema 1 kept absolute paths, which broke copied and
+//        moved data folders: Db::migrate_to_2 rewrites them.
 //   metric_names(id, name)            -- each metric name once, for all runs
 //   metrics(run_id, name_id, step, wall, value)   WITHOUT ROWID, primary key
 //        (run_id, name_id, step): one metric of one run is one range scan
 //   events(id, run_id, step, wall, kind, message, value), index (run_id, step)
 //   snapshots(run_id, step, path)     WITHOUT ROWID, primary key (run_id, step)
+//        path relative to the run's folder (schema 1: absolute)
 // SQLite stores a NaN as NULL; NULL values read back as NaN.
 #include "model/store/run_store.h"
 
@@ -21,7 +25,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <limits>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 
@@ -36,8 +42,9 @@ namespace {
 /// PRAGMA application_id of a run store: "SMXS".
 constexpr int32_t kApplicationId = 0x534D5853;
 /// PRAGMA user_version: the schema below. Bump it and add a migration step in
-/// Db::ensure_schema when the schema changes.
-constexpr int kSchemaVersion = 1;
+/// Db::ensure_schema when the schema changes. 2: run folders and snapshot
+/// paths relative (1 had absolute ones).
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE runs(
@@ -89,6 +96,63 @@ double now_seconds() {
 }
 
 std::string describe(const fs::path& file) { return "run store '" + file.string() + "'"; }
+
+/// What the runs table says run `id`'s folder is.
+std::string relative_run_folder(int64_t id) { return "runs/" + std::to_string(id); }
+
+/// Lexically normal, without a trailing separator.
+fs::path normal(const fs::path& p) {
+  fs::path n = p.lexically_normal();
+  if (!n.has_filename() && n.has_relative_path()) n = n.parent_path();
+  return n;
+}
+
+/// The same folder, by name or (both existing) by identity.
+bool same_folder(const fs::path& a, const fs::path& b) {
+  if (normal(a) == normal(b)) return true;
+  std::error_code ec;
+  return fs::equivalent(a, b, ec) && !ec;
+}
+
+/// `inner` is `outer` or lies inside it (both canonical).
+bool is_within(const fs::path& inner, const fs::path& outer) {
+  auto i = inner.begin();
+  for (auto o = outer.begin(); o != outer.end(); ++o, ++i) {
+    if (o->empty()) continue;  // a trailing separator
+    if (i == inner.end() || *i != *o) return false;
+  }
+  return true;
+}
+
+/// A path relative to a run's folder that stays inside it.
+bool is_inside_relative(const fs::path& p) {
+  if (p.empty() || p.has_root_path()) return false;
+  for (const auto& part : p)
+    if (part == "..") return false;
+  return true;
+}
+
+/// Schema 1's absolute folder of run `id`: <X>/runs/<id> for some absolute X.
+bool is_some_data_folders_run(const fs::path& dir, int64_t id) {
+  const fs::path p = normal(dir);
+  return p.is_absolute() && p.filename() == std::to_string(id) && p.parent_path().filename() == "runs";
+}
+
+/// Schema 1's absolute snapshot path of run `run` as a path relative to the
+/// run's folder: the part after the last ".../runs/<run>/"; empty if none.
+fs::path v1_snapshot_relative(const std::string& path, int64_t run) {
+  const fs::path p = normal(path);
+  if (!p.is_absolute()) return is_inside_relative(p) ? p : fs::path();
+  const std::vector<fs::path> parts(p.begin(), p.end());
+  const std::string id = std::to_string(run);
+  for (size_t i = parts.size() - 1; i >= 2; --i)
+    if (parts[i - 1] == id && parts[i - 2] == "runs") {
+      fs::path rest;
+      for (size_t k = i; k < parts.size(); ++k) rest /= parts[k];
+      return is_inside_relative(rest) ? rest : fs::path();
+    }
+  return {};
+}
 
 struct CloseDb {
   void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
@@ -200,6 +264,7 @@ class Db {
   void check_foreign_or_newer(int64_t app, int64_t version) const;
   void quick_check() const;
   void ensure_schema();
+  void migrate_to_2();
 
   fs::path file_;
   std::unique_ptr<sqlite3, CloseDb> db_;  // declared before the statements: closed after them
@@ -350,9 +415,64 @@ void Db::ensure_schema() {
     if (sqlite3_exec(handle(), kSchema, nullptr, nullptr, nullptr) != SQLITE_OK) fail("cannot create the schema");
     exec(("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str());
     exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
+  } else if (version < kSchemaVersion) {
+    // Migrations from older schema versions, in order.
+    if (version < 2) migrate_to_2();
+    exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
   }
-  // Migrations from older schema versions go here, in order.
   t.commit();
+}
+
+// Schema 1 -> 2, inside ensure_schema's transaction. A run folder recorded as
+// <X>/runs/<id> becomes "runs/<id>": X is this data folder, or the one this
+// folder was copied or moved from (then an event says so; from now on the run
+// uses its folder here, never the original's). An empty one (a run killed
+// before its folder was recorded) becomes "runs/<id>" too. Any other value is
+// left as it is, and RunStore::run_folder refuses it. Snapshot paths become
+// relative to the run's folder the same way.
+void Db::migrate_to_2() {
+  const fs::path data_dir = fs::absolute(file_).parent_path();
+  struct Row {
+    int64_t id, last_step;
+    std::string directory;
+  };
+  std::vector<Row> rows;
+  {
+    Stmt st = query("SELECT id, last_step, directory FROM runs");
+    while (st.step()) rows.push_back({st.i64(0), st.i64(1), st.text(2)});
+  }
+  for (const Row& r : rows) {
+    const bool empty = r.directory.empty();
+    if (!empty && !is_some_data_folders_run(r.directory, r.id)) continue;  // damaged: left for run_folder to refuse
+    query("UPDATE runs SET directory = ?1 WHERE id = ?2").bind(1, relative_run_folder(r.id)).bind(2, r.id).run();
+    if (!empty && !same_folder(normal(r.directory).parent_path().parent_path(), data_dir))
+      query("INSERT INTO events(run_id, step, wall, kind, message, value) VALUES(?1, ?2, 0, 'folder-relocated', ?3, NULL)")
+          .bind(1, r.id)
+          .bind(2, r.last_step)
+          .bind(3, "the run store named this run's folder '" + r.directory +
+                       "' (this data folder was copied or moved from there); from now on the run uses " +
+                       relative_run_folder(r.id) + " in this data folder, '" +
+                       (data_dir / "runs" / std::to_string(r.id)).string() + "'")
+          .run();
+  }
+  struct Snap {
+    int64_t run, step;
+    std::string path;
+  };
+  std::vector<Snap> snaps;
+  {
+    Stmt st = query("SELECT run_id, step, path FROM snapshots");
+    while (st.step()) snaps.push_back({st.i64(0), st.i64(1), st.text(2)});
+  }
+  for (const Snap& s : snaps) {
+    const fs::path rel = v1_snapshot_relative(s.path, s.run);
+    if (rel.empty() || rel.string() == s.path) continue;  // already relative, or damaged (snapshot_file refuses it)
+    query("UPDATE snapshots SET path = ?1 WHERE run_id = ?2 AND step = ?3")
+        .bind(1, rel.string())
+        .bind(2, s.run)
+        .bind(3, s.step)
+        .run();
+  }
 }
 
 int64_t Db::name_id(const std::string& name, bool create) {
@@ -426,8 +546,9 @@ std::string valid_config(const Db& db, const std::string& run, const std::string
 }  // namespace
 
 struct RunStore::Impl {
-  explicit Impl(const fs::path& file) : db(file) {}
+  explicit Impl(const fs::path& file) : db(file), data_dir(normal(fs::absolute(file).parent_path())) {}
   Db db;
+  fs::path data_dir;  ///< absolute: a later change of the working folder changes nothing
 
   /// Marks the run as written now; StoreError when there is no such run.
   void touch(int64_t run) {
@@ -457,16 +578,16 @@ int64_t RunStore::create_run(const NewRun& run) {
   const double now = now_seconds();
   db.query(
         "INSERT INTO runs(name, kind, status, device, config_json, directory, parent_id, created_at, updated_at) "
-        "VALUES(?1, ?2, 'created', ?3, ?4, ?5, ?6, ?7, ?7)")
+        "VALUES(?1, ?2, 'created', ?3, ?4, '', ?5, ?6, ?6)")
       .bind(1, run.name)
       .bind(2, run.kind)
       .bind(3, run.device)
       .bind(4, config)
-      .bind(5, run.directory)
-      .bind(6, run.parent_id)
-      .bind(7, now)
+      .bind(5, run.parent_id)
+      .bind(6, now)
       .run();
   const int64_t id = db.last_insert_id();
+  db.query("UPDATE runs SET directory = ?1 WHERE id = ?2").bind(1, relative_run_folder(id)).bind(2, id).run();
   t.commit();
   return id;
 }
@@ -487,16 +608,6 @@ void RunStore::set_last_step(int64_t run, int64_t step) {
   Db& db = impl_->db;
   db.query("UPDATE runs SET last_step = ?1, updated_at = ?2 WHERE id = ?3")
       .bind(1, step)
-      .bind(2, now_seconds())
-      .bind(3, run)
-      .run();
-  if (db.changes() == 0) db.fail_plain("no run with id " + std::to_string(run));
-}
-
-void RunStore::set_directory(int64_t run, const std::string& directory) {
-  Db& db = impl_->db;
-  db.query("UPDATE runs SET directory = ?1, updated_at = ?2 WHERE id = ?3")
-      .bind(1, directory)
       .bind(2, now_seconds())
       .bind(3, run)
       .run();
@@ -551,6 +662,9 @@ void RunStore::log_event(const EventRecord& e) {
 
 void RunStore::add_snapshot(int64_t run, int64_t step, const std::string& path) {
   Db& db = impl_->db;
+  if (!is_inside_relative(fs::path(path)))
+    db.fail_plain("run " + std::to_string(run) + ": snapshot path '" + path +
+                  "' must be relative to the run's folder and stay inside it");
   WriteTransaction t(db);
   impl_->touch(run);
   db.query("INSERT OR REPLACE INTO snapshots(run_id, step, path) VALUES(?1, ?2, ?3)")
@@ -628,6 +742,81 @@ std::vector<SnapshotRecord> RunStore::snapshots(int64_t run) const {
   return snaps;
 }
 
+fs::path RunStore::snapshot_file(const SnapshotRecord& s) const {
+  if (!is_inside_relative(fs::path(s.path)))
+    impl_->db.fail_plain("run " + std::to_string(s.run_id) + ": the snapshot of step " + std::to_string(s.step) +
+                         " is recorded as '" + s.path + "', not as a file inside the run's folder " +
+                         run_folder_path(s.run_id).string() + "; not read");
+  return run_folder_path(s.run_id) / s.path;
+}
+
+fs::path RunStore::data_dir() const { return impl_->data_dir; }
+
+fs::path RunStore::run_folder_path(int64_t id) const { return impl_->data_dir / "runs" / std::to_string(id); }
+
+fs::path RunStore::run_folder(int64_t id) const {
+  const Db& db = impl_->db;
+  const auto rec = find_run(id);
+  if (!rec) db.fail_plain("no run with id " + std::to_string(id));
+  const std::string run = "run " + std::to_string(id);
+  const fs::path expected = run_folder_path(id);
+  const auto refuse = [&](const std::string& what) -> void {
+    throw RunFolderError(describe(db.file()) + ": " + run + ": " + what);
+  };
+  // The row: "runs/ID"; an absolute path to the same folder is accepted (a
+  // schema-1 program that still had the store open may have written one).
+  const fs::path named(rec->directory);
+  if (!(rec->directory == relative_run_folder(id) || (named.is_absolute() && same_folder(named, expected))))
+    refuse("the store names its folder '" + rec->directory + "' where '" + relative_run_folder(id) +
+           "' of the data folder (" + expected.string() +
+           ") was expected; the row is damaged or was edited, so that folder is not used");
+  // The folder on disk, where it exists: ID inside the real runs/ folder.
+  std::error_code ec;
+  if (fs::symlink_status(expected, ec).type() == fs::file_type::not_found) return expected;
+  const fs::path real_runs = fs::canonical(impl_->data_dir / "runs", ec);
+  if (ec) refuse("cannot resolve the folder '" + (impl_->data_dir / "runs").string() + "': " + ec.message());
+  const fs::path real = fs::canonical(expected, ec);
+  if (ec)
+    refuse("its folder '" + expected.string() + "' cannot be resolved (" + ec.message() +
+           "; a symbolic link to nothing?); it is not used");
+  if (real != real_runs / std::to_string(id))
+    refuse("its folder '" + expected.string() + "' is a symbolic link to '" + real.string() + "', not the folder " +
+           (real_runs / std::to_string(id)).string() + " itself; the link is not followed");
+  const fs::path real_data = fs::canonical(impl_->data_dir, ec);
+  if (!ec && is_within(real_data, real))
+    refuse("its folder '" + real.string() + "' holds the data folder '" + real_data.string() + "'; it is not used");
+  for (const char* sub : {"checkpoints", "snapshots"}) {
+    const fs::path p = expected / sub;
+    if (fs::symlink_status(p, ec).type() == fs::file_type::not_found) continue;
+    const fs::path r = fs::canonical(p, ec);
+    if (ec || r != real / sub)
+      refuse("its folder '" + p.string() + "' is a symbolic link to '" + (ec ? "nothing" : r.string()) +
+             "', outside the run's folder " + real.string() + "; the link is not followed");
+  }
+  return expected;
+}
+
+std::optional<int64_t> RunStore::run_holding(const fs::path& file) const {
+  std::error_code ec;
+  const fs::path real_file = fs::weakly_canonical(fs::absolute(file), ec);
+  if (ec) return std::nullopt;
+  const fs::path real_runs = fs::weakly_canonical(impl_->data_dir / "runs", ec);
+  if (ec) return std::nullopt;
+  const fs::path rel = real_file.lexically_relative(real_runs);
+  if (rel.empty() || !is_inside_relative(rel) || std::distance(rel.begin(), rel.end()) < 2) return std::nullopt;
+  const std::string first = rel.begin()->string();
+  int64_t id = 0;
+  const auto [end, err] = std::from_chars(first.data(), first.data() + first.size(), id);
+  if (err != std::errc() || end != first.data() + first.size() || id <= 0 || std::to_string(id) != first)
+    return std::nullopt;
+  try {
+    run_folder(id);  // exists, and its row and folder are sound
+  } catch (const StoreError&) {
+    return std::nullopt;
+  }
+  return id;
+}
+
 void RunStore::export_csv(int64_t run, std::ostream& out) const {
   const Db& db = impl_->db;
   ReadTransaction read(db);  // names and rows from one state of the file
@@ -688,6 +877,18 @@ void RunStore::delete_run(int64_t run) {
   db.query("UPDATE runs SET parent_id = NULL WHERE parent_id = ?1").bind(1, run).run();
   db.query("DELETE FROM runs WHERE id = ?1").bind(1, run).run();
   t.commit();
+}
+
+fs::path RunStore::delete_run_and_folder(int64_t run) {
+  const fs::path folder = run_folder(run);  // refuses a damaged row or a folder linking out, before anything is deleted
+  delete_run(run);
+  std::error_code ec;
+  if (fs::symlink_status(folder, ec).type() == fs::file_type::not_found) return {};
+  fs::remove_all(folder, ec);  // removes symbolic links inside, never what they point to
+  if (ec)
+    impl_->db.fail_plain("run " + std::to_string(run) + ": its records were deleted, but its folder '" +
+                         folder.string() + "' could not be removed: " + ec.message());
+  return folder;
 }
 
 }  // namespace smx::store

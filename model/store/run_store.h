@@ -2,6 +2,13 @@
 // metrics, events and snapshot index. The CLI writes it while training (also
 // headless on a GPU server) and the studio reads it live or later, so several
 // processes open the same file at once. No LibTorch, no Qt.
+//
+// The store file lives in the data folder, and run N's files always live in
+// <data folder>/runs/N: the store records that folder as the relative path
+// "runs/N" and never as an absolute one, so a copied or moved data folder is
+// whole and independent of the original. A row that names any other folder
+// is damaged: run_folder() refuses it, and nothing outside runs/ is ever
+// written or deleted on its word.
 #pragma once
 
 #include <cstdint>
@@ -24,19 +31,29 @@ class StoreError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// A run whose folder cannot be used: the store row names another folder than
+/// runs/ID, or the folder is a symbolic link leading out of runs/. what()
+/// names the run, the path found and the path expected.
+class RunFolderError : public StoreError {
+ public:
+  using StoreError::StoreError;
+};
+
 /// What create_run needs.
 struct NewRun {
   std::string name;
   std::string kind;         ///< "pretrain" | "finetune"
   std::string config_json;  ///< the full run config; must be valid JSON ("" is stored as "{}")
   std::string device;       ///< e.g. "cpu", "cuda:0"
-  std::string directory;    ///< the run's checkpoints/snapshots folder
   std::optional<int64_t> parent_id;  ///< the run this one starts from (a fine-tune's pre-training run)
 };
 
 struct RunRecord {
   int64_t id = 0;
-  std::string name, kind, status, device, config_json, directory;
+  std::string name, kind, status, device, config_json;
+  /// The run's folder as the store row names it: "runs/ID", relative to the
+  /// data folder. Anything else is a damaged row (see RunStore::run_folder).
+  std::string directory;
   std::optional<int64_t> parent_id;  ///< unset also when the parent was deleted
   double created_at = 0, updated_at = 0;  ///< unix seconds; updated_at moves with every write to the run
   int64_t last_step = 0;
@@ -58,7 +75,7 @@ struct EventRecord {
 
 struct SnapshotRecord {
   int64_t run_id = 0, step = 0;
-  std::string path;
+  std::string path;  ///< relative to the run's folder, e.g. "snapshots/step-000050.snap"
 };
 
 /// Run statuses set_status accepts.
@@ -78,6 +95,10 @@ class RunStore {
   /// Throws StoreError, and leaves the file untouched, when it is not an
   /// SQLite database, belongs to another application, was written by a newer
   /// version, or fails SQLite's quick_check (truncated or corrupt).
+  /// A store of schema 1 (absolute run folders) is migrated once: a row naming
+  /// <some folder>/runs/ID (this data folder's, or the one it was copied or
+  /// moved from) becomes "runs/ID"; any other row is left as it is, and
+  /// run_folder refuses it.
   explicit RunStore(const std::filesystem::path& file);
   ~RunStore();
   RunStore(RunStore&&) noexcept;
@@ -85,14 +106,12 @@ class RunStore {
   RunStore(const RunStore&) = delete;
   RunStore& operator=(const RunStore&) = delete;
 
-  /// A new run with status "created"; returns its id. An unknown parent_id
-  /// or invalid config_json -> StoreError.
+  /// A new run with status "created" and folder runs/ID; returns its id. An
+  /// unknown parent_id or invalid config_json -> StoreError.
   int64_t create_run(const NewRun& run);
   /// One of kRunStatuses; anything else, or an unknown run -> StoreError.
   void set_status(int64_t run, const std::string& status);
   void set_last_step(int64_t run, int64_t step);
-  /// The run's folder, known only once the run has an id. Unknown run -> StoreError.
-  void set_directory(int64_t run, const std::string& directory);
   /// Replaces the run config (a resumed run's settings); rules of create_run.
   void set_config(int64_t run, const std::string& config_json);
   /// All values of one step in one transaction. Logging a step again replaces
@@ -100,7 +119,9 @@ class RunStore {
   void log_metrics(int64_t run, int64_t step, double wall_seconds,
                    const std::vector<std::pair<std::string, double>>& values);
   void log_event(const EventRecord& event);
-  /// Records a snapshot file (a step recorded again replaces the path).
+  /// Records a snapshot file by its path relative to the run's folder (a step
+  /// recorded again replaces the path). An absolute path or one with ".." ->
+  /// StoreError.
   void add_snapshot(int64_t run, int64_t step, const std::string& path);
 
   /// Newest first.
@@ -115,6 +136,24 @@ class RunStore {
   std::vector<EventRecord> events(int64_t run) const;
   /// By step.
   std::vector<SnapshotRecord> snapshots(int64_t run) const;
+  /// The snapshot's file: run_folder_path(run) / its relative path. A row with
+  /// an absolute path or one that leaves the run's folder -> StoreError.
+  std::filesystem::path snapshot_file(const SnapshotRecord& snapshot) const;
+
+  /// The data folder: the folder holding the store file.
+  std::filesystem::path data_dir() const;
+  /// Where run `id`'s files belong: data_dir() / "runs" / id, whatever the row says.
+  std::filesystem::path run_folder_path(int64_t id) const;
+  /// run_folder_path(id), checked before anything reads, writes or deletes
+  /// there: the run exists (else StoreError), its row names "runs/ID" and the
+  /// folder, where it exists, resolves to ID inside the real runs/ folder (a
+  /// symbolic link out of it is not followed), and so do its checkpoints/ and
+  /// snapshots/ folders; otherwise RunFolderError naming the run, the path
+  /// found and the path expected. runs/ itself may be a link (a bigger disk).
+  std::filesystem::path run_folder(int64_t id) const;
+  /// The run of this store whose folder holds `file` (e.g. a checkpoint), when
+  /// it is inside data_dir()/runs/ID/ of an existing, undamaged run ID.
+  std::optional<int64_t> run_holding(const std::filesystem::path& file) const;
   /// Wide CSV: a header `step,wall_seconds,<metric names sorted>` then one line
   /// per step; a metric with no value at a step leaves its cell empty; NaN is
   /// written "nan". Names are quoted when they need it (RFC 4180).
@@ -122,6 +161,12 @@ class RunStore {
   /// Deletes the run's rows (not its files), in one transaction; runs that
   /// named it as parent keep going with no parent. Unknown id -> StoreError.
   void delete_run(int64_t run);
+  /// Deletes the run's rows and then its folder, run_folder(run) (checked
+  /// first: a damaged row or a folder linking out of runs/ throws and
+  /// nothing is deleted). Symbolic links inside the folder are removed, never
+  /// followed. Returns the folder removed, empty when there was none. A folder
+  /// that cannot be removed -> StoreError after the rows are gone.
+  std::filesystem::path delete_run_and_folder(int64_t run);
 
   const std::filesystem::path& path() const;
 

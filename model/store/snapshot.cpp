@@ -13,6 +13,10 @@
 //             top_tokens after the mixing layers; format 3 then, per MoE
 //             layer, router_confidence (older files still load).
 //   [20+P, 24+P) uint32 CRC-32 (zlib) of bytes [0, 20+P)
+// This envelope (magic, version, size, checksum) is the same in every format
+// version; a new format changes only the payload. So a version above ours in
+// a file whose size and checksum hold is a newer file ("update"), and one in
+// a file whose size or checksum fails is a damaged format field.
 #include "model/store/snapshot.h"
 
 #include <fcntl.h>
@@ -477,22 +481,39 @@ Snapshot load_snapshot(const std::filesystem::path& file) {
                    std::to_string(kHeaderSize + kTrailerSize) + "-byte header and checksum");
   Reader header(data.data() + 8, kHeaderSize - 8, file);
   const uint32_t version = header.u32("version");
-  if (version > kFormatVersion)
-    fail(file, "written by a newer version of Sparse Mixer Studio (format " + std::to_string(version) + " > " +
-                   std::to_string(kFormatVersion) + "); update");
-  if (version == 0) fail(file, "corrupt header: format version 0");
   const uint64_t payload = header.u64("payload size");
   const uint64_t expected = kHeaderSize + payload + kTrailerSize;
+  // What is wrong with the envelope, if anything: judged before the version,
+  // so that a damaged version field is not taken for a newer format.
+  std::string envelope, envelope_clause;  // the message alone; the same as a clause after the format field's
   if (payload > kMaxFileSize || expected != n) {
-    if (payload <= kMaxFileSize && n < expected)
-      fail(file, "truncated: " + std::to_string(n) + " bytes, the header announces " + std::to_string(expected));
-    fail(file, "corrupt header: it announces a " + std::to_string(payload) + "-byte payload, the file is " +
-                   std::to_string(n) + " bytes");
+    if (payload <= kMaxFileSize && n < expected) {
+      envelope = "truncated: " + std::to_string(n) + " bytes, the header announces " + std::to_string(expected);
+      envelope_clause = "it is truncated (" + std::to_string(n) + " bytes, the header announces " +
+                        std::to_string(expected) + ")";
+    } else {
+      envelope = "corrupt header: it announces a " + std::to_string(payload) + "-byte payload, the file is " +
+                 std::to_string(n) + " bytes";
+      envelope_clause = "its header announces a " + std::to_string(payload) + "-byte payload in a file of " +
+                        std::to_string(n) + " bytes";
+    }
+  } else {
+    Reader trailer(data.data() + n - kTrailerSize, kTrailerSize, file);
+    if (trailer.u32("checksum") != checksum(data.data(), n - kTrailerSize)) {
+      envelope = "checksum mismatch (the file is damaged)";
+      envelope_clause = "its checksum does not match";
+    }
   }
-  Reader trailer(data.data() + n - kTrailerSize, kTrailerSize, file);
-  const uint32_t stored = trailer.u32("checksum");
-  const uint32_t actual = checksum(data.data(), n - kTrailerSize);
-  if (stored != actual) fail(file, "checksum mismatch (the file is damaged)");
+  if (version == 0) fail(file, "corrupt header: format version 0" + (envelope.empty() ? "" : "; " + envelope));
+  if (version > kFormatVersion) {
+    if (envelope.empty())  // intact: a format this version does not know
+      fail(file, "written by a newer version of Sparse Mixer Studio (format " + std::to_string(version) + " > " +
+                     std::to_string(kFormatVersion) + "); update");
+    fail(file, "damaged: its format field reads " + std::to_string(version) + " (this version reads formats 1 to " +
+                   std::to_string(kFormatVersion) + ") and " + envelope_clause +
+                   ": a damaged file, not one written by a newer version");
+  }
+  if (!envelope.empty()) fail(file, envelope);
   Reader body(data.data() + kHeaderSize, size_t(payload), file);
   return decode(body, version);
 }

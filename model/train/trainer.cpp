@@ -173,7 +173,7 @@ void Trainer::State::snapshot(int64_t step, std::vector<telemetry::MoeLayerStats
   std::sort(s.mixing.begin(), s.mixing.end(), [](const auto& a, const auto& b) { return a.layer < b.layer; });
   const fs::path file = run_dir / "snapshots" / step_file("step", step, "snap");
   telemetry::save_snapshot(s, file);
-  store->add_snapshot(run_id, step, file.string());
+  store->add_snapshot(run_id, step, file.lexically_relative(run_dir).string());
   if (owner.observer_) owner.observer_->on_snapshot(s);
 }
 

@@ -54,14 +54,15 @@ struct TrainerOptions {
   ModelConfig model;
   TrainConfig training;
   std::string run_name;
-  std::filesystem::path data_dir;    ///< tokenizers/, cache/, runs/ live here; empty: the default
-  std::filesystem::path store_path;  ///< empty: data_dir/runs.sqlite
+  std::filesystem::path data_dir;    ///< runs.sqlite, tokenizers/, cache/, runs/ live here; empty: the default
   /// Resume this run from its newest loadable checkpoint (model and training
   /// configs then come from the run; training.steps may be raised).
   std::optional<int64_t> resume_run;
   /// Fine-tuning: start from this checkpoint's weights (the model config
   /// comes from it, with a new classifier head).
   std::filesystem::path init_checkpoint;
+  /// The run init_checkpoint came from, recorded as the new run's parent; it
+  /// must be a run of this data folder's store (see RunStore::run_holding).
   std::optional<int64_t> parent_run;
 };
 

@@ -1,6 +1,8 @@
 // The trainer's set-up: configs (or the run being resumed), corpus or task,
 // tokenizer (trained on first use), the model and optimizer, the run's entry
 // in the store.
+#include <iterator>
+
 #include "model/train/trainer_state.h"
 
 #include "model/nn/hash_routing.h"
@@ -35,7 +37,7 @@ std::string corpus_key(const std::string& corpus) {
 
 void Trainer::State::resolve_configs() {
   data_dir = opt.data_dir.empty() ? store::default_data_dir() : opt.data_dir;
-  const fs::path store_path = opt.store_path.empty() ? data_dir / "runs.sqlite" : opt.store_path;
+  const fs::path store_path = data_dir / "runs.sqlite";
   store = std::make_unique<store::RunStore>(store_path);
   model_config = opt.model;
   cfg = opt.training;
@@ -46,7 +48,7 @@ void Trainer::State::resolve_configs() {
     run_config_from_json_text(rec->config_json, model_config, cfg);
     cfg.steps = std::max(cfg.steps, steps);  // a resume may extend the run, never shorten it
     run_id = rec->id;
-    run_dir = rec->directory;
+    run_dir = store->run_folder(run_id);  // data_dir/runs/ID, checked: never a folder the row names elsewhere
   }
   cfg.validate();
   model_config.validate();
@@ -54,10 +56,29 @@ void Trainer::State::resolve_configs() {
   if (cfg.threads > 0) torch::set_num_threads(cfg.threads);
 }
 
+// The tokenizer a run config names, as this data folder holds it: a run made
+// in a data folder that was later copied or moved names the tokenizer in the
+// original's tokenizers/ folder. This data folder's copy is used instead when
+// the original is gone or holds the same bytes, so the copy needs nothing of
+// the original; a different file of the same name is never substituted.
+static fs::path tokenizer_here(const fs::path& named, const fs::path& data_dir) {
+  std::error_code ec;
+  const fs::path folder = named.parent_path();
+  if (folder.filename() != "tokenizers" || fs::equivalent(folder.parent_path(), data_dir, ec)) return named;
+  const fs::path here = data_dir / "tokenizers" / named.filename();
+  if (!fs::is_regular_file(here, ec)) return named;
+  if (!fs::exists(named, ec)) return here;
+  const auto bytes = [](const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  return bytes(named) == bytes(here) ? here : named;
+}
+
 void Trainer::State::load_tokenizer(const std::function<std::vector<std::string>()>& sentences) {
   tokenizer_path = cfg.tokenizer.empty()
                        ? data_dir / "tokenizers" / (corpus_key(cfg.corpus) + "-" + std::to_string(model_config.vocab_size) + ".model")
-                       : fs::path(cfg.tokenizer);
+                       : tokenizer_here(fs::path(cfg.tokenizer), data_dir);
   if (fs::exists(tokenizer_path)) {
     stage("loading tokenizer", -1);
     tokenizer = text::Tokenizer::load(tokenizer_path);
@@ -229,8 +250,7 @@ void Trainer::State::setup() {
     r.device = device.str();
     r.parent_id = opt.parent_run;
     run_id = store->create_run(r);
-    run_dir = data_dir / "runs" / std::to_string(run_id);
-    store->set_directory(run_id, run_dir.string());
+    run_dir = store->run_folder(run_id);
     started = Clock::now();
   }
   fs::create_directories(run_dir / "checkpoints");

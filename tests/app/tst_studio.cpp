@@ -7,7 +7,10 @@
 #include <QSignalSpy>
 #include <QTemporaryDir>
 #include <QTest>
+#include <sqlite3.h>
+
 #include <filesystem>
+#include <fstream>
 
 #include "app/inspector_worker.h"
 #include "app/launcher_dialog.h"
@@ -16,6 +19,7 @@
 #include "app/run_list_model.h"
 #include "model/config/train_config.h"
 #include "model/store/run_store.h"
+#include "tests/store/test_files.h"
 #include "widgets/capacity_view.h"
 #include "widgets/mixing_view.h"
 #include "widgets/routing_view.h"
@@ -63,6 +67,23 @@ bool arrived(QSignalSpy& spy, int ms = 60000) { return !spy.isEmpty() || spy.wai
 QList<QVariant> wait_ended(QSignalSpy& ended, int ms = 120000) {
   if (ended.isEmpty()) ended.wait(ms);
   return ended.isEmpty() ? QList<QVariant>{} : ended.takeFirst();
+}
+
+/// Runs SQL on a store file as another program (or a person) might.
+bool store_sql(const fs::path& file, const std::string& statements) {
+  sqlite3* db = nullptr;
+  bool ok = sqlite3_open(file.c_str(), &db) == SQLITE_OK &&
+            sqlite3_exec(db, statements.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK;
+  sqlite3_close(db);
+  return ok;
+}
+
+/// A fingerprint of a data folder without the store's own files (-wal, -shm
+/// come and go with connections).
+std::map<std::string, std::string> files_of(const fs::path& root) {
+  auto m = smx_test::tree_fingerprint(root);
+  for (auto it = m.begin(); it != m.end();) it = it->first.rfind("runs.sqlite", 0) == 0 ? m.erase(it) : std::next(it);
+  return m;
 }
 
 }  // namespace
@@ -234,6 +255,79 @@ void TestStudio::runListShowsHeadlessRuns() {
   QVERIFY(!model.open(QString::fromStdString(junk.string()), &error));
   QVERIFY(!error.isEmpty());
   QCOMPARE(model.rowCount(), 0);
+}
+
+// Delete, resume and fine-tune from the run list act on <data folder>/runs/ID
+// only: in a copied data folder they leave the original byte for byte as it
+// was, and a store row naming another folder is refused with its message.
+void TestStudio::runListKeepsToTheDataFolder() {
+  QTemporaryDir dir;
+  const fs::path original = fs::path(dir.path().toStdString()) / "original";
+  const fs::path copy = fs::path(dir.path().toStdString()) / "copy";
+  qint64 trained = 0, spare = 0;
+  {
+    app::RunController controller;
+    QSignalSpy ended(&controller, &app::RunController::runEnded);
+    controller.enqueue(demo_request(2, QString::fromStdString(original.string())));
+    const auto args = wait_ended(ended);
+    QCOMPARE(args.at(3).toString(), QString("finished"));
+    trained = args.at(0).toLongLong();
+    store::RunStore s(original / "runs.sqlite");
+    store::NewRun r;
+    r.name = "spare";
+    r.kind = "pretrain";
+    r.device = "cpu";
+    spare = s.create_run(r);
+    fs::create_directories(s.run_folder(spare) / "checkpoints");
+    std::ofstream(s.run_folder(spare) / "checkpoints" / "step-00000001.ckpt") << "weights";
+  }
+  const auto before = smx_test::tree_fingerprint(original);
+  fs::copy(original, copy, fs::copy_options::recursive | fs::copy_options::copy_symlinks);  // as cp -a
+  const fs::path trained_folder = copy / "runs" / std::to_string(trained);
+  {
+    app::MainWindow window(QString::fromStdString(copy.string()));
+    QSignalSpy ended(window.controller(), &app::RunController::runEnded);
+    QCOMPARE(window.deleteRun(spare), QString());
+    QVERIFY(!fs::exists(copy / "runs" / std::to_string(spare)));
+    QCOMPARE(window.resumeRun(trained), QString());
+    const auto args = wait_ended(ended);
+    QVERIFY2(args.at(3).toString() == "finished", qPrintable(args.at(3).toString() + ": " + args.at(4).toString()));
+    bool resumed = false;
+    for (const auto& e : window.runList()->store()->events(trained)) resumed = resumed || e.kind == "resumed";
+    QVERIFY(resumed);
+    app::LauncherDialog launcher(window.runList()->store(), QString::fromStdString(copy.string()), false);
+    launcher.setStartFromRun(trained);
+    QCOMPARE(launcher.value("training", "task"), QString("wordnet-lexname"));  // the offline task, chosen for it
+    QVERIFY2(launcher.validate(), qPrintable(launcher.errorText()));
+    const fs::path init = launcher.requests().at(0).options.init_checkpoint;
+    QCOMPARE(init.parent_path(), trained_folder / "checkpoints");
+
+    // Tampered rows: the data folder itself, a folder outside it, another run's folder.
+    const fs::path file = copy / "runs.sqlite";
+    for (const std::string& value : {copy.string(), original.string(), (original / "runs" / std::to_string(trained)).string(),
+                                     std::string("runs/") + std::to_string(spare)}) {
+      QVERIFY(store_sql(file, "UPDATE runs SET directory = '" + value + "' WHERE id = " + std::to_string(trained)));
+      const auto copy_before = files_of(copy);
+      const QString expected = QString("run %1: the store names its folder '%2' where 'runs/%1'")
+                                   .arg(trained)
+                                   .arg(QString::fromStdString(value));
+      QString error = window.deleteRun(trained);
+      QVERIFY2(error.contains("was not deleted") && error.contains(expected), qPrintable(error));
+      error = window.resumeRun(trained);
+      QVERIFY2(error.contains("cannot be resumed") && error.contains(expected), qPrintable(error));
+      QVERIFY(!window.controller()->busy());
+      QCOMPARE(window.controller()->queuedCount(), 0);
+      app::LauncherDialog refused(window.runList()->store(), QString::fromStdString(copy.string()), false);
+      refused.setStartFromRun(trained);
+      QVERIFY(!refused.validate());
+      QVERIFY2(refused.errorText().contains(expected), qPrintable(refused.errorText()));
+      QVERIFY(refused.requests().isEmpty());
+      QVERIFY(files_of(copy) == copy_before);
+      QVERIFY(window.runList()->store()->find_run(trained));
+    }
+  }
+  QVERIFY(fs::exists(trained_folder / "checkpoints"));
+  QVERIFY2(smx_test::tree_fingerprint(original) == before, "working in the copy changed the original data folder");
 }
 
 void TestStudio::windowShowsLiveRun() {

@@ -12,6 +12,7 @@ class TestStudio : public QObject {
   void launcherRefusesBadConfigs();
   void launcherBuildsSeedRuns();
   void runListShowsHeadlessRuns();
+  void runListKeepsToTheDataFolder();
   void windowShowsLiveRun();
   void inspectorAnswersFromCheckpoint();
   void stabilityLabRunsABatch();

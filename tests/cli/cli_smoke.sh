@@ -107,6 +107,77 @@ expect_error "add --yes" "$smx" runs delete 1 --data-dir "$data"
 mkdir -p "$tmp/baddir" && printf 'not a database, but long enough to be read as one by a careless program' > "$tmp/baddir/runs.sqlite"
 expect_error "runs.sqlite" "$smx" runs list --data-dir "$tmp/baddir"
 
+# Data safety: run N's files live in DATA/runs/N, whatever folder the store was
+# made in. Copies of the data folder (cp -a), one as this version writes it and
+# one as a store of schema 1 (absolute folders, migrated on open) would be:
+# deleting and resuming in them leaves the original byte for byte as it was.
+expect_status() {  # expect_status CODE PATTERN command...: that exit status and a message with PATTERN
+  local code="$1" pattern="$2" rc=0; shift 2
+  "$@" > "$tmp/out" 2> "$tmp/err" || rc=$?
+  [ "$rc" = "$code" ] || fail "exit status $rc, not $code: $* : $(cat "$tmp/err")"
+  grep -q -- "$pattern" "$tmp/err" || fail "message for '$*' lacks '$pattern': $(cat "$tmp/err")"
+}
+fingerprint() {  # every entry (type, path, link target) and every file's SHA-256
+  (cd "$1" && find . -printf '%y %p %l\n' | LC_ALL=C sort && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+}
+store_sql() { python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.close()' "$1/runs.sqlite" "$2"; }
+original=$(fingerprint "$data")
+cp -a "$data" "$tmp/copy"
+cp -a "$data" "$tmp/v1copy"
+store_sql "$tmp/v1copy" "PRAGMA user_version = 1; UPDATE runs SET directory = '$data/runs/' || id;
+  UPDATE snapshots SET path = '$data/runs/' || run_id || '/' || path;"
+for copy in "$tmp/copy" "$tmp/v1copy"; do
+  "$smx" runs delete 2 --yes --data-dir "$copy" | grep -q "deleted run 2 and $copy/runs/2" || fail "runs delete in $copy"
+  [ ! -e "$copy/runs/2" ] && [ -d "$data/runs/2" ] || fail "runs delete 2 in $copy removed the wrong folder"
+  "$smx" pretrain --resume 1 --steps 10 --data-dir "$copy" --quiet | grep -q "run 1 finished after 10 steps" \
+    || fail "resume in $copy"
+  ls "$copy/runs/1/checkpoints" | grep -q "step-0*10\.ckpt" || fail "resume in $copy wrote no checkpoint there"
+  [ "$(fingerprint "$data")" = "$original" ] || fail "working in $copy changed the original data folder"
+done
+"$smx" runs show 1 --data-dir "$tmp/v1copy" | grep -q "folder-relocated .*this data folder was copied or moved" \
+  || fail "the migrated run does not say where its folder was"
+"$smx" runs list --data-dir "$data" --json | grep -q '"id": 2' || fail "run 2 of the original is gone"
+# A tampered row naming a folder outside runs/ (or the data folder, or /) deletes and writes nothing.
+mkdir -p "$tmp/outside" && echo "years of work" > "$tmp/outside/thesis.tex"
+tampered="$tmp/copy"
+for target in "$tmp/outside" "$tampered" / "runs/../.." "runs/3"; do
+  store_sql "$tampered" "UPDATE runs SET directory = '$target' WHERE id = 1;"
+  before=$(fingerprint "$tampered" | grep -v runs.sqlite; fingerprint "$tmp/outside")
+  expect_status 1 "run 1: the store names its folder '$target' where 'runs/1' of the data folder ($tampered/runs/1) was expected" \
+    "$smx" runs delete 1 --yes --data-dir "$tampered"
+  grep -q "nothing was deleted" "$tmp/err" || fail "runs delete of a damaged row: $(cat "$tmp/err")"
+  expect_status 1 "run 1: the store names its folder '$target'" \
+    "$smx" pretrain --resume 1 --steps 12 --data-dir "$tampered" --quiet
+  [ "$(fingerprint "$tampered" | grep -v runs.sqlite; fingerprint "$tmp/outside")" = "$before" ] \
+    || fail "a row naming '$target' changed files"
+done
+"$smx" runs show 1 --data-dir "$tampered" > "$tmp/show.txt" 2> "$tmp/show.err" && fail "runs show of a damaged row exited 0"
+grep -q "folder DAMAGED: .*'runs/3'" "$tmp/show.txt" && grep -q "^metrics:" "$tmp/show.txt" || fail "runs show: $(cat "$tmp/show.txt")"
+# A run folder that is a symbolic link out of runs/ is not followed.
+store_sql "$tampered" "UPDATE runs SET directory = 'runs/1' WHERE id = 1;"
+mv "$tampered/runs/1" "$tmp/moved-run1" && ln -s "$tmp/outside" "$tampered/runs/1"
+expect_status 1 "run 1: its folder '$tampered/runs/1' is a symbolic link to '$tmp/outside'" "$smx" runs delete 1 --yes --data-dir "$tampered"
+[ -f "$tmp/outside/thesis.tex" ] || fail "runs delete followed a symbolic link"
+"$smx" runs delete 1 --keep-files --yes --data-dir "$tampered" | grep -q "no file was touched" || fail "runs delete --keep-files"
+[ -L "$tampered/runs/1" ] && [ -f "$tmp/outside/thesis.tex" ] || fail "runs delete --keep-files touched files"
+# runs show of a run whose stored config is damaged: what can be printed is, and the damage is named.
+store_sql "$tmp/v1copy" "UPDATE runs SET config_json = '{\"model\": {\"d_model\": 3' WHERE id = 1;"
+expect_status 1 "its stored config is not valid JSON (syntax error at byte" "$smx" runs show 1 --data-dir "$tmp/v1copy"
+grep -q "^run 1: smoke" "$tmp/out" && grep -q "^metrics:" "$tmp/out" && grep -q "^config: DAMAGED, not valid JSON" "$tmp/out" \
+  || fail "runs show of a damaged config printed: $(cat "$tmp/out")"
+# A checkpoint file fine-tunes in any data folder; its run is the parent only where that run is.
+ckpt=$(ls "$data"/runs/1/checkpoints/*.ckpt | tail -1)
+"$smx" finetune --checkpoint "$ckpt" --task sst2 --task-dir "$fixtures/glue/SST-2" --steps 2 --batch 4 --device cpu \
+  --data-dir "$tmp/fresh" --quiet > "$tmp/ft2.txt" 2> "$tmp/ft2.err" || fail "finetune --checkpoint elsewhere: $(cat "$tmp/ft2.err")"
+grep -q "run 1 finished after 2 steps" "$tmp/ft2.txt" || fail "finetune --checkpoint elsewhere: $(cat "$tmp/ft2.txt")"
+grep -q "was written by run 1, but not in that run's folder of this data folder" "$tmp/ft2.err" || fail "no note: $(cat "$tmp/ft2.err")"
+"$smx" runs list --data-dir "$tmp/fresh" --json | grep -q '"parent_id": null' || fail "finetune --checkpoint elsewhere recorded a parent"
+"$smx" finetune --checkpoint "$ckpt" --task sst2 --task-dir "$fixtures/glue/SST-2" --steps 2 --batch 4 --device cpu \
+  --data-dir "$data" --json > "$tmp/ft3.json" 2> "$tmp/ft3.err" || fail "finetune --checkpoint here: $(cat "$tmp/ft3.err")"
+new_run=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["run_id"])' "$tmp/ft3.json")
+"$smx" runs list --data-dir "$data" --json | python3 -c 'import json, sys; runs = {r["id"]: r for r in json.load(sys.stdin)};
+sys.exit(runs[int(sys.argv[1])]["parent_id"] != 1)' "$new_run" || fail "finetune --checkpoint here recorded no parent"
+
 # The data folder chosen once with `smx data-dir --set` is where runs go; a
 # damaged settings file is an error that names it and is left untouched.
 (

@@ -1,6 +1,5 @@
 #include "tst_data.h"
 
-#include <QElapsedTimer>
 #include <QFile>
 #include <QTemporaryDir>
 #include <QtTest>
@@ -212,13 +211,10 @@ void TestData::lexicographerFiles() {
 void TestData::realWordNet() {
   const fs::path dir = default_wordnet_dir();
   if (!fs::exists(dir / "data.noun")) QSKIP("WordNet not installed (Debian package wordnet-base)");
-  QElapsedTimer timer;
-  timer.start();
-  const std::vector<Synset> synsets = read_wordnet(dir);
-  const qint64 ms = timer.elapsed();
-  qInfo("read %zu synsets in %lld ms", synsets.size(), static_cast<long long>(ms));
+  // The parse time is the benchmark's result, not a limit: a loaded machine is slower.
+  std::vector<Synset> synsets;
+  QBENCHMARK_ONCE { synsets = read_wordnet(dir); }
   QCOMPARE(synsets.size(), size_t{117659});  // 82115 nouns, 13767 verbs, 18156 adjectives, 3621 adverbs
-  QVERIFY2(ms < 2000, qPrintable(QString("parsing took %1 ms").arg(ms)));
   for (const Synset& s : synsets) QVERIFY(!s.definition.empty() && !s.words.empty());
 
   const TaskData task = wordnet_lexname_task(synsets);

@@ -318,6 +318,19 @@ void TestSnapshot::snapshotRefusesDamage() {
   QVERIFY(snapshot_error_of([&] { load_snapshot(bad); }).contains("checksum"));
   write_bytes(bad, bytes.left(bytes.size() - 10));
   QVERIFY(snapshot_error_of([&] { load_snapshot(bad); }).contains("truncated"));
+  // Garbage in the format field (its checksum fails): damaged, not "newer".
+  QByteArray garbage = bytes;
+  const char noise[4] = {'\x15', '\x23', '\x3f', '\xcf'};  // 3477021461, little-endian
+  garbage.replace(8, 4, QByteArray(noise, 4));
+  write_bytes(bad, garbage);
+  QString err = snapshot_error_of([&] { load_snapshot(bad); });
+  QVERIFY2(err.contains("damaged: its format field reads 3477021461") && err.contains("and its checksum does not match") &&
+               err.contains("not one written by a newer version") && !err.contains("update"),
+           qPrintable(err));
+  write_bytes(bad, garbage.left(garbage.size() - 1));  // and truncated as well
+  err = snapshot_error_of([&] { load_snapshot(bad); });
+  QVERIFY2(err.contains("format field reads 3477021461") && err.contains("and it is truncated"), qPrintable(err));
+  qInfo("%s", qPrintable(err));
   QVERIFY(load_snapshot(good).step == 123456789012LL);  // the original is fine
 }
 

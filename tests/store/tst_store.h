@@ -13,6 +13,11 @@ class TestStore : public QObject {
   void eventsAndSnapshots();
   void exportCsvWithMissingCell();
   void deleteRun();
+  void runFolderIsDerived();
+  void migratesAbsoluteFolders();
+  void damagedRowsDeleteNothing();
+  void symlinksAreNotFollowed();
+  void copiedDataFolderIsIndependent();
   void twoConnectionsSeeEachOther();
   void concurrentCreation();
   void refusesForeignOrDamagedFiles_data();
@@ -20,6 +25,7 @@ class TestStore : public QObject {
   void defaultPaths();
   void dataDirSetting();
   void survivesKilledWriter();
-  void readsMillionPointsQuickly();
+  void readsMillionPoints();
+  void readsNewPointsOfMillion();
   void benchmarkLogStep();
 };
