@@ -91,14 +91,16 @@ BenchResult run_bench(const ModelConfig& config, const BenchOptions& o,
   r.mlm_predictions = default_mlm_predictions(r.seq_len);
 
   if (!device.is_cuda()) {
-    // Weights, gradients and AdamW's two moments are 16 bytes a parameter; refuse
-    // up front rather than be killed by the OOM killer half-way.
-    const double params = double(model_cost(config).total_params);
-    const double need = params * (o.train ? 16.0 : 4.0);
-    const double have = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
-    TORCH_CHECK(need < 0.8 * have, config.name, " needs about ", int64_t(need / 1e9), " GB for ",
-                o.train ? "training (weights, gradients, AdamW state)" : "its weights", " but this machine has ",
-                int64_t(have / 1e9), " GB", o.train ? "; try --no-train, or a GPU" : "");
+    // Weights, gradients and AdamW's two moments (16 bytes a parameter) and the
+    // activations of the batch: refuse up front rather than be killed by the OOM
+    // killer half-way.
+    const MemoryEstimate m = training_memory(config, CostShape{r.batch_size, r.seq_len, r.mlm_predictions, true});
+    const double have = physical_memory_bytes();
+    TORCH_CHECK(!(have > 0) || (o.train ? m.total() : m.weights) < 0.8 * have, config.name, " ",
+                o.train ? describe(m) + " to train with batch " + std::to_string(r.batch_size) + " x " +
+                              std::to_string(r.seq_len) + " tokens"
+                        : "needs about " + format_bytes(m.weights) + " for its weights",
+                " but this machine has ", format_bytes(have), o.train ? "; try --no-train, a smaller --batch, or a GPU" : "");
   }
   torch::manual_seed(o.seed);
   EncoderModel model(config);

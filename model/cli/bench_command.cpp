@@ -33,6 +33,10 @@ void run(const BenchArgs& a) {
   for (const auto& p : a.presets) models.push_back(preset(p));
   for (const auto& f : a.configs) models.push_back(config_from_file(f));
   if (models.empty()) throw ConfigError("give models with --presets A,B,... and/or --config FILE");
+  for (const auto& m : models)
+    if (a.options.seq_len > m.max_seq_len)
+      throw ConfigError("--seq " + std::to_string(a.options.seq_len) + " is larger than " + m.name + "'s max_seq_len (" +
+                        std::to_string(m.max_seq_len) + "); give at most " + std::to_string(m.max_seq_len));
   if (a.threads > 0) torch::set_num_threads(a.threads);
   BenchOptions options = a.options;
   try {
@@ -187,12 +191,15 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--config,-c", a->configs, "model config JSON file (repeatable)")->check(CLI::ExistingFile);
   cmd->add_option("--device,-d", a->options.device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--batch,-b", a->options.batch_size, "examples per step (default 2 on CPU, 32 on CUDA)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--seq", a->options.seq_len, "tokens per example (default: the model's max_seq_len)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--warmup", a->options.warmup, "untimed steps first")->check(CLI::NonNegativeNumber)->capture_default_str();
-  cmd->add_option("--repeats,-r", a->options.repeats, "timed steps (median reported)")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--threads", a->threads, "CPU threads for LibTorch (default: LibTorch's choice)");
+      ->check(in_range(1, 65536));
+  cmd->add_option("--seq", a->options.seq_len, "tokens per example (default and largest: the model's max_seq_len)")
+      ->check(in_range(1, 8192));
+  cmd->add_option("--warmup", a->options.warmup, "untimed steps first")->check(in_range(0, 10000))->capture_default_str();
+  cmd->add_option("--repeats,-r", a->options.repeats, "timed steps (median reported)")
+      ->check(in_range(1, 10000))
+      ->capture_default_str();
+  cmd->add_option("--threads", a->threads, "CPU threads for LibTorch (default: LibTorch's choice)")
+      ->check(in_range(1, cpu_count(), "the CPUs of this machine"));
   cmd->add_flag("!--no-bf16", a->options.bf16, "CUDA: float32 instead of bf16 autocast");
   cmd->add_flag("--no-train{false}", a->options.train, "skip the training step");
   cmd->add_flag("--no-inference{false}", a->options.inference, "skip inference");

@@ -1,7 +1,14 @@
 // Subcommands of the `smx` CLI; each file adds one to the app.
 #pragma once
 
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <string>
+
 #include <CLI/CLI.hpp>
+#include <fmt/core.h>
 
 #include "model/config/model_config.h"
 
@@ -13,6 +20,33 @@ void add_presets_command(CLI::App& app);
 void add_train_commands(CLI::App& app);
 void add_runs_command(CLI::App& app);
 void add_data_dir_command(CLI::App& app);
+
+/// A CLI11 check: the value is a number in [lo, hi] (an open end with
+/// lo_open / hi_open); NaN, infinities and values CLI11 would wrap (a negative
+/// unsigned) are refused too. CLI11 puts the option's name in front of the
+/// message and exits with its usage-error code: `--threads: 100000 is out of
+/// range: must be in [1, 2] (the CPUs of this machine)`.
+inline CLI::Validator in_range(double lo, double hi, const std::string& why = "", bool lo_open = false,
+                               bool hi_open = false) {
+  const std::string range = fmt::format("{}{:g}, {:g}{}", lo_open ? "(" : "[", lo, hi, hi_open ? ")" : "]");
+  const std::string rule = "must be in " + range + (why.empty() ? "" : " (" + why + ")");
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        errno = 0;
+        char* end = nullptr;
+        const long double v = std::strtold(text.c_str(), &end);
+        if (text.empty() || end != text.c_str() + text.size()) return "'" + text + "' is not a number: " + rule;
+        if (std::isnan(v)) return "NaN is not allowed: " + rule;
+        if (std::isinf(v) || errno == ERANGE || v < lo || v > hi || (lo_open && v == lo) || (hi_open && v == hi))
+          return text + " is out of range: " + rule;
+        return {};
+      },
+      "in " + range);
+}
+
+/// The CPUs of this machine: more LibTorch or SentencePiece threads than this only slow down
+/// (and tens of thousands of them never start: `--threads 100000` hung).
+int cpu_count();
 
 /// --preset NAME or --config FILE, resolved (throws ConfigError).
 struct ModelChoice {

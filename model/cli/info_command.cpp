@@ -93,8 +93,10 @@ void add_info_command(CLI::App& app) {
   auto args = std::make_shared<InfoArgs>();
   auto* cmd = app.add_subcommand("info", "layer table, parameter counts and FLOPs of a model");
   args->model.add_options(*cmd);
-  cmd->add_option("--batch,-b", args->batch, "batch size that MoE capacity is computed for")->capture_default_str();
-  cmd->add_option("--seq", args->seq, "tokens per example (default: max_seq_len)");
+  cmd->add_option("--batch,-b", args->batch, "batch size that MoE capacity is computed for")
+      ->check(in_range(1, 65536))
+      ->capture_default_str();
+  cmd->add_option("--seq", args->seq, "tokens per example (default and largest: max_seq_len)")->check(in_range(1, 8192));
   cmd->add_flag("--json", args->json, "machine-readable output");
   cmd->callback([args] { print_info(*args); });
 }

@@ -1,6 +1,9 @@
 // smx: the headless command line of Sparse Mixer Studio.
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <thread>
+
 #include <fmt/core.h>
 
 #include "model/core/allocator.h"
@@ -8,6 +11,8 @@
 #include "model/inspect/runtime.h"
 
 namespace smx::cli {
+
+int cpu_count() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
 
 void ModelChoice::add_options(CLI::App& cmd, const std::string& default_preset) {
   preset = default_preset;

@@ -104,7 +104,7 @@ void add_runs_command(CLI::App& app) {
 
   auto id = std::make_shared<int64_t>(0);
   auto* show = sub("show", "a run's config, metrics, events and snapshots");
-  show->add_option("id", *id, "run id")->required();
+  show->add_option("id", *id, "run id")->required()->check(in_range(1, 9e18));
   // Everything that can be printed is; what is damaged (the folder row, the
   // stored config) is said where it would be and again at the end, exit 1.
   show->callback([open, id] {
@@ -150,7 +150,7 @@ void add_runs_command(CLI::App& app) {
 
   auto output = std::make_shared<std::string>();
   auto* exp = sub("export", "a run's metrics as CSV (one row per step, one column per metric)");
-  exp->add_option("id", *id, "run id")->required();
+  exp->add_option("id", *id, "run id")->required()->check(in_range(1, 9e18));
   exp->add_option("--output,-o", *output, "CSV file (default: standard output)");
   exp->callback([open, id, output] {
     auto s = open();
@@ -169,7 +169,7 @@ void add_runs_command(CLI::App& app) {
   auto yes = std::make_shared<bool>(false);
   auto keep_files = std::make_shared<bool>(false);
   auto* del = sub("delete", "delete a run's records and its folder DATA/runs/ID (checkpoints, snapshots)");
-  del->add_option("id", *id, "run id")->required();
+  del->add_option("id", *id, "run id")->required()->check(in_range(1, 9e18));
   del->add_flag("--yes,-y", *yes, "really delete");
   del->add_flag("--keep-files", *keep_files, "delete only the run's records; leave every file and folder");
   del->callback([open, id, yes, keep_files] {

@@ -20,6 +20,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Upper ends of the option ranges: beyond any real run, and far from overflow.
+constexpr double kMaxSteps = 1e12;
+constexpr double kMaxId = 9e18;
+
 // Ctrl-C asks the run to stop after the current step (it checkpoints and
 // records "stopped"); a second Ctrl-C kills the process.
 std::atomic<int> g_interrupts{0};
@@ -77,29 +81,33 @@ struct TrainFlags {
         ->check(CLI::ExistingFile);
     if (pretraining) c.add_option("--corpus", corpus, "\"wordnet\" (default) or a UTF-8 text file/folder");
     c.add_option("--tokenizer", tokenizer, "SentencePiece .model (default: trained for the corpus on first use)");
-    c.add_option("--steps", steps, "optimizer steps")->check(CLI::PositiveNumber);
-    c.add_option("--batch", batch, "examples per micro-batch")->check(CLI::PositiveNumber);
-    c.add_option("--accumulation", accumulation, "micro-batches per step")->check(CLI::PositiveNumber);
-    c.add_option("--seq", seq, "sequence length (default: the model's max_seq_len)")->check(CLI::PositiveNumber);
-    c.add_option("--lr", lr, "peak learning rate")->check(CLI::PositiveNumber);
-    c.add_option("--warmup", warmup, "warm-up steps (default: 10% of steps)")->check(CLI::NonNegativeNumber);
-    c.add_option("--weight-decay", weight_decay, "AdamW weight decay")->check(CLI::NonNegativeNumber);
-    c.add_option("--clip", clip, "gradient clipping norm (0: off)")->check(CLI::NonNegativeNumber);
-    if (!pretraining) c.add_option("--expert-dropout", expert_dropout, "dropout inside experts (default 0.2, as the paper)");
-    c.add_option("--seed", seed, "seed of initialisation, data order and dropout");
+    c.add_option("--steps", steps, "optimizer steps")->check(in_range(1, kMaxSteps));
+    c.add_option("--batch", batch, "examples per micro-batch")->check(in_range(1, 65536));
+    c.add_option("--accumulation", accumulation, "micro-batches per step")->check(in_range(1, 65536));
+    c.add_option("--seq", seq, "sequence length (default: the model's max_seq_len, which is also the largest)")
+        ->check(in_range(8, 8192));
+    c.add_option("--lr", lr, "peak learning rate")->check(in_range(0, 1, "", /*lo_open=*/true));
+    c.add_option("--warmup", warmup, "warm-up steps (default: 10% of steps)")->check(in_range(0, kMaxSteps));
+    c.add_option("--weight-decay", weight_decay, "AdamW weight decay")->check(in_range(0, 1));
+    c.add_option("--clip", clip, "gradient clipping norm (0: off)")->check(in_range(0, 1e6));
+    if (!pretraining)
+      c.add_option("--expert-dropout", expert_dropout, "dropout inside experts (default 0.2, as the paper)")
+          ->check(in_range(0, 1, "", false, /*hi_open=*/true));
+    c.add_option("--seed", seed, "seed of initialisation, data order and dropout")
+        ->check(in_range(0, double(std::numeric_limits<uint64_t>::max())));
     c.add_option("--device", device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
     c.add_flag("--no-bf16", no_bf16, "no bf16 autocast on CUDA");
-    c.add_option("--threads", threads, "CPU threads for LibTorch")->check(CLI::PositiveNumber);
-    c.add_option("--eval-every", eval_every, "evaluate every N steps (0: only at the end)")->check(CLI::NonNegativeNumber);
-    c.add_option("--eval-batches", eval_batches, "batches per periodic evaluation")->check(CLI::PositiveNumber);
+    c.add_option("--threads", threads, "CPU threads for LibTorch")->check(in_range(1, cpu_count(), "the CPUs of this machine"));
+    c.add_option("--eval-every", eval_every, "evaluate every N steps (0: only at the end)")->check(in_range(0, kMaxSteps));
+    c.add_option("--eval-batches", eval_batches, "batches per periodic evaluation")->check(in_range(1, 1e6));
     c.add_option("--checkpoint-every", checkpoint_every, "checkpoint every N steps (0: only at the end)")
-        ->check(CLI::NonNegativeNumber);
-    c.add_option("--snapshot-every", snapshot_every, "telemetry snapshot every N steps (0: none)")->check(CLI::NonNegativeNumber);
-    c.add_option("--log-every", log_every, "record scalar metrics every N steps")->check(CLI::PositiveNumber);
+        ->check(in_range(0, kMaxSteps));
+    c.add_option("--snapshot-every", snapshot_every, "telemetry snapshot every N steps (0: none)")->check(in_range(0, kMaxSteps));
+    c.add_option("--log-every", log_every, "record scalar metrics every N steps")->check(in_range(1, kMaxSteps));
     c.add_option("--on-nonfinite", on_nonfinite, "NaN/Inf loss or gradient: stop, skip or continue")
         ->check(CLI::IsMember({"stop", "skip", "continue"}));
     c.add_option("--on-spike", on_spike, "loss spike: stop, skip or continue")->check(CLI::IsMember({"stop", "skip", "continue"}));
-    c.add_option("--inject-nan-at", inject_nan_at, "testing: make this step's loss NaN")->group("");  // hidden
+    c.add_option("--inject-nan-at", inject_nan_at, "testing: make this step's loss NaN")->check(in_range(0, kMaxSteps))->group("");  // hidden
     c.add_option("--name", name, "run name in the run store");
     c.add_option("--data-dir", data_dir, "data folder: run store, tokenizers, caches, checkpoints");
     c.add_flag("--quiet,-q", quiet, "no progress bar");
@@ -110,18 +118,10 @@ struct TrainFlags {
     return o && o->count() > 0;
   }
 
-  TrainConfig apply(TrainConfig t) const {
+  /// The training config: the defaults, the --training-config file, the flags given; checked against the model.
+  TrainConfig apply(TrainConfig t, const ModelConfig& model) const {
     if (!training_config.empty()) {
-      std::ifstream in(training_config);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      try {
-        t = nlohmann::json::parse(ss.str()).get<TrainConfig>();
-      } catch (const nlohmann::json::exception& e) {
-        throw ConfigError(training_config + ": " + e.what());
-      } catch (const ConfigError& e) {
-        throw ConfigError(training_config + ": " + e.what());
-      }
+      t = training_config_from_file(training_config);
     }
     if (given("--corpus")) t.corpus = corpus;
     if (given("--tokenizer")) t.tokenizer = fs::absolute(tokenizer).string();
@@ -146,10 +146,22 @@ struct TrainFlags {
     if (given("--on-nonfinite")) t.on_nonfinite = stability_policy_from_string(on_nonfinite);
     if (given("--on-spike")) t.on_spike = stability_policy_from_string(on_spike);
     if (given("--inject-nan-at")) t.inject_nan_at_step = inject_nan_at;
-    t.validate();
+    t.validate(model);
     return t;
   }
 };
+
+// A resumed run keeps its stored config: an option that would be ignored is refused, naming it.
+void refuse_options_ignored_by_resume(const CLI::App& cmd) {
+  for (const CLI::Option* opt : cmd.get_options()) {
+    const std::string name = opt->get_name();
+    if (opt->count() == 0 || name == "--resume" || name == "--steps" || name == "--data-dir" || name == "--quiet" ||
+        name == "--json" || name == "--help")
+      continue;
+    throw ConfigError(name + " cannot be used with --resume: a resumed run keeps the config it was started with "
+                             "(only --steps may extend it)");
+  }
+}
 
 void print_outcome(const RunOutcome& o, bool json) {
   if (json) {
@@ -211,11 +223,13 @@ void add_train_commands(CLI::App& app) {
     auto a = std::make_shared<Args>();
     cmd->add_option("--corpus", a->corpus, "\"wordnet\" or a UTF-8 text file/folder")->capture_default_str();
     cmd->add_option("--output,-o", a->output, "the .model file to write")->required();
-    cmd->add_option("--vocab", a->vocab, "vocabulary size")->check(CLI::Range(16, 1000000))->capture_default_str();
+    cmd->add_option("--vocab", a->vocab, "vocabulary size (at most: a small corpus gives fewer pieces)")
+        ->check(in_range(16, 1000000))
+        ->capture_default_str();
     cmd->add_option("--type", a->type, "model type")->check(CLI::IsMember({"unigram", "bpe", "word", "char"}))->capture_default_str();
-    cmd->add_option("--threads", a->threads, "threads (default: all)");
+    cmd->add_option("--threads", a->threads, "threads (default: all)")->check(in_range(1, cpu_count(), "the CPUs of this machine"));
     cmd->add_option("--max-sentences", a->max_sentences, "train on a sample of at most this many sentences (default: the trainer's rule)")
-        ->check(CLI::PositiveNumber);
+        ->check(in_range(1, 1e9));
     cmd->add_flag("--quiet,-q", a->quiet, "no progress");
     cmd->callback([a] {
       TerminalProgress progress(0, a->quiet);
@@ -231,6 +245,9 @@ void add_train_commands(CLI::App& app) {
       auto tokenizer = text::Tokenizer::train(corpus.sentences, o, [&](const std::string& s, double f) { progress.on_stage(s, f); });
       progress.finish_line();
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      for (const auto& w : corpus.warnings) fmt::print(stderr, "warning: {}\n", w);
+      if (const auto w = text::vocabulary_shortfall(tokenizer, a->vocab, a->corpus); !w.empty())
+        fmt::print(stderr, "warning: {}\n", w);
       fmt::print("{}: {} pieces from {} sentences in {} documents ({})\n", tokenizer.model_file().string(),
                  tokenizer.vocab_size(), corpus.sentences.size(), corpus.num_documents(), format_duration(secs));
       const std::string example = corpus.sentences.front();
@@ -248,20 +265,22 @@ void add_train_commands(CLI::App& app) {
     auto resume = std::make_shared<int64_t>(0);
     model->add_options(*cmd, "demo");
     flags->add(*cmd, true);
-    cmd->add_option("--resume", *resume, "continue run ID from its newest checkpoint (--steps may extend it)");
+    cmd->add_option("--resume", *resume, "continue pre-training run ID from its newest checkpoint (--steps may extend it)")
+        ->check(in_range(1, kMaxId));
     cmd->callback([model, flags, resume, cmd] {
       TrainerOptions o;
       if (*resume > 0) {
+        refuse_options_ignored_by_resume(*cmd);
         o.resume_run = *resume;
+        o.resume_kind = "pretrain";  // a fine-tuning run is refused, naming `smx finetune --resume`
         o.training.steps = flags->given("--steps") ? flags->steps : 0;
         o.training.steps = std::max<int64_t>(o.training.steps, 1);
       } else {
         o.model = model->resolve();
-        o.training = flags->apply(recommended_pretraining(o.model));
+        o.training = flags->apply(recommended_pretraining(o.model), o.model);
       }
       o.run_name = flags->name;
       o.data_dir = flags->data_dir;
-      (void)cmd;
       const int rc = run_trainer(std::move(o), *flags);
       if (rc != 0) throw CLI::RuntimeError(rc);
     });
@@ -280,24 +299,34 @@ void add_train_commands(CLI::App& app) {
     cmd->add_option("--task,-t", *task, "wordnet-lexname, sst2, cola, mrpc, stsb, qqp, mnli, qnli, rte, wic, boolq, cb")
         ->capture_default_str();
     cmd->add_option("--task-dir", *task_dir, "the task's folder (GLUE/SuperGLUE layout)");
-    auto* f = cmd->add_option("--from", *from_run, "start from this pre-training run's newest checkpoint");
+    auto* f = cmd->add_option("--from", *from_run, "start from this pre-training run's newest checkpoint")->check(in_range(1, kMaxId));
     auto* c = cmd->add_option("--checkpoint", *checkpoint, "start from this checkpoint file")->check(CLI::ExistingFile);
     f->excludes(c);
     model->add_options(*cmd);
     flags->add(*cmd, false);
-    cmd->add_option("--resume", *resume, "continue fine-tuning run ID from its newest checkpoint");
+    cmd->add_option("--resume", *resume, "continue fine-tuning run ID from its newest checkpoint")->check(in_range(1, kMaxId));
     cmd->callback([=] {
       TrainerOptions o;
       o.run_name = flags->name;
       o.data_dir = flags->data_dir;
       if (*resume > 0) {
+        refuse_options_ignored_by_resume(*cmd);
         o.resume_run = *resume;
+        o.resume_kind = "finetune";  // a pre-training run is refused, naming `smx pretrain --resume`
         o.training.steps = flags->given("--steps") ? flags->steps : 1;
         const int rc = run_trainer(std::move(o), *flags);
         if (rc != 0) throw CLI::RuntimeError(rc);
         return;
       }
       // The model comes from the checkpoint when there is one: read it first for the defaults.
+      // A --preset or --config beside it would be ignored, so it is refused, saying why.
+      const bool model_given = !model->preset.empty() || !model->config_file.empty();
+      if (model_given && (*from_run > 0 || !checkpoint->empty()))
+        throw ConfigError(std::string(model->config_file.empty() ? "--preset " + model->preset : "--config " + model->config_file) +
+                          " cannot be used with " + (*from_run > 0 ? "--from" : "--checkpoint") +
+                          ": the model (its shape and weights) comes from the checkpoint; leave out " +
+                          (model->config_file.empty() ? "--preset" : "--config") +
+                          ", or give it without --from/--checkpoint to fine-tune a new model from scratch");
       fs::path init;
       if (*from_run > 0) {
         const fs::path data_dir = flags->data_dir.empty() ? store::default_data_dir() : fs::path(flags->data_dir);
@@ -330,10 +359,10 @@ void add_train_commands(CLI::App& app) {
       }
       if (!init.empty()) {
         TrainConfig parent;
-        run_config_from_json_text(read_checkpoint_info(init).run_config_json, o.model, parent);
+        checkpoint_run_config(init, read_checkpoint_info(init), o.model, parent);
         o.init_checkpoint = init;
       }
-      o.training = flags->apply(recommended_finetuning(o.model, *task));
+      o.training = flags->apply(recommended_finetuning(o.model, *task), o.model);
       o.training.task = *task;
       o.training.task_dir = task_dir->empty() ? "" : fs::absolute(*task_dir).string();
       const int rc = run_trainer(std::move(o), *flags);
@@ -349,7 +378,7 @@ void add_train_commands(CLI::App& app) {
     auto data_dir = std::make_shared<std::string>();
     auto json = std::make_shared<bool>(false);
     auto* c = cmd->add_option("--checkpoint", *checkpoint, "checkpoint file")->check(CLI::ExistingFile);
-    auto* r = cmd->add_option("--run", *run, "the newest checkpoint of this run");
+    auto* r = cmd->add_option("--run", *run, "the newest checkpoint of this run")->check(in_range(1, kMaxId));
     c->excludes(r);
     cmd->add_option("--device", *device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
     cmd->add_option("--data-dir", *data_dir, "data folder");

@@ -2,8 +2,11 @@
 // model/nn exactly (tested), FLOPs count the matmuls the engine executes.
 #include "model/config/cost.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 namespace smx {
 
@@ -120,6 +123,62 @@ ModelCost model_cost(const ModelConfig& c, const CostShape& shape) {
   }
   cost.train_flops = 3 * cost.forward_flops;
   return cost;
+}
+
+MemoryEstimate training_memory(const ModelConfig& c, const CostShape& shape) {
+  MemoryEstimate m;
+  const double S = double(shape.seq_len > 0 ? shape.seq_len : c.max_seq_len);
+  const double B = double(std::max<int64_t>(shape.batch_size, 1)), T = B * S;
+  const double D = double(c.d_model), F = double(c.d_ff), De = double(c.embedding_dim());
+  const double V = double(c.vocab_size), E = double(c.num_experts), Fe = double(c.expert_hidden());
+  const double H = double(c.num_heads);
+  const double P = double(shape.mlm_predictions >= 0 ? shape.mlm_predictions : default_mlm_predictions(int64_t(S)));
+  const double cf = std::max(c.router.train_capacity_factor, 1.0);
+  const double per_token_experts = c.router.kind == RouterKind::TokensChoose ? double(c.router.top_k) : cf;
+  // Parameters as model_cost counts them, in double (no int64 to overflow on absurd sizes).
+  const double Smax = double(c.max_seq_len);
+  m.parameters = (V + Smax + double(c.type_vocab_size)) * De + 2 * De + De * D + D;  // embeddings
+  m.parameters += D * D + D + D * De + 3 * De + V + 2 * D + 2 + D * double(c.num_classes) + double(c.num_classes);
+  double per_token = 6 * De;  // embeddings: tables' sum, LayerNorm, projection, dropout
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const bool attention = c.is_attention_layer(l);
+    if (attention) m.parameters += 4 * (D * D + D);
+    else if (c.mixing == MixingKind::Linear) m.parameters += Smax * Smax + D * D;
+    else if (c.mixing == MixingKind::Circulant) m.parameters += Smax + D;
+    else if (c.mixing == MixingKind::Toeplitz) m.parameters += (2 * Smax - 1) + (2 * D - 1);
+    m.parameters += 4 * D;
+    per_token += attention ? 8 * D + 3 * H * S : 4 * D;  // attention keeps scores and probabilities: H x S a token
+    if (c.is_moe_layer(l)) {
+      m.parameters += D * E + E + E * (2 * D * Fe + Fe + D);
+      per_token += 2 * E + per_token_experts * (2 * Fe + 3 * D);
+    } else {
+      m.parameters += 2 * D * F + F + D;
+      per_token += 2 * F + 4 * D;
+    }
+  }
+  m.weights = 4 * m.parameters;
+  m.optimizer = 12 * m.parameters;
+  m.activations = 4 * (T * per_token + B * P * (2 * De + 2 * V));  // + the MLM logits and their gradient
+  return m;
+}
+
+std::string format_bytes(double bytes) {
+  char buf[32];
+  if (bytes >= 1e12) std::snprintf(buf, sizeof buf, "%.3g TB", bytes / 1e12);
+  else if (bytes >= 1e9) std::snprintf(buf, sizeof buf, "%.3g GB", bytes / 1e9);
+  else if (bytes >= 1e6) std::snprintf(buf, sizeof buf, "%.3g MB", bytes / 1e6);
+  else std::snprintf(buf, sizeof buf, "%.3g kB", bytes / 1e3);
+  return buf;
+}
+
+std::string describe(const MemoryEstimate& m) {
+  return "needs about " + format_bytes(m.total()) + " (weights " + format_bytes(m.weights) +
+         ", gradients and AdamW state " + format_bytes(m.optimizer) + ", activations " + format_bytes(m.activations) + ")";
+}
+
+double physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? double(pages) * double(page) : 0;
 }
 
 }  // namespace smx

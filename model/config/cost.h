@@ -66,4 +66,22 @@ struct ModelCost {
 
 ModelCost model_cost(const ModelConfig& config, const CostShape& shape = {});
 
+/// Rough memory of a training step in bytes (float32), to refuse sizes that
+/// cannot fit before anything is allocated. An estimate, not a measurement:
+/// it counts what must exist, so the real peak is higher, never much lower.
+struct MemoryEstimate {
+  double parameters = 0;
+  double weights = 0;     ///< 4 bytes a parameter
+  double optimizer = 0;   ///< gradients and AdamW's two moments: 12 bytes a parameter
+  double activations = 0; ///< kept for the backward pass: per layer and token, plus the MLM logits
+  double total() const { return weights + optimizer + activations; }
+};
+MemoryEstimate training_memory(const ModelConfig& config, const CostShape& shape);
+/// "needs about 61 GB (weights 3.5 GB, gradients and AdamW state 10 GB, activations 47 GB)"
+std::string describe(const MemoryEstimate& m);
+/// "1.5 GB", "300 MB", "12 kB"
+std::string format_bytes(double bytes);
+/// This machine's physical memory in bytes (0 when unknown).
+double physical_memory_bytes();
+
 }  // namespace smx

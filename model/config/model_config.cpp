@@ -48,6 +48,14 @@ std::string num(double v) {
   o << v;
   return o.str();
 }
+// Caps of single sizes: far above every real model, low enough that their
+// products (parameter counts, FLOPs) stay well inside int64 and double.
+constexpr int64_t kMaxVocab = 1'000'000;
+constexpr int64_t kMaxWidth = 65'536;
+constexpr int64_t kMaxHidden = 1'048'576;
+constexpr int64_t kMaxExperts = 4096;
+constexpr double kMaxParameters = 1e12;
+
 void require(bool ok, const std::string& field, const std::string& value, const std::string& rule) {
   if (!ok) throw ConfigError("config field '" + field + "' = " + value + ": " + rule);
 }
@@ -109,14 +117,17 @@ int64_t selected_layer_count(Layout layout, int64_t k, int64_t L) {
 
 void ModelConfig::validate() const {
   require(!name.empty(), "name", "\"\"", "must not be empty");
-  require_int(vocab_size >= 8, "vocab_size", vocab_size, "must be >= 8 (5 special tokens + text)");
+  require_int(vocab_size >= 8 && vocab_size <= kMaxVocab, "vocab_size", vocab_size,
+              "must be in [8, " + std::to_string(kMaxVocab) + "] (5 special tokens + text)");
   require_int(max_seq_len >= 2 && max_seq_len <= 8192, "max_seq_len", max_seq_len, "must be in [2, 8192]");
-  require_int(type_vocab_size >= 1, "type_vocab_size", type_vocab_size, "must be >= 1");
-  require_int(d_embedding >= 0, "d_embedding", d_embedding, "must be >= 0 (0 = d_model)");
-  require_int(d_model >= 1, "d_model", d_model, "must be >= 1");
-  require_int(d_ff >= 1, "d_ff", d_ff, "must be >= 1");
+  require_int(type_vocab_size >= 1 && type_vocab_size <= 1024, "type_vocab_size", type_vocab_size, "must be in [1, 1024]");
+  require_int(d_embedding >= 0 && d_embedding <= kMaxWidth, "d_embedding", d_embedding,
+              "must be in [0, " + std::to_string(kMaxWidth) + "] (0 = d_model)");
+  require_int(d_model >= 1 && d_model <= kMaxWidth, "d_model", d_model, "must be in [1, " + std::to_string(kMaxWidth) + "]");
+  require_int(d_ff >= 1 && d_ff <= kMaxHidden, "d_ff", d_ff, "must be in [1, " + std::to_string(kMaxHidden) + "]");
   require_int(num_layers >= 1 && num_layers <= 256, "num_layers", num_layers, "must be in [1, 256]");
-  require_int(num_heads >= 1, "num_heads", num_heads, "must be >= 1");
+  require_int(num_heads >= 1 && num_heads <= d_model, "num_heads", num_heads,
+              "must be in [1, d_model = " + std::to_string(d_model) + "]");
   if (attention_layers > 0)
     require_int(d_model % num_heads == 0, "num_heads", num_heads,
                 "d_model (" + std::to_string(d_model) + ") must be divisible by num_heads");
@@ -125,8 +136,10 @@ void ModelConfig::validate() const {
   require_int(moe_layers >= 0 && moe_layers <= num_layers, "moe_layers", moe_layers,
               "must be in [0, num_layers = " + std::to_string(num_layers) + "]");
   if (moe_layers > 0) {
-    require_int(num_experts >= 1, "num_experts", num_experts, "must be >= 1 when moe_layers > 0");
-    require_int(expert_d_ff >= 0, "expert_d_ff", expert_d_ff, "must be >= 0 (0 = d_ff)");
+    require_int(num_experts >= 1 && num_experts <= kMaxExperts, "num_experts", num_experts,
+                "must be in [1, " + std::to_string(kMaxExperts) + "] when moe_layers > 0");
+    require_int(expert_d_ff >= 0 && expert_d_ff <= kMaxHidden, "expert_d_ff", expert_d_ff,
+                "must be in [0, " + std::to_string(kMaxHidden) + "] (0 = d_ff)");
     require_int(router.top_k >= 1 && router.top_k <= num_experts, "router.top_k", router.top_k,
                 "must be in [1, num_experts = " + std::to_string(num_experts) + "]");
     if (router.kind == RouterKind::GShard)
@@ -144,9 +157,21 @@ void ModelConfig::validate() const {
   }
   require_real(dropout >= 0 && dropout < 1, "dropout", dropout, "must be in [0, 1)");
   require_real(expert_dropout >= 0 && expert_dropout < 1, "expert_dropout", expert_dropout, "must be in [0, 1)");
-  require_int(num_classes >= 1, "num_classes", num_classes, "must be >= 1 (1 = regression)");
+  require_int(num_classes >= 1 && num_classes <= kMaxVocab, "num_classes", num_classes,
+              "must be in [1, " + std::to_string(kMaxVocab) + "] (1 = regression)");
   require_real(init_std > 0, "init_std", init_std, "must be > 0");
   require_real(layer_norm_eps > 0, "layer_norm_eps", layer_norm_eps, "must be > 0");
+  // Each size may be in range and the product still absurd (and past what the
+  // int64 parameter counts hold): a rough count, in double, against a cap.
+  const double De = double(embedding_dim()), D = double(d_model), S = double(max_seq_len);
+  const double params = (double(vocab_size) + S + double(type_vocab_size)) * De + De * D +
+                        double(num_layers) * (S * S + 4 * D * D + 2 * D * double(d_ff)) +
+                        double(moe_layers) * double(num_experts) * 2 * D * double(expert_hidden()) +
+                        D * double(vocab_size);
+  if (params > kMaxParameters)
+    throw ConfigError("this config has about " + num(params) + " parameters (" + num(params * 4 / 1e12) +
+                      " TB of float32 weights alone), more than the " + num(kMaxParameters) +
+                      " any machine can hold: check d_model, d_ff, num_layers, num_experts and vocab_size");
 }
 
 // ---- JSON -------------------------------------------------------------------
@@ -235,12 +260,7 @@ void from_json(const nlohmann::json& j, ModelConfig& c) {
 }
 
 ModelConfig config_from_json_text(const std::string& text) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw ConfigError(std::string("config is not valid JSON: ") + e.what());
-  }
+  nlohmann::json j = parse_json_text(text);
   ModelConfig c;
   // A config may start from a preset and override some fields: {"preset": "demo", "d_model": 64}.
   if (j.is_object() && j.contains("preset")) {

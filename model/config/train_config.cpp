@@ -2,12 +2,22 @@
 #include "model/config/train_config.h"
 
 #include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "model/config/json_fields.h"
 
 namespace smx {
+namespace {
+std::string num(double v) {
+  std::ostringstream o;
+  o << v;
+  return o.str();
+}
+}  // namespace
 
 std::string to_string(StabilityPolicy p) {
   switch (p) {
@@ -30,21 +40,28 @@ void TrainConfig::validate() const {
     throw ConfigError("training field '" + field + "': " + why);
   };
   if (task.empty()) fail("task", "must be \"pretrain\" or a fine-tuning task name");
-  if (steps < 1) fail("steps", "must be at least 1, got " + std::to_string(steps));
-  if (batch_size < 1) fail("batch_size", "must be at least 1, got " + std::to_string(batch_size));
-  if (accumulation < 1) fail("accumulation", "must be at least 1, got " + std::to_string(accumulation));
+  if (steps < 1 || steps > int64_t(1e12)) fail("steps", "must be in [1, 1e12], got " + std::to_string(steps));
+  if (batch_size < 1 || batch_size > 65536) fail("batch_size", "must be in [1, 65536], got " + std::to_string(batch_size));
+  if (accumulation < 1 || accumulation > 65536)
+    fail("accumulation", "must be in [1, 65536], got " + std::to_string(accumulation));
   if (seq_len < 0 || (seq_len > 0 && seq_len < 8)) fail("seq_len", "must be 0 (the model's) or at least 8");
   if (max_predictions < 0) fail("max_predictions", "must be 0 (automatic) or positive");
+  // NaN passes every `x < 0` test: each real field is checked for being finite first.
+  for (const auto& [field, v] : {std::pair<const char*, double>{"learning_rate", learning_rate}, {"weight_decay", weight_decay},
+                                {"adam_beta1", adam_beta1}, {"adam_beta2", adam_beta2}, {"adam_epsilon", adam_epsilon},
+                                {"clip_norm", clip_norm}, {"expert_dropout", expert_dropout}, {"spike_factor", spike_factor}})
+    if (!std::isfinite(v)) fail(field, "must be a finite number, got " + num(v));
   if (!(learning_rate > 0) || learning_rate > 1) fail("learning_rate", "must be in (0, 1]");
   if (warmup_steps < -1) fail("warmup_steps", "must be -1 (10% of steps) or non-negative");
-  if (weight_decay < 0) fail("weight_decay", "must be non-negative");
+  if (weight_decay < 0 || weight_decay > 1) fail("weight_decay", "must be in [0, 1], got " + num(weight_decay));
   if (!(adam_beta1 >= 0 && adam_beta1 < 1)) fail("adam_beta1", "must be in [0, 1)");
   if (!(adam_beta2 >= 0 && adam_beta2 < 1)) fail("adam_beta2", "must be in [0, 1)");
   if (!(adam_epsilon > 0)) fail("adam_epsilon", "must be positive");
-  if (clip_norm < 0) fail("clip_norm", "must be non-negative (0 turns clipping off)");
+  if (clip_norm < 0) fail("clip_norm", "must be non-negative (0 turns clipping off), got " + num(clip_norm));
   if (expert_dropout != -1 && !(expert_dropout >= 0 && expert_dropout < 1)) fail("expert_dropout", "must be in [0, 1) or -1");
   if (device != "auto" && device != "cpu" && device != "cuda") fail("device", "must be auto, cpu or cuda");
-  if (threads < 0) fail("threads", "must be non-negative");
+  if (threads < 0 || threads > kMaxThreads)
+    fail("threads", "must be in [0, " + std::to_string(kMaxThreads) + "] (0: LibTorch's choice), got " + std::to_string(threads));
   if (log_every < 1) fail("log_every", "must be at least 1");
   if (eval_every < 0 || eval_batches < 1) fail("eval_every", "eval_every must be >= 0 and eval_batches >= 1");
   if (checkpoint_every < 0) fail("checkpoint_every", "must be non-negative (0: only at the end)");
@@ -52,6 +69,18 @@ void TrainConfig::validate() const {
   if (snapshot_every < 0) fail("snapshot_every", "must be non-negative (0: none)");
   if (!(spike_factor > 1)) fail("spike_factor", "must be greater than 1");
   if (spike_window < 2) fail("spike_window", "must be at least 2");
+}
+
+void TrainConfig::validate(const ModelConfig& model) const {
+  validate();
+  if (seq_len > model.max_seq_len)
+    throw ConfigError("training field 'seq_len' = " + std::to_string(seq_len) + ": larger than the model's max_seq_len (" +
+                      std::to_string(model.max_seq_len) + "); give at most " + std::to_string(model.max_seq_len) +
+                      " (the model's position table and mixing matrices have that many rows)");
+  const int64_t s = seq_len > 0 ? seq_len : model.max_seq_len;
+  if (max_predictions >= s)
+    throw ConfigError("training field 'max_predictions' = " + std::to_string(max_predictions) +
+                      ": must be below the sequence length (" + std::to_string(s) + ")");
 }
 
 double TrainConfig::learning_rate_at(int64_t step) const {
@@ -144,14 +173,26 @@ std::string run_config_to_json_text(const ModelConfig& model, const TrainConfig&
 void run_config_from_json_text(const std::string& text, ModelConfig& model, TrainConfig& training) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw ConfigError(std::string("run config is not valid JSON: ") + e.what());
+    j = parse_json_text(text);
+  } catch (const ConfigError& e) {
+    throw ConfigError(std::string("run config: ") + e.what());
   }
   if (!j.is_object() || !j.contains("model") || !j.contains("training"))
     throw ConfigError("a run config needs \"model\" and \"training\" objects");
   model = config_from_json_text(j["model"].dump());
   training = j["training"].get<TrainConfig>();
+}
+
+TrainConfig training_config_from_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError("cannot open training config file '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  try {
+    return parse_json_text(ss.str()).get<TrainConfig>();
+  } catch (const ConfigError& e) {
+    throw ConfigError(path + ": " + e.what());
+  }
 }
 
 }  // namespace smx

@@ -67,6 +67,11 @@ struct TrainConfig {
   double learning_rate_at(int64_t step) const;
   /// Throws ConfigError naming the field.
   void validate() const;
+  /// validate(), and the fields that depend on the model: seq_len at most its
+  /// max_seq_len (never silently capped), max_predictions below the sequence length.
+  void validate(const ModelConfig& model) const;
+  /// More threads than any machine has: tens of thousands never start (LibTorch waited forever).
+  static constexpr int kMaxThreads = 4096;
 };
 
 /// Training defaults for a model: the paper's pre-training learning rate 1e-4
@@ -84,5 +89,7 @@ void from_json(const nlohmann::json& j, TrainConfig& c);  // strict: unknown fie
 /// {"model": ..., "training": ...}
 std::string run_config_to_json_text(const ModelConfig& model, const TrainConfig& training);
 void run_config_from_json_text(const std::string& text, ModelConfig& model, TrainConfig& training);
+/// A training config file (the "training" object of a run config); errors name the file.
+TrainConfig training_config_from_file(const std::string& path);
 
 }  // namespace smx

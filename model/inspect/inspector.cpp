@@ -112,7 +112,7 @@ Inspector::Inspector(const fs::path& checkpoint, const std::string& device) : im
   s.checkpoint = checkpoint;
   try {
     s.info = read_checkpoint_info(checkpoint);
-    run_config_from_json_text(s.info.run_config_json, s.model_config, s.training);
+    checkpoint_run_config(checkpoint, s.info, s.model_config, s.training);
   } catch (const std::exception& e) {
     throw InspectError(e.what());
   }

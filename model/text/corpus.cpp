@@ -75,11 +75,34 @@ void append_text_file(const fs::path& file, Corpus& c) {
 Corpus read_text_corpus(const fs::path& path) {
   std::error_code ec;
   std::vector<fs::path> files;
+  std::vector<std::string> warnings;
   if (fs::is_directory(path, ec)) {
-    for (const auto& e : fs::recursive_directory_iterator(path, fs::directory_options::skip_permission_denied, ec))
-      if (e.is_regular_file()) files.push_back(e.path());
+    // Links to folders are not followed (so no folder loop can be walked); a link
+    // whose target cannot be resolved (a loop: a -> b -> a, or dangling) is skipped
+    // with a warning rather than ending the walk with the library's error.
+    fs::recursive_directory_iterator it(path, fs::directory_options::skip_permission_denied, ec), end;
+    if (ec) throw CorpusError("cannot read the corpus folder " + path.string() + ": " + ec.message());
+    for (; it != end; it.increment(ec)) {
+      if (ec) {
+        warnings.push_back("skipped part of " + path.string() + ": " + ec.message());
+        break;
+      }
+      std::error_code status_ec;
+      const bool regular = it->is_regular_file(status_ec);
+      if (status_ec) {
+        warnings.push_back("skipped " + it->path().string() + ": " +
+                           (status_ec == std::errc::too_many_symbolic_link_levels
+                                ? std::string("a symbolic link loop")
+                                : status_ec == std::errc::no_such_file_or_directory ? std::string("a dangling symbolic link")
+                                                                                     : status_ec.message()));
+        continue;
+      }
+      if (regular) files.push_back(it->path());
+    }
     std::sort(files.begin(), files.end());
-    if (files.empty()) throw CorpusError("the corpus folder " + path.string() + " has no files");
+    if (files.empty())
+      throw CorpusError("the corpus folder " + path.string() + " has no files" +
+                        (warnings.empty() ? "" : " (" + warnings.front() + ")"));
   } else if (fs::is_regular_file(path, ec)) {
     files.push_back(path);
   } else {
@@ -94,6 +117,7 @@ Corpus read_text_corpus(const fs::path& path) {
   }
   if (c.sentences.empty()) throw CorpusError("corpus " + path.string() + " has no text");
   c.document_starts.push_back(static_cast<uint32_t>(c.sentences.size()));
+  c.warnings = std::move(warnings);
   return c;
 }
 

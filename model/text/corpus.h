@@ -23,10 +23,13 @@ struct Corpus {
   std::vector<std::string> sentences;    ///< all sentences, documents one after another
   std::vector<uint32_t> document_starts; ///< index of each document's first sentence, plus a final end
   uint64_t fingerprint = 0;              ///< changes when the source files change
+  std::vector<std::string> warnings;     ///< what was skipped while reading (a symbolic link loop, ...)
   size_t num_documents() const { return document_starts.empty() ? 0 : document_starts.size() - 1; }
 };
 
-/// A UTF-8 text file, or every regular file under a folder (sorted by path).
+/// A UTF-8 text file, or every regular file under a folder (sorted by path;
+/// symbolic links to files are read, links to folders are not followed, and a
+/// link that loops or dangles is skipped with a warning in Corpus::warnings).
 /// Invalid UTF-8 is refused naming the file and line.
 Corpus read_text_corpus(const std::filesystem::path& path);
 /// The default offline corpus: WordNet's glosses and examples. A document is

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -342,5 +343,14 @@ int32_t Tokenizer::piece_id(const std::string& piece) const { return impl_->api-
 int Tokenizer::vocab_size() const { return static_cast<int>(impl_->pieces.size()); }
 const fs::path& Tokenizer::model_file() const { return impl_->file; }
 uint64_t Tokenizer::fingerprint() const { return impl_->fingerprint; }
+
+std::string vocabulary_shortfall(const Tokenizer& tokenizer, int asked, const std::string& corpus) {
+  const int got = tokenizer.vocab_size();
+  if (got >= asked) return {};
+  return "the corpus " + corpus + " is too small for a vocabulary of " + std::to_string(asked) + ": " +
+         tokenizer.model_file().string() + " has only " + std::to_string(got) + " pieces (" +
+         std::to_string(100 * got / std::max(asked, 1)) + "%); a model trained with it has vocab_size " +
+         std::to_string(got) + ". Use a larger corpus, or ask for " + std::to_string(got) + " or fewer";
+}
 
 }  // namespace smx::text

@@ -66,6 +66,11 @@ class Tokenizer {
   std::unique_ptr<Impl> impl_;
 };
 
+/// Empty when `tokenizer` has the `asked` number of pieces; else a warning that
+/// says the corpus was too small for that vocabulary, the real size, and what to do.
+/// (SentencePiece is run with hard_vocab_limit=false: a small corpus gives fewer pieces.)
+std::string vocabulary_shortfall(const Tokenizer& tokenizer, int asked, const std::string& corpus);
+
 /// Where the shim library is looked for, first found wins: $SMX_SENTENCEPIECE_SHIM,
 /// next to the executable, ../lib/sparse-mixer-studio/ from it, the install
 /// directory, the build directory.

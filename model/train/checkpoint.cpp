@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -33,12 +34,20 @@ std::string to_hex(const torch::Tensor& bytes) {
   return s;
 }
 
+// Empty tensor when s is not an even number of lower-case hex digits.
 torch::Tensor from_hex(const std::string& s) {
+  if (s.size() % 2 != 0 || s.find_first_not_of("0123456789abcdef") != std::string::npos) return {};
   auto t = torch::empty({static_cast<int64_t>(s.size() / 2)}, torch::kUInt8);
   auto* p = t.data_ptr<uint8_t>();
   auto nib = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
   for (size_t i = 0; i + 1 < s.size(); i += 2) p[i / 2] = static_cast<uint8_t>(nib(s[i]) << 4 | nib(s[i + 1]));
   return t;
+}
+
+std::string shape_of(const torch::Tensor& t) {
+  std::string s = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
+  return s + "]";
 }
 
 // Parameter and buffer names contain dots, which archive keys may not.
@@ -82,10 +91,14 @@ RawCheckpoint read_raw(const fs::path& file, bool with_payload) {
   if (version > kVersion)
     throw fail("format version " + std::to_string(version) + " is newer than this program's (" +
                std::to_string(kVersion) + ")");
+  if (version == 0) throw fail("format version 0 does not exist (corrupt file)");
   if (!in.read(reinterpret_cast<char*>(&header_len), 8) || header_len > size) throw fail("truncated or corrupt header");
   std::string header(header_len, '\0');
   if (!in.read(header.data(), static_cast<std::streamsize>(header_len))) throw fail("truncated header");
   if (!in.read(reinterpret_cast<char*>(&payload_len), 8)) throw fail("truncated");
+  if (payload_len > size)  // also keeps the sum below from wrapping around
+    throw fail("the payload length field says " + std::to_string(payload_len) + " bytes, more than the file's " +
+               std::to_string(size) + " (corrupt file)");
   const uint64_t expected = 8 + 4 + 8 + header_len + 8 + payload_len + 8;
   if (expected != size)
     throw fail("size is " + std::to_string(size) + " bytes, expected " + std::to_string(expected) +
@@ -105,20 +118,42 @@ RawCheckpoint read_raw(const fs::path& file, bool with_payload) {
   try {
     raw.header = nlohmann::json::parse(header);
   } catch (const std::exception&) {
-    throw fail("corrupt header");
+    throw fail("its header is not valid JSON");
   }
+  if (!raw.header.is_object()) throw fail("its header is not a JSON object");
   if (with_payload) raw.payload = std::move(payload);
   return raw;
 }
 
-CheckpointInfo info_from(const nlohmann::json& j) {
+// The header's fields, each checked: a forged or damaged one is named, with
+// what was expected, never the JSON library's type error.
+CheckpointInfo info_from(const nlohmann::json& j, const fs::path& file) {
+  enum class Kind { String, Count, Seconds };
+  auto field = [&](const char* key, Kind kind) -> const nlohmann::json& {
+    static const char* const want[] = {"a string", "a non-negative integer", "a non-negative number of seconds"};
+    auto it = j.find(key);
+    if (it == j.end())
+      throw CheckpointError("checkpoint " + file.string() + " is unusable: its header lacks the field '" + key + "'");
+    bool ok = false;
+    switch (kind) {
+      case Kind::String: ok = it->is_string(); break;
+      case Kind::Count:
+        ok = it->is_number_unsigned() && it->get<uint64_t>() <= uint64_t(std::numeric_limits<int64_t>::max());
+        break;
+      case Kind::Seconds: ok = it->is_number() && it->get<double>() >= 0; break;
+    }
+    if (!ok)
+      throw CheckpointError("checkpoint " + file.string() + " is unusable: header field '" + key + "' = " +
+                            it->dump().substr(0, 60) + ", expected " + want[static_cast<int>(kind)]);
+    return *it;
+  };
   CheckpointInfo info;
-  info.run_config_json = j.at("run_config").get<std::string>();
-  info.step = j.at("step").get<int64_t>();
-  info.examples_seen = j.at("examples_seen").get<uint64_t>();
-  info.run_id = j.at("run_id").get<int64_t>();
-  info.wall_seconds = j.at("wall_seconds").get<double>();
-  info.tokenizer_path = j.at("tokenizer_path").get<std::string>();
+  info.run_config_json = field("run_config", Kind::String).get<std::string>();
+  info.step = field("step", Kind::Count).get<int64_t>();
+  info.examples_seen = field("examples_seen", Kind::Count).get<uint64_t>();
+  info.run_id = field("run_id", Kind::Count).get<int64_t>();
+  info.wall_seconds = field("wall_seconds", Kind::Seconds).get<double>();
+  info.tokenizer_path = field("tokenizer_path", Kind::String).get<std::string>();
   return info;
 }
 
@@ -189,48 +224,100 @@ void save_checkpoint(const fs::path& file, const CheckpointInfo& info, torch::nn
   }
 }
 
-CheckpointInfo read_checkpoint_info(const fs::path& file) { return info_from(read_raw(file, false).header); }
+CheckpointInfo read_checkpoint_info(const fs::path& file) { return info_from(read_raw(file, false).header, file); }
 
 CheckpointInfo load_checkpoint(const fs::path& file, torch::nn::Module& model, torch::optim::Optimizer* optimizer,
                                bool restore_rng, bool strict, const torch::Device& device) {
   auto raw = read_raw(file, true);
-  const CheckpointInfo info = info_from(raw.header);
+  const CheckpointInfo info = info_from(raw.header, file);
+  // The RNG states are checked before anything is loaded: a damaged one must not leave a half-loaded model.
+  torch::Tensor rng_cpu, rng_cuda;
+  if (restore_rng) {
+    auto state = [&](const char* key) -> torch::Tensor {
+      if (!raw.header.contains(key)) return {};
+      const auto& v = raw.header[key];
+      torch::Tensor t = v.is_string() ? from_hex(v.get<std::string>()) : torch::Tensor();
+      if (!t.defined())
+        throw CheckpointError("checkpoint " + file.string() + " is unusable: header field '" + key +
+                              "' is not a generator state (expected a string of hex digits)");
+      return t;
+    };
+    rng_cpu = state("rng_cpu");
+    rng_cuda = state("rng_cuda");
+    const int64_t cpu_state_size = at::detail::getDefaultCPUGenerator().get_state().numel();
+    if (rng_cpu.defined() && rng_cpu.numel() != cpu_state_size)
+      throw CheckpointError("checkpoint " + file.string() + " is unusable: header field 'rng_cpu' holds " +
+                            std::to_string(rng_cpu.numel()) + " bytes, not a generator state of this LibTorch (" +
+                            std::to_string(cpu_state_size) + " bytes)");
+  }
   torch::serialize::InputArchive archive, model_archive;
-  archive.load_from(raw.payload.data(), raw.payload.size(), device);
+  try {
+    archive.load_from(raw.payload.data(), raw.payload.size(), device);
+  } catch (const c10::Error&) {
+    throw CheckpointError("checkpoint " + file.string() + " is unusable: its tensor archive cannot be read");
+  }
   if (!archive.try_read("model", model_archive))
     throw CheckpointError("checkpoint " + file.string() + " holds no model");
   torch::NoGradGuard no_grad;
-  auto load_into = [&](const std::string& name, torch::Tensor& target, bool is_buffer) {
+  // Every tensor is checked before any is copied, so a refused load leaves the model as it was
+  // and the message lists all that does not fit. Non-strict: only the fine-tuning task head
+  // (classifier.*, another number of classes) may be absent or of another shape.
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;  // (target, value)
+  std::string misfits;
+  int n_misfits = 0;
+  auto check = [&](const std::string& name, const torch::Tensor& target, bool is_buffer) {
     torch::Tensor value;
-    if (!model_archive.try_read(archive_key(name), value, is_buffer) || value.sizes() != target.sizes()) {
-      if (strict)
-        throw CheckpointError("checkpoint " + file.string() + " does not fit this model: " + name +
-                              (value.defined() ? " has another shape" : " is missing"));
+    const bool found = model_archive.try_read(archive_key(name), value, is_buffer);
+    if (found && value.sizes() == target.sizes()) {
+      copies.emplace_back(target, value);
       return;
     }
-    target.copy_(value);
+    if (!strict && name.rfind("classifier.", 0) == 0) return;  // the new task head keeps its initialisation
+    if (++n_misfits <= 12)
+      misfits += "\n  " + name + ": " + (found ? shape_of(value) : "absent") + " in the file, " + shape_of(target) +
+                 " in the model";
   };
-  for (auto& p : model.named_parameters()) load_into(p.key(), p.value(), false);
-  for (auto& b : model.named_buffers()) load_into(b.key(), b.value(), true);
+  for (auto& p : model.named_parameters()) check(p.key(), p.value(), false);
+  for (auto& b : model.named_buffers()) check(b.key(), b.value(), true);
+  if (n_misfits > 0)
+    throw CheckpointError("checkpoint " + file.string() + " does not fit this model (" + std::to_string(n_misfits) +
+                          " tensor" + (n_misfits > 1 ? "s" : "") + " of another shape or absent" +
+                          (n_misfits > 12 ? ", the first 12 listed" : "") + "):" + misfits +
+                          "\n(a tokenizer of another vocabulary size, or a config that does not match the weights)");
+  for (auto& [target, value] : copies) target.copy_(value);
   if (optimizer) {
     torch::serialize::InputArchive optimizer_archive;
     if (!archive.try_read("optimizer", optimizer_archive))
       throw CheckpointError("checkpoint " + file.string() + " holds no optimizer state (it cannot resume training)");
-    optimizer->load(optimizer_archive);
+    try {
+      optimizer->load(optimizer_archive);
+    } catch (const c10::Error&) {
+      throw CheckpointError("checkpoint " + file.string() + " is unusable: its optimizer state does not fit this model");
+    }
   }
   if (restore_rng) {
-    if (raw.header.contains("rng_cpu")) {
-      auto gen = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
+    auto restore = [&](at::Generator gen, const torch::Tensor& state, const char* key) {
       std::lock_guard<std::mutex> lock(gen.mutex());
-      gen.set_state(from_hex(raw.header["rng_cpu"].get<std::string>()));
-    }
-    if (raw.header.contains("rng_cuda") && torch::cuda::is_available()) {
-      auto gen = at::globalContext().defaultGenerator(at::kCUDA);
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      gen.set_state(from_hex(raw.header["rng_cuda"].get<std::string>()));
-    }
+      try {
+        gen.set_state(state);
+      } catch (const c10::Error&) {
+        throw CheckpointError("checkpoint " + file.string() + " is unusable: header field '" + key + "' holds " +
+                              std::to_string(state.numel()) + " bytes, not a generator state of this LibTorch");
+      }
+    };
+    if (rng_cpu.defined()) restore(at::detail::getDefaultCPUGenerator(), rng_cpu, "rng_cpu");
+    if (rng_cuda.defined() && torch::cuda::is_available())
+      restore(at::globalContext().defaultGenerator(at::kCUDA), rng_cuda, "rng_cuda");
   }
   return info;
+}
+
+void checkpoint_run_config(const fs::path& file, const CheckpointInfo& info, ModelConfig& model, TrainConfig& training) {
+  try {
+    run_config_from_json_text(info.run_config_json, model, training);
+  } catch (const ConfigError& e) {
+    throw CheckpointError("checkpoint " + file.string() + " is unusable: header field 'run_config': " + e.what());
+  }
 }
 
 fs::path newest_checkpoint(const fs::path& run_dir, std::string* skipped) {

@@ -11,6 +11,8 @@
 
 #include <torch/torch.h>
 
+#include "model/config/train_config.h"
+
 namespace smx {
 
 class CheckpointError : public std::runtime_error {
@@ -34,11 +36,19 @@ void save_checkpoint(const std::filesystem::path& file, const CheckpointInfo& in
 /// Reads only the header: cheap, and validates magic, version and checksum.
 CheckpointInfo read_checkpoint_info(const std::filesystem::path& file);
 /// Loads into `model` (and `optimizer`, and the RNG states when restore_rng).
-/// With strict=false, parameters missing from the file or of another shape
-/// (a new classifier head for fine-tuning) keep their values; the rest load.
+/// Every tensor must be in the file with the model's shape, or nothing is
+/// loaded and the CheckpointError lists each misfit with both shapes. With
+/// strict=false only the fine-tuning task head (classifier.*: another number
+/// of classes) may be absent or of another shape; it keeps its initialisation.
+/// Damaged or forged header fields are errors naming the file and the field.
 CheckpointInfo load_checkpoint(const std::filesystem::path& file, torch::nn::Module& model,
                                torch::optim::Optimizer* optimizer, bool restore_rng, bool strict = true,
                                const torch::Device& device = torch::kCPU);
+
+/// The {"model", "training"} config stored in a checkpoint's header; a damaged
+/// or forged one is a CheckpointError naming the file and what is wrong.
+void checkpoint_run_config(const std::filesystem::path& file, const CheckpointInfo& info, ModelConfig& model,
+                           TrainConfig& training);
 
 /// Newest checkpoint in a run folder (its checkpoints/ subfolder) that passes
 /// the header and checksum checks; empty if none. Damaged ones are skipped and

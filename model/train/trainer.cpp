@@ -354,7 +354,7 @@ StepMetrics evaluate_checkpoint(const fs::path& checkpoint, const fs::path& data
                                 const std::string& device) {
   const auto info = read_checkpoint_info(checkpoint);
   TrainerOptions o;
-  run_config_from_json_text(info.run_config_json, o.model, o.training);
+  checkpoint_run_config(checkpoint, info, o.model, o.training);
   o.training.device = device;
   o.data_dir = data_dir;
   Trainer t(o, observer);

@@ -58,6 +58,10 @@ struct TrainerOptions {
   /// Resume this run from its newest loadable checkpoint (model and training
   /// configs then come from the run; training.steps may be raised).
   std::optional<int64_t> resume_run;
+  /// "pretrain" or "finetune": the kind of run the caller means to resume; a
+  /// run of the other kind is refused (its data, heads and schedule differ).
+  /// Empty: either.
+  std::string resume_kind;
   /// Fine-tuning: start from this checkpoint's weights (the model config
   /// comes from it, with a new classifier head).
   std::filesystem::path init_checkpoint;

@@ -44,6 +44,13 @@ void Trainer::State::resolve_configs() {
   if (opt.resume_run) {
     const auto rec = store->find_run(*opt.resume_run);
     if (!rec) throw ConfigError("there is no run " + std::to_string(*opt.resume_run) + " in " + store_path.string());
+    if (!opt.resume_kind.empty() && rec->kind != opt.resume_kind) {
+      const bool pre = rec->kind == "pretrain";
+      throw ConfigError("run " + std::to_string(rec->id) + " (" + rec->name + ") is a " + (pre ? "pre-training" : "fine-tuning") +
+                        " run, not a " + (pre ? "fine-tuning" : "pre-training") + " run: resume it with `smx " +
+                        (pre ? "pretrain" : "finetune") + " --resume " + std::to_string(rec->id) + "`" +
+                        (pre ? ", or fine-tune from it with `smx finetune --from " + std::to_string(rec->id) + "`" : ""));
+    }
     const int64_t steps = cfg.steps;
     run_config_from_json_text(rec->config_json, model_config, cfg);
     cfg.steps = std::max(cfg.steps, steps);  // a resume may extend the run, never shorten it
@@ -53,7 +60,40 @@ void Trainer::State::resolve_configs() {
   cfg.validate();
   model_config.validate();
   device = pick_device(cfg.device);
+  const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (cfg.threads > cpus) {
+    // A new run is refused; a run resumed on a smaller machine goes on with what there is.
+    if (!opt.resume_run)
+      throw ConfigError("training field 'threads' = " + std::to_string(cfg.threads) + ": this machine has " +
+                        std::to_string(cpus) + " CPUs; give at most " + std::to_string(cpus) + " (or 0: LibTorch's choice)");
+    warn("the run asked for " + std::to_string(cfg.threads) + " threads; this machine has " + std::to_string(cpus) +
+         " CPUs, so it uses " + std::to_string(cpus));
+    cfg.threads = cpus;
+  }
   if (cfg.threads > 0) torch::set_num_threads(cfg.threads);
+  // A new run from scratch: its model is known now. Fine-tuning takes the model from the
+  // checkpoint (later); a resumed run is checked in fix_seq_len.
+  if (opt.init_checkpoint.empty() && !opt.resume_run) {
+    cfg.validate(model_config);
+    check_memory();  // before a tokenizer is trained or a corpus read
+  }
+}
+
+void Trainer::State::check_memory() const {
+  if (opt.resume_run) return;  // it ran here before: an estimate must not stop it now
+  CostShape shape;
+  shape.batch_size = cfg.batch_size;
+  shape.seq_len = cfg.seq_len > 0 ? std::min(cfg.seq_len, model_config.max_seq_len) : model_config.max_seq_len;
+  shape.mlm_predictions = cfg.max_predictions > 0 ? cfg.max_predictions : -1;
+  const MemoryEstimate need = training_memory(model_config, shape);
+  // On CUDA the weights and activations live on the GPU: only the host copy made while loading counts here.
+  const double have = physical_memory_bytes();
+  const double need_here = device.is_cuda() ? need.weights : need.total();
+  if (have > 0 && need_here > 0.8 * have)
+    throw ConfigError("model '" + model_config.name + "' " + describe(need) + " to train with batch_size " + std::to_string(cfg.batch_size) + " x " +
+                      std::to_string(shape.seq_len) + " tokens, but this machine has " + format_bytes(have) +
+                      " of memory: choose a smaller model (d_model, d_ff, num_layers, num_experts, vocab_size) or a "
+                      "smaller batch_size / seq_len");
 }
 
 // The tokenizer a run config names, as this data folder holds it: a run made
@@ -94,19 +134,38 @@ void Trainer::State::load_tokenizer(const std::function<std::vector<std::string>
     // starts training within seconds.
     t.max_sentences = std::max<int64_t>(40000, 10 * model_config.vocab_size);
     tokenizer = text::Tokenizer::train(sentences(), t, [&](const std::string& s, double f) { stage("tokenizer: " + s, f); });
+    if (const auto w = text::vocabulary_shortfall(*tokenizer, t.vocab_size, cfg.corpus); !w.empty()) warn(w);
   }
   cfg.tokenizer = fs::absolute(tokenizer_path).string();
-  if (tokenizer->vocab_size() != model_config.vocab_size) model_config.vocab_size = tokenizer->vocab_size();
+  if (tokenizer->vocab_size() != model_config.vocab_size) {
+    // Weights trained with another vocabulary cannot be used with this tokenizer:
+    // the embeddings and the MLM head have one row per piece.
+    if (!opt.init_checkpoint.empty() || opt.resume_run)
+      throw ConfigError("tokenizer " + tokenizer_path.string() + " has " + std::to_string(tokenizer->vocab_size()) +
+                        " pieces, but the model of the checkpoint was trained with a vocabulary of " +
+                        std::to_string(model_config.vocab_size) +
+                        (init_tokenizer.empty() ? "" : " (tokenizer " + init_tokenizer + ")") +
+                        ": give the tokenizer it was trained with (or none: the checkpoint's is used)");
+    model_config.vocab_size = tokenizer->vocab_size();  // a new model: sized to the tokenizer
+  }
 }
 
 void Trainer::State::fix_seq_len() {
-  seq_len = cfg.seq_len > 0 ? std::min(cfg.seq_len, model_config.max_seq_len) : model_config.max_seq_len;
+  if (opt.resume_run && cfg.seq_len > model_config.max_seq_len) {
+    // Runs made before this check was added were capped silently: they resume as they ran.
+    warn("the run's seq_len " + std::to_string(cfg.seq_len) + " is above the model's max_seq_len; it runs with " +
+         std::to_string(model_config.max_seq_len) + " as before");
+    cfg.seq_len = model_config.max_seq_len;
+  }
+  cfg.validate(model_config);  // a seq_len above the model's max_seq_len is refused, not capped
+  seq_len = cfg.seq_len > 0 ? cfg.seq_len : model_config.max_seq_len;
 }
 
 void Trainer::State::setup_pretraining() {
   fix_seq_len();
   stage("reading corpus", -1);
   std::optional<text::Corpus> raw = text::load_corpus(cfg.corpus);
+  for (const auto& w : raw->warnings) warn(w);
   load_tokenizer([&] { return raw->sentences; });
   bool cached = false;
   corpus = std::make_unique<text::TokenizedCorpus>(text::tokenize_corpus(
@@ -132,8 +191,9 @@ void Trainer::State::setup_finetuning(CheckpointInfo* init) {
   if (init) {
     ModelConfig parent_model;
     TrainConfig parent_training;
-    run_config_from_json_text(init->run_config_json, parent_model, parent_training);
+    checkpoint_run_config(opt.init_checkpoint, *init, parent_model, parent_training);
     model_config = parent_model;
+    init_tokenizer = init->tokenizer_path;
     if (cfg.tokenizer.empty()) cfg.tokenizer = init->tokenizer_path;
     if (cfg.corpus.empty() || cfg.corpus == "wordnet") cfg.corpus = parent_training.corpus;
   }
@@ -154,10 +214,13 @@ void Trainer::State::setup_finetuning(CheckpointInfo* init) {
 }
 
 void Trainer::State::build_model(const CheckpointInfo* init) {
+  check_memory();
   stage("building model", -1);
   torch::manual_seed(cfg.seed);
   model = EncoderModel(model_config);
   balance_hash_tables();  // a checkpoint loaded below brings its own table
+  // Fine-tuning replaces the task head (another number of classes); every other
+  // tensor must load, or the error names it and both shapes.
   if (init && !opt.init_checkpoint.empty())
     load_checkpoint(opt.init_checkpoint, *model, nullptr, /*restore_rng=*/false, /*strict=*/false);
   model->to(device);
@@ -239,6 +302,7 @@ void Trainer::State::setup() {
     store->set_config(run_id, run_config_to_json_text(model_config, cfg));
     started = Clock::now();
     if (!skipped.empty()) event(start_step, "checkpoint-skipped", skipped);
+    for (const auto& w : warnings) event(start_step, "warning", w);
     event(start_step, "resumed", "resumed from " + ckpt.filename().string());
   } else {
     store::NewRun r;
@@ -252,6 +316,7 @@ void Trainer::State::setup() {
     run_id = store->create_run(r);
     run_dir = store->run_folder(run_id);
     started = Clock::now();
+    for (const auto& w : warnings) event(0, "warning", w);
   }
   fs::create_directories(run_dir / "checkpoints");
   fs::create_directories(run_dir / "snapshots");

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <thread>
 
 #include <torch/torch.h>
 
@@ -51,6 +52,7 @@ struct Trainer::State {
   torch::Device device{torch::kCPU};
   std::optional<text::Tokenizer> tokenizer;
   fs::path tokenizer_path;
+  std::string init_tokenizer;  ///< fine-tuning from a checkpoint: the tokenizer its model was trained with
 
   // pre-training data
   std::unique_ptr<text::TokenizedCorpus> corpus;
@@ -76,6 +78,13 @@ struct Trainer::State {
   void stage(const std::string& s, double f) {
     if (owner.observer_) owner.observer_->on_stage(s, f);
   }
+  /// Set-up warnings (a tokenizer smaller than asked for, a corpus file skipped):
+  /// shown at once as a stage, recorded as "warning" events once the run exists.
+  std::vector<std::string> warnings;
+  void warn(const std::string& message) {
+    warnings.push_back(message);
+    stage("warning: " + message, -1);
+  }
   void event(int64_t step, const std::string& kind, const std::string& message, double value = 0) {
     store->log_event(store::EventRecord{run_id, step, wall(), kind, message, value});
     if (owner.observer_) owner.observer_->on_event(RunEvent{step, kind, message, value});
@@ -85,6 +94,8 @@ struct Trainer::State {
   void resolve_configs();
   void load_tokenizer(const std::function<std::vector<std::string>()>& sentences);
   void fix_seq_len();
+  /// Refuses a model and batch whose estimated training memory exceeds this machine's.
+  void check_memory() const;
   void setup_pretraining();
 
   void setup_finetuning(CheckpointInfo* init);

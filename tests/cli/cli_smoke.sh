@@ -72,6 +72,35 @@ if [ "$(awk '/MemTotal/ {print $2}' /proc/meminfo)" -lt 60000000 ]; then
   expect_error "try --no-train" "$smx" bench --presets sparse-mixer-large
 fi
 expect_error "does not exist" "$smx" info --config /nonexistent.json
+
+# Wrong input refused at once with the exit status given (105: CLI11's "value not allowed";
+# 2: input the engine refuses), and a message naming the option or field, the value and the range.
+expect_status() {
+  local want="$1" pattern="$2"; shift 2
+  local rc=0
+  timeout 120 "$@" > "$tmp/out" 2> "$tmp/err" || rc=$?
+  [ "$rc" = "$want" ] || fail "exit status $rc, expected $want, for '$*': $(cat "$tmp/err")"
+  grep -q -- "$pattern" "$tmp/err" || fail "message for '$*' lacks '$pattern': $(cat "$tmp/err")"
+}
+cpus=$(nproc)
+expect_status 105 "--threads: -5 is out of range: must be in \[1, $cpus\] (the CPUs of this machine)" \
+  "$smx" bench --presets demo --threads -5
+expect_status 105 "--threads: 100000 is out of range" "$smx" bench --presets demo --threads 100000
+expect_status 105 "--batch: 0 is out of range: must be in \[1, 65536\]" "$smx" bench --presets demo --batch 0
+expect_status 105 "--repeats: 0 is out of range" "$smx" bench --presets demo --repeats 0
+expect_status 2 "--seq 100 is larger than demo's max_seq_len (64)" "$smx" bench --presets demo --seq 100 --quiet
+expect_status 105 "--seq: 0 is out of range" "$smx" info --preset demo --seq 0
+expect_status 105 "--batch: NaN is not allowed: must be in \[1, 65536\]" "$smx" info --preset demo --batch nan
+# A JSON number no double holds: the file, the line and column, and what was expected; no library text.
+printf '{\n  "preset": "demo",\n  "dropout": 1e999\n}\n' > "$tmp/overflow.json"
+expect_status 2 "$tmp/overflow.json: line 3, column 14: the number 1e999 is out of range" \
+  "$smx" info --config "$tmp/overflow.json"
+grep -q "json.exception" "$tmp/err" && fail "library text in: $(cat "$tmp/err")"
+# Sizes that cannot exist, and a batch that cannot fit (the estimate is in the message).
+echo '{"preset": "bert-base", "d_model": 10000000}' > "$tmp/wide.json"
+expect_status 2 "config field 'd_model' = 10000000: must be in \[1, 65536\]" "$smx" info --config "$tmp/wide.json"
+expect_status 1 "bert-base needs about .* TB .*activations .* to train with batch 65536 x 512 tokens" \
+  "$smx" bench --presets bert-base --batch 65536 --quiet
 echo "cli_smoke: all checks passed"
 
 # Training: tokenizer, pre-training, the run store, evaluation, fine-tuning
@@ -97,6 +126,60 @@ head -1 "$tmp/run.csv" | grep -q "^step,wall_seconds,.*loss/total" || fail "csv 
 grep -q '"majority_baseline"' "$tmp/ft.json" || fail "finetune json"
 "$smx" runs list --data-dir "$data" --json | grep -q '"parent_id": 1' || fail "finetune parent"
 "$smx" pretrain --resume 1 --steps 8 --data-dir "$data" --quiet | grep -q "run 1 finished after 8 steps" || fail "resume"
+
+# Training options out of range: refused before anything starts (no hang, no run created).
+runs_before=$("$smx" runs list --data-dir "$data" --json | grep -c '"id"')
+expect_status 105 "--threads: 100000 is out of range: must be in \[1, $cpus\]" \
+  "$smx" pretrain --config "$tmp/tiny.json" --threads 100000 --data-dir "$data"
+expect_status 105 "--clip: NaN is not allowed: must be in \[0, 1e+06\]" "$smx" pretrain --clip nan --data-dir "$data"
+expect_status 105 "--lr: inf is out of range: must be in (0, 1\]" "$smx" pretrain --lr inf --data-dir "$data"
+expect_status 105 "--lr: 0 is out of range" "$smx" pretrain --lr 0 --data-dir "$data"
+expect_status 105 "--resume: -1 is out of range: must be in \[1, " "$smx" pretrain --resume -1 --data-dir "$data"
+expect_status 105 "--seed: -1 is out of range" "$smx" pretrain --seed -1 --data-dir "$data"
+expect_status 105 "--expert-dropout: 1 is out of range: must be in \[0, 1)" \
+  "$smx" finetune --from 1 --expert-dropout 1 --data-dir "$data"
+expect_status 105 "--vocab: 5 is out of range" "$smx" tokenizer train --vocab 5 -o "$tmp/x.model"
+expect_status 105 "--run: 0 is out of range" "$smx" eval --run 0 --data-dir "$data"
+expect_status 105 "id: -4 is out of range" "$smx" runs show -4 --data-dir "$data"
+expect_status 2 "training field 'seq_len' = 64: larger than the model's max_seq_len (32)" \
+  "$smx" pretrain --config "$tmp/tiny.json" --seq 64 --corpus "$fixtures/corpus/tiny.txt" --data-dir "$data"
+echo '{"threads": 100000}' > "$tmp/threads.json"
+expect_status 2 "$tmp/threads.json: training field 'threads': must be in \[0, 4096\]" \
+  "$smx" pretrain --config "$tmp/tiny.json" --training-config "$tmp/threads.json" --data-dir "$data"
+expect_status 2 "'bert-base' needs about .* activations .* batch_size 65536 x 512 tokens" \
+  "$smx" pretrain --preset bert-base --batch 65536 --data-dir "$data"
+# Resuming a run as the other kind; a model given beside a checkpoint.
+expect_status 2 "run 1 (smoke) is a pre-training run, not a fine-tuning run: resume it with \`smx pretrain --resume 1\`" \
+  "$smx" finetune --resume 1 --data-dir "$data"
+expect_status 2 "run 2 .* is a fine-tuning run, not a pre-training run: resume it with \`smx finetune --resume 2\`" \
+  "$smx" pretrain --resume 2 --data-dir "$data"
+expect_status 2 "--lr cannot be used with --resume: a resumed run keeps the config it was started with" \
+  "$smx" pretrain --resume 1 --steps 9 --lr 0.5 --data-dir "$data"
+expect_status 2 "--preset cannot be used with --resume" "$smx" pretrain --resume 1 --preset demo --data-dir "$data"
+ckpt=$(ls "$data"/runs/1/checkpoints/*.ckpt | tail -1)
+expect_status 2 "--preset demo cannot be used with --checkpoint: the model (its shape and weights) comes from the checkpoint" \
+  "$smx" finetune --checkpoint "$ckpt" --preset demo --data-dir "$data"
+expect_status 2 "--config $tmp/tiny.json cannot be used with --from" \
+  "$smx" finetune --from 1 --config "$tmp/tiny.json" --data-dir "$data"
+# A tokenizer of another vocabulary size than the checkpoint's model: refused, naming both sizes.
+"$smx" tokenizer train --corpus "$fixtures/corpus/tiny.txt" --vocab 40 -o "$tmp/tok40.model" > /dev/null 2>&1 || fail "tokenizer 40"
+expect_status 2 "tokenizer $tmp/tok40.model has [0-9]* pieces, but the model of the checkpoint was trained with a vocabulary of [0-9]*" \
+  "$smx" finetune --from 1 --tokenizer "$tmp/tok40.model" --task sst2 --task-dir "$fixtures/glue/SST-2" --device cpu --data-dir "$data"
+[ "$("$smx" runs list --data-dir "$data" --json | grep -c '"id"')" = "$runs_before" ] || fail "a refused command created a run"
+# A vocabulary the corpus is too small for: a clear warning, and the real size.
+"$smx" tokenizer train --corpus "$fixtures/corpus/tiny.txt" --vocab 8000 -o "$tmp/tok8000.model" > "$tmp/out" 2> "$tmp/err" \
+  || fail "tokenizer --vocab 8000: $(cat "$tmp/err")"
+grep -q "warning: the corpus $fixtures/corpus/tiny.txt is too small for a vocabulary of 8000: .* has only [0-9]* pieces" "$tmp/err" \
+  || fail "no small-corpus warning: $(cat "$tmp/err")"
+real=$(sed -n 's/.*has only \([0-9]*\) pieces.*/\1/p' "$tmp/err")
+grep -q "tok8000.model: $real pieces from 71 sentences" "$tmp/out" || fail "real size not printed: $(cat "$tmp/out")"
+# A corpus folder with a symbolic link loop: the loop is skipped with a warning, the rest is read.
+mkdir -p "$tmp/looped" && cp "$fixtures/corpus/tiny.txt" "$tmp/looped/a.txt"
+ln -s loop-b "$tmp/looped/loop-a" && ln -s loop-a "$tmp/looped/loop-b"
+"$smx" tokenizer train --corpus "$tmp/looped" --vocab 90 -o "$tmp/looped.model" > "$tmp/out" 2> "$tmp/err" \
+  || fail "corpus with a link loop refused: $(cat "$tmp/err")"
+grep -q "warning: skipped $tmp/looped/loop-a: a symbolic link loop" "$tmp/err" || fail "no link-loop warning: $(cat "$tmp/err")"
+grep -q "pieces from 71 sentences" "$tmp/out" || fail "link-loop corpus: $(cat "$tmp/out")"
 
 expect_error "does not exist" "$smx" pretrain --preset demo --corpus "$tmp/absent.txt" --data-dir "$data"
 expect_error "train.tsv" "$smx" finetune --preset demo --task sst2 --task-dir "$tmp" --data-dir "$data"
