@@ -9,28 +9,13 @@
 #include "model/nn/encoder.h"
 #include "model/nn/init.h"
 #include "model/nn/routing.h"
+#include "tests/engine/routing_fixtures.h"
 
 using namespace smx;
+using smx::test::probs_of;
+using smx::test::slots_of;
 
 namespace {
-// probs [1, T, E] from a nested list.
-torch::Tensor probs_of(const std::vector<std::vector<float>>& rows) {
-  const int64_t T = int64_t(rows.size()), E = int64_t(rows[0].size());
-  auto t = torch::empty({1, T, E});
-  for (int64_t i = 0; i < T; ++i)
-    for (int64_t e = 0; e < E; ++e) t[0][i][e] = rows[size_t(i)][size_t(e)];
-  return t;
-}
-// Tokens in expert e's slots of group g, in slot order.
-std::vector<int64_t> slots_of(const RoutingDecision& d, int64_t g, int64_t e) {
-  std::vector<int64_t> v;
-  const int64_t T = d.probs.size(1);
-  for (int64_t c = 0; c < d.dispatch.size(2); ++c) {
-    const auto t = d.dispatch[g][e][c].item<int64_t>();
-    if (t < T) v.push_back(t);
-  }
-  return v;
-}
 // (token, expert) -> combine weight of group 0, for the first `real` tokens.
 std::map<std::pair<int64_t, int64_t>, float> assignments(const RoutingDecision& d, int64_t real) {
   std::map<std::pair<int64_t, int64_t>, float> m;

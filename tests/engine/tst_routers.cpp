@@ -12,26 +12,13 @@
 #include "model/nn/encoder.h"
 #include "model/nn/hash_routing.h"
 #include "model/nn/routing.h"
+#include "tests/engine/routing_fixtures.h"
 
 using namespace smx;
+using smx::test::probs_of;
+using smx::test::slots_of;
 
 namespace {
-torch::Tensor probs_of(const std::vector<std::vector<float>>& rows) {
-  const int64_t T = int64_t(rows.size()), E = int64_t(rows[0].size());
-  auto t = torch::empty({1, T, E});
-  for (int64_t i = 0; i < T; ++i)
-    for (int64_t e = 0; e < E; ++e) t[0][i][e] = rows[size_t(i)][size_t(e)];
-  return t;
-}
-std::vector<int64_t> slots_of(const RoutingDecision& d, int64_t g, int64_t e) {
-  std::vector<int64_t> v;
-  const int64_t T = d.probs.size(1);
-  for (int64_t c = 0; c < d.dispatch.size(2); ++c) {
-    const auto t = d.dispatch[g][e][c].item<int64_t>();
-    if (t < T) v.push_back(t);
-  }
-  return v;
-}
 // Expert of each token of group 0 (-1: none), from a decision with one expert per token.
 std::vector<int64_t> expert_per_token(const RoutingDecision& d) {
   std::vector<int64_t> out(size_t(d.probs.size(1)), -1);

@@ -8,18 +8,12 @@
 #include "model/nn/encoder.h"
 #include "model/nn/moe.h"
 #include "model/nn/routing.h"
+#include "tests/engine/routing_fixtures.h"
 
 using namespace smx;
+using smx::test::probs_of;
 
 namespace {
-// probs [1, T, E] from a nested list.
-torch::Tensor probs_of(const std::vector<std::vector<float>>& rows) {
-  const int64_t T = int64_t(rows.size()), E = int64_t(rows[0].size());
-  auto t = torch::empty({1, T, E});
-  for (int64_t i = 0; i < T; ++i)
-    for (int64_t e = 0; e < E; ++e) t[0][i][e] = rows[size_t(i)][size_t(e)];
-  return t;
-}
 std::set<int64_t> tokens_of(const RoutingDecision& d, int64_t g, int64_t e) {
   std::set<int64_t> s;
   const int64_t T = d.probs.size(1);
