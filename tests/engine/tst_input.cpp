@@ -21,6 +21,7 @@
 #include "model/text/tokenizer.h"
 #include "model/train/checkpoint.h"
 #include "model/train/trainer.h"
+#include "tests/engine/trainer_fixtures.h"
 
 using namespace smx;
 namespace fs = std::filesystem;
@@ -30,26 +31,8 @@ const fs::path kFixtures = SMX_FIXTURES_DIR;
 QTemporaryDir* g_dir = nullptr;
 RunOutcome g_pretrain, g_finetune;  // made by resumeOfTheOtherKindIsRefused, used after it
 
-ModelConfig tiny_model() {
-  return config_from_json_text(R"({"preset": "demo", "name": "tiny", "d_model": 32, "d_ff": 64, "num_layers": 2,
-    "attention_layers": 1, "moe_layers": 1, "num_experts": 4, "num_heads": 2, "max_seq_len": 32, "vocab_size": 100})");
-}
-
-TrainConfig tiny_training(int64_t steps) {
-  TrainConfig t;
-  t.corpus = (kFixtures / "corpus" / "tiny.txt").string();
-  t.steps = steps;
-  t.batch_size = 4;
-  t.learning_rate = 1e-3;
-  t.warmup_steps = 0;
-  t.eval_every = 0;
-  t.eval_batches = 1;
-  t.checkpoint_every = 0;
-  t.snapshot_every = 0;
-  t.threads = 1;
-  t.device = "cpu";
-  return t;
-}
+using smx::test::tiny_model;
+TrainConfig tiny_training(int64_t steps) { return smx::test::tiny_training(kFixtures, steps, 0, 1); }
 
 TrainerOptions options(const ModelConfig& m, const TrainConfig& t) {
   TrainerOptions o;

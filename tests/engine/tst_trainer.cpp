@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "model/nn/encoder.h"
+#include "tests/engine/trainer_fixtures.h"
 #include "model/store/run_store.h"
 #include "model/store/snapshot.h"
 #include "model/train/checkpoint.h"
@@ -23,26 +24,8 @@ namespace {
 const fs::path kFixtures = SMX_FIXTURES_DIR;
 QTemporaryDir* g_dir = nullptr;  // one data folder: the tokenizer is trained once
 
-ModelConfig tiny_model() {
-  return config_from_json_text(R"({"preset": "demo", "name": "tiny", "d_model": 32, "d_ff": 64, "num_layers": 2,
-    "attention_layers": 1, "moe_layers": 1, "num_experts": 4, "num_heads": 2, "max_seq_len": 32, "vocab_size": 100})");
-}
-
-TrainConfig tiny_training(int64_t steps) {
-  TrainConfig t;
-  t.corpus = (kFixtures / "corpus" / "tiny.txt").string();
-  t.steps = steps;
-  t.batch_size = 4;
-  t.learning_rate = 1e-3;
-  t.warmup_steps = 2;
-  t.eval_every = 0;
-  t.eval_batches = 2;
-  t.checkpoint_every = 0;
-  t.snapshot_every = 0;
-  t.threads = 1;
-  t.device = "cpu";
-  return t;
-}
+using smx::test::tiny_model;
+TrainConfig tiny_training(int64_t steps) { return smx::test::tiny_training(kFixtures, steps, 2, 2); }
 
 TrainerOptions options(const ModelConfig& m, const TrainConfig& t) {
   TrainerOptions o;
