@@ -42,7 +42,112 @@ int64_t default_mlm_predictions(int64_t seq_len) {
   return std::clamp<int64_t>((seq_len * 20 + 127) / 128, 1, 80);
 }
 
+int64_t attention_parameter_count(int64_t d_model) { return 4 * (d_model * d_model + d_model); }
+
+double attention_forward_flops(int64_t d_model, int64_t seq_len) {
+  const double D = double(d_model), S = double(seq_len);
+  return 8 * S * D * D + 4 * S * S * D;
+}
+
+int64_t sgu_parameter_count(int64_t d_ffn, int64_t n, int64_t heads) {
+  return 2 * (d_ffn / 2) + heads * (n * n + n);
+}
+
+double sgu_forward_flops(int64_t d_ffn, int64_t seq_len) {
+  const double S = double(seq_len);
+  return 2 * S * S * double(d_ffn / 2);
+}
+
+namespace {
+
+void add_totals(ModelCost& cost) {
+  cost.total_params = cost.embedding_params + cost.head_params;
+  cost.active_params = double(cost.embedding_params + cost.head_params);
+  cost.forward_flops = cost.embedding_flops + cost.head_flops;
+  for (const auto& L : cost.layers) {
+    cost.total_params += L.params;
+    cost.active_params += L.active_params;
+    cost.forward_flops += L.forward_flops;
+  }
+  cost.train_flops = 3 * cost.forward_flops;
+}
+
+// Decoder LM (model/nn/decoder.h): pre-LN blocks. Dense: attention + FFN, or one gMLP block
+// (U: D -> F, GELU, SGU, V: F/2 -> D). Sparse: the token mixing (sMoE in a gMLP block, or the dense
+// mixing) + a pre-LN MoE FFN (tMoE).
+ModelCost decoder_cost(const ModelConfig& c, const CostShape& shape) {
+  ModelCost cost;
+  const int64_t Si = shape.seq_len > 0 ? shape.seq_len : c.max_seq_len, n = c.max_seq_len;
+  const double S = double(Si), D = double(c.d_model), F = double(c.d_ff), V = double(c.vocab_size);
+  const double E = double(c.num_experts), Fe = double(c.expert_hidden());
+  cost.embedding_params = int64_t((V + double(n)) * D);
+  cost.embedding_flops = 0;  // table lookups
+  cost.head_params = int64_t(2 * D);  // final LayerNorm; the projection is the tied token table
+  cost.head_flops = 2 * S * D * V;
+
+  const double cf = shape.training ? c.router.train_capacity_factor : c.router.eval_capacity_factor;
+  const int64_t tokens = shape.batch_size * Si;
+  const int64_t groups = routing_group_count(tokens, c.router.max_group_size);
+  const int64_t capacity = expert_capacity(tokens / groups, c.num_experts, cf, c.router.min_capacity);
+  const double ffn_params = D * F + F + F * D + D, ffn_flops = 4 * S * D * F;
+  const double gated_outer_params = 2 * D + (D * F + F) + (F / 2 * D + D);  // LN, U, V
+  const double gated_outer_flops = 2 * S * D * F + S * F * D;
+
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    LayerCost L;
+    L.index = l;
+    const bool sparse = c.is_moe_layer(l);
+    double mix_params = 0, mix_flops = 0;
+    if (c.lm_mixing == LmMixing::Attention) {
+      L.mixing = "causal-attention";
+      mix_params = 2 * D + double(attention_parameter_count(c.d_model));
+      mix_flops = attention_forward_flops(c.d_model, Si);
+    } else if (sparse && c.smoe_routing != SmoeRouting::None) {
+      L.mixing = "smoe-" + to_string(c.smoe_routing);
+      double router = 0, router_flops = 0, expert_flops = sgu_forward_flops(c.d_ff, Si);
+      if (c.smoe_routing != SmoeRouting::Deterministic) {
+        // Router over each channel's prefix (partial) or whole column (learned): r -> E with bias.
+        // Every expert is computed for every channel and the routed one kept (E x the SGU matmul).
+        const double r = double(c.smoe_routing == SmoeRouting::Partial ? c.routing_prefix() : n);
+        router = r * E + E;
+        router_flops = 2 * r * E * (F / 2);
+        expert_flops *= E;
+      }
+      mix_params = gated_outer_params + F + E * double(n * n + n) + router;
+      mix_flops = gated_outer_flops + expert_flops + router_flops;
+    } else {
+      L.mixing = "sgu";
+      mix_params = gated_outer_params + double(sgu_parameter_count(c.d_ff, n));
+      mix_flops = gated_outer_flops + sgu_forward_flops(c.d_ff, Si);
+    }
+    double mlp_params = 0, mlp_active = 0, mlp_flops = 0;
+    if (sparse) {
+      L.moe = true;
+      L.capacity = capacity;
+      L.groups = groups;
+      const double router = D * E + E, expert = D * Fe + Fe + Fe * D + D;
+      const double per_token = c.router.kind == RouterKind::TokensChoose ? double(c.router.top_k) : cf;
+      mlp_params = 2 * D + router + E * expert;
+      mlp_active = 2 * D + router + per_token * expert;
+      const double slots_per_example = double(groups * c.num_experts * capacity) / double(shape.batch_size);
+      mlp_flops = 2 * S * D * E + slots_per_example * 4 * D * Fe;
+    } else if (c.lm_mixing == LmMixing::Attention) {
+      mlp_params = mlp_active = 2 * D + ffn_params;
+      mlp_flops = ffn_flops;
+    }
+    L.params = int64_t(mix_params + mlp_params);
+    L.active_params = mix_params + mlp_active;
+    L.forward_flops = mix_flops + mlp_flops;
+    cost.layers.push_back(L);
+  }
+  add_totals(cost);
+  return cost;
+}
+
+}  // namespace
+
 ModelCost model_cost(const ModelConfig& c, const CostShape& shape) {
+  if (c.is_decoder()) return decoder_cost(c, shape);
   ModelCost cost;
   const double S = double(shape.seq_len > 0 ? shape.seq_len : c.max_seq_len);
   const double Smax = double(c.max_seq_len);
@@ -113,15 +218,7 @@ ModelCost model_cost(const ModelConfig& c, const CostShape& shape) {
   cost.head_params = int64_t(pooler + mlm + nsp + classifier);
   cost.head_flops = 2 * D * D + 4 * D + double(P) * (2 * D * De + 2 * De * V);
 
-  cost.total_params = cost.embedding_params + cost.head_params;
-  cost.active_params = double(cost.embedding_params + cost.head_params);
-  cost.forward_flops = cost.embedding_flops + cost.head_flops;
-  for (const auto& L : cost.layers) {
-    cost.total_params += L.params;
-    cost.active_params += L.active_params;
-    cost.forward_flops += L.forward_flops;
-  }
-  cost.train_flops = 3 * cost.forward_flops;
+  add_totals(cost);
   return cost;
 }
 

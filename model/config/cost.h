@@ -64,6 +64,8 @@ struct ModelCost {
   double train_flops = 0;
 };
 
+/// Encoders and decoder LMs alike. Decoder LMs: embeddings = token + position tables, head = the final
+/// LayerNorm (the output projection is tied to the token table: no parameters, 2·S·D·V FLOPs).
 ModelCost model_cost(const ModelConfig& config, const CostShape& shape = {});
 
 /// Rough memory of a training step in bytes (float32), to refuse sizes that
@@ -83,5 +85,19 @@ std::string describe(const MemoryEstimate& m);
 std::string format_bytes(double bytes);
 /// This machine's physical memory in bytes (0 when unknown).
 double physical_memory_bytes();
+
+// ---- module costs of the sMLP paper's Table 3 (n = context, one example of n tokens) -------------------
+
+/// Self-attention with biases: 4·(D² + D).
+int64_t attention_parameter_count(int64_t d_model);
+/// Self-attention forward FLOPs: projections 8·S·D², scores and weighted sum 4·S²·D.
+double attention_forward_flops(int64_t d_model, int64_t seq_len);
+/// Spatial Gating Unit: LayerNorm over the d_ffn/2 gate channels (2·d_ffn/2) + per head an n×n W and
+/// an n-vector b. d_ffn 4096, n 1024: 1,053,696 (1 head), 16,797,696 (16 heads).
+int64_t sgu_parameter_count(int64_t d_ffn, int64_t n, int64_t heads = 1);
+/// SGU forward FLOPs: the S×S spatial matmul over d_ffn/2 channels, 2·S²·d_ffn/2, counted dense as
+/// executed (the causal mask zeroes the upper triangle but the matmul is not skipped). Heads split
+/// the channels, so the count does not depend on them.
+double sgu_forward_flops(int64_t d_ffn, int64_t seq_len);
 
 }  // namespace smx

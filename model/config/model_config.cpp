@@ -34,7 +34,8 @@ const std::pair<MixingKind, const char*> kMixing[] = {
     {MixingKind::Hartley, "hartley"},     {MixingKind::Circulant, "circulant"},
     {MixingKind::Toeplitz, "toeplitz"}};
 const std::pair<Layout, const char*> kLayout[] = {
-    {Layout::Top, "top"}, {Layout::Bottom, "bottom"}, {Layout::Middle, "middle"}, {Layout::Mixed, "mixed"}};
+    {Layout::Top, "top"}, {Layout::Bottom, "bottom"}, {Layout::Middle, "middle"}, {Layout::Mixed, "mixed"},
+    {Layout::FairseqInsert, "fairseq-insert"}};
 const std::pair<RouterKind, const char*> kRouter[] = {
     {RouterKind::TokensChoose, "tokens-choose"}, {RouterKind::ExpertsChoose, "experts-choose"},
     {RouterKind::Switch, "switch"},           {RouterKind::GShard, "gshard"},
@@ -42,6 +43,14 @@ const std::pair<RouterKind, const char*> kRouter[] = {
 const std::pair<HashTable, const char*> kHashTable[] = {{HashTable::Random, "random"}, {HashTable::Balanced, "balanced"}};
 const std::pair<RouterPrecision, const char*> kPrecision[] = {
     {RouterPrecision::Float32, "float32"}, {RouterPrecision::BFloat16, "bfloat16"}};
+
+const std::pair<ModelFamily, const char*> kFamily[] = {
+    {ModelFamily::Encoder, "encoder"}, {ModelFamily::DecoderLm, "decoder-lm"}};
+const std::pair<LmMixing, const char*> kLmMixing[] = {{LmMixing::Attention, "attention"}, {LmMixing::Sgu, "sgu"}};
+const std::pair<SmoeRouting, const char*> kSmoe[] = {{SmoeRouting::None, "none"},
+                                                     {SmoeRouting::Deterministic, "deterministic"},
+                                                     {SmoeRouting::Partial, "partial"},
+                                                     {SmoeRouting::Learned, "learned"}};
 
 std::string num(double v) {
   std::ostringstream o;
@@ -95,6 +104,24 @@ RouterPrecision router_precision_from_string(const std::string& s) {
   return enum_from(s, kPrecision, "router precision");
 }
 
+std::string to_string(ModelFamily f) { return enum_name(f, kFamily); }
+std::string to_string(LmMixing m) { return enum_name(m, kLmMixing); }
+std::string to_string(SmoeRouting r) { return enum_name(r, kSmoe); }
+ModelFamily model_family_from_string(const std::string& s) { return enum_from(s, kFamily, "model family"); }
+LmMixing lm_mixing_from_string(const std::string& s) { return enum_from(s, kLmMixing, "LM token mixing"); }
+SmoeRouting smoe_routing_from_string(const std::string& s) { return enum_from(s, kSmoe, "sMoE routing"); }
+
+std::vector<bool> fairseq_insert_layout(int64_t dense, int64_t sparse) {
+  // fairseq transformer_decoder.py (BASE layers): layers.insert(((i+1)*N)//(M+1), BaseLayer) for i < M.
+  std::vector<bool> layers(size_t(std::max<int64_t>(dense, 0)), false);
+  for (int64_t i = 0; i < sparse; ++i) layers.insert(layers.begin() + ((i + 1) * dense) / (sparse + 1), true);
+  return layers;
+}
+
+int64_t partial_prefix_length(int64_t n, double fraction) {
+  return static_cast<int64_t>(std::floor(fraction * double(n) + 1e-9));
+}
+
 bool layer_is_selected(Layout layout, int64_t k, int64_t L, int64_t l) {
   if (k <= 0 || l < 0 || l >= L) return false;
   switch (layout) {
@@ -105,6 +132,7 @@ bool layer_is_selected(Layout layout, int64_t k, int64_t L, int64_t l) {
       const int64_t stride = std::max<int64_t>(L / k, 1);  // k <= L in a valid config
       return l % stride == 0;
     }
+    case Layout::FairseqInsert: return fairseq_insert_layout(L - k, k)[size_t(l)];
   }
   return false;
 }
@@ -172,6 +200,36 @@ void ModelConfig::validate() const {
     throw ConfigError("this config has about " + num(params) + " parameters (" + num(params * 4 / 1e12) +
                       " TB of float32 weights alone), more than the " + num(kMaxParameters) +
                       " any machine can hold: check d_model, d_ff, num_layers, num_experts and vocab_size");
+  if (!is_decoder()) {
+    require(smoe_routing == SmoeRouting::None, "smoe_routing", to_string(smoe_routing),
+            "sMoE token mixing needs family 'decoder-lm'");
+    return;
+  }
+  // Decoder LM (sMLP family).
+  const bool gated = lm_mixing == LmMixing::Sgu || smoe_routing != SmoeRouting::None;
+  if (gated) require_int(d_ff % 2 == 0, "d_ff", d_ff, "must be even: the SGU splits d_ff into two halves");
+  if (lm_mixing == LmMixing::Attention)
+    require_int(d_model % num_heads == 0, "num_heads", num_heads,
+                "d_model (" + std::to_string(d_model) + ") must be divisible by num_heads");
+  if (smoe_routing != SmoeRouting::None) {
+    require(lm_mixing == LmMixing::Sgu, "smoe_routing", to_string(smoe_routing),
+            "needs lm_mixing 'sgu' (the sMoE replaces the SGU of a gMLP block)");
+    require_int(moe_layers >= 1, "moe_layers", moe_layers, "must be >= 1: the sMoE lives in the sparse blocks");
+    require_int(num_experts >= 1 && num_experts <= d_ff / 2, "num_experts", num_experts,
+                "must be in [1, d_ff / 2 = " + std::to_string(d_ff / 2) + "] (sMoE experts own gate channels)");
+    if (smoe_routing == SmoeRouting::Deterministic)
+      require_int((d_ff / 2) % num_experts == 0, "num_experts", num_experts,
+                  "must divide d_ff / 2 = " + std::to_string(d_ff / 2) + " (equal channel chunks per expert)");
+    require_real(smoe_balancing_weight >= 0, "smoe_balancing_weight", smoe_balancing_weight, "must be >= 0");
+  }
+  if (smoe_routing == SmoeRouting::Partial) {
+    require_real(smoe_prefix_fraction > 0 && smoe_prefix_fraction < 1, "smoe_prefix_fraction",
+                 smoe_prefix_fraction, "must be in (0, 1)");
+    const int64_t p = routing_prefix();
+    require_int(p >= 1 && p <= max_seq_len - 2, "smoe_prefix_fraction", p,
+                "gives a routing prefix of that many tokens; it must be in [1, max_seq_len - 2 = " +
+                    std::to_string(max_seq_len - 2) + "]");
+  }
 }
 
 // ---- JSON -------------------------------------------------------------------
@@ -179,6 +237,7 @@ void ModelConfig::validate() const {
 void to_json(nlohmann::json& j, const ModelConfig& c) {
   j = nlohmann::json{
       {"name", c.name},
+      {"family", to_string(c.family)},
       {"vocab_size", c.vocab_size},
       {"max_seq_len", c.max_seq_len},
       {"type_vocab_size", c.type_vocab_size},
@@ -213,12 +272,23 @@ void to_json(nlohmann::json& j, const ModelConfig& c) {
       {"init_std", c.init_std},
       {"layer_norm_eps", c.layer_norm_eps},
   };
+  if (c.is_decoder()) {
+    j["lm_mixing"] = to_string(c.lm_mixing);
+    j["smoe_routing"] = to_string(c.smoe_routing);
+    j["smoe_prefix_fraction"] = c.smoe_prefix_fraction;
+    j["smoe_balancing_weight"] = c.smoe_balancing_weight;
+  }
 }
 
 
 void from_json(const nlohmann::json& j, ModelConfig& c) {
   FieldReader r(j, "");
   r.read("name", c.name);
+  r.read_enum("family", c.family, &model_family_from_string);
+  r.read_enum("lm_mixing", c.lm_mixing, &lm_mixing_from_string);
+  r.read_enum("smoe_routing", c.smoe_routing, &smoe_routing_from_string);
+  r.read("smoe_prefix_fraction", c.smoe_prefix_fraction);
+  r.read("smoe_balancing_weight", c.smoe_balancing_weight);
   r.read("vocab_size", c.vocab_size);
   r.read("max_seq_len", c.max_seq_len);
   r.read("type_vocab_size", c.type_vocab_size);

@@ -21,7 +21,8 @@ struct ConfigError : std::runtime_error {
 /// Token-mixing sublayer of the layers that are not self-attention.
 enum class MixingKind { Linear, Fourier, Hartley, Circulant, Toeplitz };
 /// Where k special layers (attention or MoE) sit among L: see layer_is_selected.
-enum class Layout { Top, Bottom, Middle, Mixed };
+/// FairseqInsert: fairseq's BASE-layers rule for M sparse among N + M blocks (SMLP.md §1).
+enum class Layout { Top, Bottom, Middle, Mixed, FairseqInsert };
 /// Who picks which expert a token goes to:
 /// - TokensChoose: each token its top-k experts (Batch Prioritized Routing optional);
 /// - ExpertsChoose: each expert its top-capacity tokens;
@@ -38,12 +39,26 @@ enum class HashTable { Random, Balanced };
 /// Arithmetic of the router's logits and probabilities: float32 (ours, the
 /// default) or the reference code's bfloat16 (for exact comparisons).
 enum class RouterPrecision { Float32, BFloat16 };
+/// The model family: bidirectional encoders (BERT, Sparse Mixer) or causal decoder LMs (sMLP paper).
+enum class ModelFamily { Encoder, DecoderLm };
+/// Token mixing of a decoder LM's dense blocks: causal self-attention (+ FFN) or a gMLP block (causal SGU).
+enum class LmMixing { Attention, Sgu };
+/// Token mixing of a decoder LM's sparse blocks (sMoE over hidden channels; SMLP.md §1). None: the
+/// sparse blocks use the dense token mixing and only their feature mixing is an MoE.
+/// Learned reads whole columns, future tokens included: a teaching variant that leaks.
+enum class SmoeRouting { None, Deterministic, Partial, Learned };
 
 std::string to_string(MixingKind k);
 std::string to_string(Layout l);
 std::string to_string(RouterKind r);
 std::string to_string(RouterPrecision p);
 std::string to_string(HashTable h);
+std::string to_string(ModelFamily f);
+std::string to_string(LmMixing m);
+std::string to_string(SmoeRouting r);
+ModelFamily model_family_from_string(const std::string& s);
+LmMixing lm_mixing_from_string(const std::string& s);
+SmoeRouting smoe_routing_from_string(const std::string& s);
 MixingKind mixing_kind_from_string(const std::string& s);  // throws ConfigError
 Layout layout_from_string(const std::string& s);
 RouterKind router_kind_from_string(const std::string& s);
@@ -59,6 +74,12 @@ bool tokens_choose_family(RouterKind k);
 bool layer_is_selected(Layout layout, int64_t k, int64_t L, int64_t l);
 /// How many of L layers `layout` selects for k requested (k, except MIXED).
 int64_t selected_layer_count(Layout layout, int64_t k, int64_t L);
+/// fairseq's BASE-layers placement: start from N dense blocks and, for i < M, insert a sparse block at
+/// ((i+1)·N) div (M+1) of the growing list. Returns N + M flags, true = sparse. N = M = 12 puts all 12
+/// sparse blocks first. Layout FAIRSEQ-INSERT selects these for k = M of L = N + M.
+std::vector<bool> fairseq_insert_layout(int64_t dense, int64_t sparse);
+/// Partial-prediction prefix: floor(fraction · n) tokens (12 at n = 64, fraction 0.2).
+int64_t partial_prefix_length(int64_t n, double fraction);
 
 struct RouterConfig {
   /// Tokens Choose or Experts Choose.
@@ -93,6 +114,18 @@ struct RouterConfig {
 struct ModelConfig {
   /// Preset name or a user label.
   std::string name = "custom";
+  /// Encoder (the fields below as documented) or causal decoder LM: then num_layers counts dense + sparse
+  /// blocks, moe_layers the sparse ones (placed by moe_layout), d_ff is gMLP's d_ffn, and mixing,
+  /// attention_*, type_vocab_size, d_embedding and num_classes are not used.
+  ModelFamily family = ModelFamily::Encoder;
+  /// Decoder LM: token mixing of the dense blocks.
+  LmMixing lm_mixing = LmMixing::Sgu;
+  /// Decoder LM: token mixing of the sparse blocks (sMoE routing), or none.
+  SmoeRouting smoe_routing = SmoeRouting::None;
+  /// Decoder LM, partial prediction: the routing prefix is floor(fraction · max_seq_len) tokens.
+  double smoe_prefix_fraction = 0.2;
+  /// Decoder LM: weight of the partial/learned sMoE's Switch balancing loss over channels.
+  double smoe_balancing_weight = 0.01;
   int64_t vocab_size = 32000;
   /// Longest input; Linear/Circulant/Toeplitz mixing matrices are this square.
   int64_t max_seq_len = 512;
@@ -137,6 +170,12 @@ struct ModelConfig {
     return selected_layer_count(attention_layout, attention_layers, num_layers);
   }
   int64_t moe_layer_count() const { return selected_layer_count(moe_layout, moe_layers, num_layers); }
+  bool is_decoder() const { return family == ModelFamily::DecoderLm; }
+  /// Decoder LM with partial prediction: tokens before this position only decide routing (0 otherwise).
+  int64_t routing_prefix() const {
+    return is_decoder() && smoe_routing == SmoeRouting::Partial
+               ? partial_prefix_length(max_seq_len, smoe_prefix_fraction) : 0;
+  }
 
   /// Throws ConfigError naming the first bad field and its value.
   void validate() const;
@@ -150,9 +189,11 @@ ModelConfig config_from_json_text(const std::string& text);   // parses + valida
 ModelConfig config_from_file(const std::string& path);         // reads + parses + validates
 std::string config_to_json_text(const ModelConfig& c, int indent = 2);
 
-/// Names of every preset, in a stable order.
+/// Names of the encoder presets, in a stable order.
 std::vector<std::string> preset_names();
-/// The preset's config; throws ConfigError listing the known names if unknown.
+/// Names of the decoder-LM presets (sMLP family), in a stable order.
+std::vector<std::string> lm_preset_names();
+/// The preset's config (either family); throws ConfigError listing the known names if unknown.
 ModelConfig preset(const std::string& name);
 
 }  // namespace smx

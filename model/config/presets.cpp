@@ -1,5 +1,6 @@
-// Named presets: the paper's Base models (Table 8), its scaled sizes
-// (appendix A.5, speed-accuracy table) and a small `demo` for a laptop CPU.
+// Named presets, one table per family. Encoders: the Sparse Mixer paper's Base models (Table 8), its
+// scaled sizes (appendix A.5, speed-accuracy table) and a small `demo` for a laptop CPU. Decoder LMs:
+// the sMLP paper's models at demo size and (for the cost model) at the paper's sizes.
 #include <functional>
 #include <map>
 
@@ -96,7 +97,84 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
   return r;
 }
 
+// ---- decoder LMs (sMLP paper, SMLP.md §1, §5) --------------------------------
+
+// A causal decoder LM: `dense` dense blocks and `sparse` sparse blocks placed by fairseq's BASE-layers
+// insertion rule. Sparse blocks: sMoE token mixing (`smoe`) + a top-1 Tokens Choose MoE FFN (tMoE; the
+// paper's BASE router is the next issue). Eval capacity = experts, so no token is ever dropped in eval
+// (a dropped token would depend on later tokens of its group: causality holds in eval only).
+ModelConfig lm(const std::string& name, LmMixing mixing, SmoeRouting smoe, int64_t dense, int64_t sparse,
+               int64_t d_model, int64_t d_ffn, int64_t heads, int64_t experts, int64_t context, int64_t vocab) {
+  ModelConfig c;
+  c.name = name;
+  c.family = ModelFamily::DecoderLm;
+  c.lm_mixing = mixing;
+  c.smoe_routing = smoe;
+  c.vocab_size = vocab;
+  c.max_seq_len = context;
+  c.d_model = d_model;
+  c.d_ff = d_ffn;
+  c.num_heads = heads;
+  c.num_layers = dense + sparse;
+  c.attention_layers = 0;  // the encoder's field; LM token mixing is lm_mixing
+  c.moe_layers = sparse;
+  c.moe_layout = Layout::FairseqInsert;
+  c.num_experts = experts;
+  c.expert_d_ff = d_ffn;
+  c.router.kind = RouterKind::TokensChoose;
+  c.router.top_k = 1;
+  c.router.train_capacity_factor = 1.25;
+  c.router.eval_capacity_factor = double(experts);
+  c.router.min_capacity = 1;
+  c.dropout = 0.1;
+  c.expert_dropout = 0.1;
+  c.layer_norm_eps = 1e-5;
+  c.num_classes = 1;
+  c.type_vocab_size = 1;
+  return c;
+}
+
+// Demo sizes: V 4000, n 64, d 128, d_ffn 512, trainable on a 2-core CPU in minutes. The dense models are cut
+// to about the sMLP demo's forward FLOPs per token (smx presets prints them): 9 gMLP blocks, 5 Transformer blocks.
+ModelConfig lm_demo(const std::string& name, LmMixing mixing, SmoeRouting smoe, int64_t dense, int64_t sparse) {
+  ModelConfig c = lm(name, mixing, smoe, dense, sparse, 128, 512, mixing == LmMixing::Attention ? 4 : 1, 4, 64, 4000);
+  c.router.max_group_size = 512;
+  return c;
+}
+
+// Paper sizes (Table 2/5, SMLP.md §1): n 1024; the vocabulary is not given in the paper, 50264 is assumed
+// (fairseq's GPT-2 BPE dictionary, RoBERTa data). For the cost model; too large to train here.
+constexpr int64_t kPaperVocab = 50264;
+
+const std::vector<std::pair<std::string, Factory>>& lm_registry() {
+  static const std::vector<std::pair<std::string, Factory>> r = {
+      {"smlp-demo", [] { return lm_demo("smlp-demo", LmMixing::Sgu, SmoeRouting::Deterministic, 4, 2); }},
+      {"smlp-partial-demo",
+       [] { return lm_demo("smlp-partial-demo", LmMixing::Sgu, SmoeRouting::Partial, 4, 2); }},
+      {"gmlp-demo", [] { return lm_demo("gmlp-demo", LmMixing::Sgu, SmoeRouting::None, 9, 0); }},
+      {"transformer-lm-demo",
+       [] { return lm_demo("transformer-lm-demo", LmMixing::Attention, SmoeRouting::None, 5, 0); }},
+      {"smlp-learned-demo",  // App. B: leaks future tokens; teaching only
+       [] { return lm_demo("smlp-learned-demo", LmMixing::Sgu, SmoeRouting::Learned, 4, 2); }},
+      {"smlp-0.8t", [] { return lm("smlp-0.8t", LmMixing::Sgu, SmoeRouting::Deterministic, 28, 12, 1024, 4096, 1,
+                                   32, 1024, kPaperVocab); }},
+      {"gmlp-41", [] { return lm("gmlp-41", LmMixing::Sgu, SmoeRouting::None, 41, 0, 1024, 4096, 1, 32, 1024,
+                                 kPaperVocab); }},
+      {"transformer-24", [] { return lm("transformer-24", LmMixing::Attention, SmoeRouting::None, 24, 0, 1024,
+                                        4096, 16, 32, 1024, kPaperVocab); }},
+      {"smlp-2t", [] { return lm("smlp-2t", LmMixing::Sgu, SmoeRouting::Deterministic, 20, 8, 2048, 8192, 1, 32,
+                                 1024, kPaperVocab); }},
+  };
+  return r;
+}
+
 }  // namespace
+
+std::vector<std::string> lm_preset_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, factory] : lm_registry()) names.push_back(name);
+  return names;
+}
 
 std::vector<std::string> preset_names() {
   std::vector<std::string> names;
@@ -105,14 +183,16 @@ std::vector<std::string> preset_names() {
 }
 
 ModelConfig preset(const std::string& name) {
-  for (const auto& [n, factory] : registry())
-    if (n == name) {
-      ModelConfig c = factory();
-      c.validate();
-      return c;
-    }
+  for (const auto* table : {&registry(), &lm_registry()})
+    for (const auto& [n, factory] : *table)
+      if (n == name) {
+        ModelConfig c = factory();
+        c.validate();
+        return c;
+      }
   std::string known;
   for (const auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
+  for (const auto& n : lm_preset_names()) known += ", " + n;
   throw ConfigError("unknown preset '" + name + "' (known: " + known + ")");
 }
 

@@ -90,6 +90,8 @@ PretrainBatch PretrainBatch::to(const torch::Device& d) const {
 
 EncoderModelImpl::EncoderModelImpl(const ModelConfig& c) : config_(c) {
   c.validate();
+  TORCH_CHECK(!c.is_decoder(), "config '", c.name, "' is a decoder LM (family 'decoder-lm'); the encoder needs "
+              "family 'encoder'");
   embeddings = register_module("embeddings", Embeddings(c));
   for (int64_t l = 0; l < c.num_layers; ++l)
     blocks.push_back(register_module("block" + std::to_string(l), Block(c, l)));

@@ -11,8 +11,8 @@ namespace smx {
 
 // ---- self-attention ---------------------------------------------------------
 
-SelfAttention::SelfAttention(int64_t d_model, int64_t num_heads, double dropout, double init_std)
-    : d_model_(d_model), num_heads_(num_heads), dropout_(dropout) {
+SelfAttention::SelfAttention(int64_t d_model, int64_t num_heads, double dropout, double init_std, bool causal)
+    : d_model_(d_model), num_heads_(num_heads), dropout_(dropout), causal_(causal) {
   TORCH_CHECK(d_model % num_heads == 0, "d_model (", d_model, ") must be divisible by num_heads (", num_heads, ")");
   q_ = register_module("query", init_dense(d_model, d_model, init_std));
   k_ = register_module("key", init_dense(d_model, d_model, init_std));
@@ -26,6 +26,11 @@ torch::Tensor SelfAttention::forward(const torch::Tensor& x, const torch::Tensor
   auto q = heads(q_), k = heads(k_), v = heads(v_);  // [B, H, S, Dh]
   torch::Tensor additive;                              // [B, 1, 1, S]
   if (mask.defined()) additive = (1.0 - mask.to(q.dtype())).mul(-1e9).view({B, 1, 1, S});
+  if (causal_) {
+    auto future = torch::ones({S, S}, q.options().dtype(torch::kBool)).triu(1);      // [S, S], j > i
+    auto causal = torch::zeros({S, S}, q.options()).masked_fill(future, -1e9).view({1, 1, S, S});
+    additive = additive.defined() ? additive + causal : causal;                     // [B or 1, 1, S, S]
+  }
   const double p = is_training() ? dropout_ : 0.0;
   torch::Tensor context;  // [B, H, S, Dh]
   if (compat::kHasFusedAttention && !record_probabilities) {

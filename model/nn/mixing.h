@@ -30,13 +30,14 @@ class MixingSublayer : public torch::nn::Module {
 /// BERT self-attention (q, k, v, o projections with bias, dropout on the
 /// probabilities). Uses the fused kernel where LibTorch has one, unless the
 /// probabilities are being recorded. Masks keys and queries: no token attends
-/// to padding, and padding rows get a zero output.
+/// to padding, and padding rows get a zero output. Causal (decoder LMs):
+/// position i attends to j <= i only.
 class SelfAttention : public MixingSublayer {
  public:
-  SelfAttention(int64_t d_model, int64_t num_heads, double dropout, double init_std);
+  SelfAttention(int64_t d_model, int64_t num_heads, double dropout, double init_std, bool causal = false);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) override;
   std::vector<NamedMatrix> matrices() const override;
-  std::string kind() const override { return "attention"; }
+  std::string kind() const override { return causal_ ? "causal-attention" : "attention"; }
   /// When true, the next forward passes keep their probabilities [B, H, S, S].
   bool record_probabilities = false;
   torch::Tensor last_probabilities;
@@ -44,6 +45,7 @@ class SelfAttention : public MixingSublayer {
  private:
   int64_t d_model_, num_heads_;
   double dropout_;
+  bool causal_;
   torch::nn::Linear q_{nullptr}, k_{nullptr}, v_{nullptr}, o_{nullptr};
 };
 
