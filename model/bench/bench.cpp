@@ -2,6 +2,8 @@
 // synchronisation so that the wall time covers the queued GPU work.
 #include "model/bench/bench.h"
 
+#include "model/nn/decoder.h"
+
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -103,16 +105,27 @@ BenchResult run_bench(const ModelConfig& config, const BenchOptions& o,
                 " but this machine has ", format_bytes(have), o.train ? "; try --no-train, a smaller --batch, or a GPU" : "");
   }
   torch::manual_seed(o.seed);
-  EncoderModel model(config);
-  model->to(device);
-  r.params = count_parameters(*model);
+  // Encoders: MLM + NSP on a synthetic pre-training batch. Decoder LMs: next-token loss on random ids.
+  EncoderModel model{nullptr};
+  CausalLm lm{nullptr};
+  if (config.is_decoder()) lm = CausalLm(config);
+  else model = EncoderModel(config);
+  torch::nn::Module& module = config.is_decoder() ? static_cast<torch::nn::Module&>(*lm) : *model;
+  module.to(device);
+  r.params = count_parameters(module);
   CostShape shape{r.batch_size, r.seq_len, r.mlm_predictions, true};
   r.train_flops_per_example = model_cost(config, shape).train_flops;
   shape.training = false;
   r.forward_flops_per_example = model_cost(config, shape).forward_flops;
 
-  auto batch = synthetic_pretrain_batch(config, r.batch_size, r.seq_len, r.mlm_predictions).to(device);
-  if (!o.attention_mask) batch.mask = torch::Tensor();  // no example is padded
+  PretrainBatch batch;
+  LmBatch lm_batch;
+  if (config.is_decoder()) {
+    lm_batch.ids = torch::randint(config.vocab_size, {r.batch_size, r.seq_len}, torch::kLong).to(device);  // [B, S]
+  } else {
+    batch = synthetic_pretrain_batch(config, r.batch_size, r.seq_len, r.mlm_predictions).to(device);
+    if (!o.attention_mask) batch.mask = torch::Tensor();  // no example is padded
+  }
   const bool autocast = o.bf16 && device.is_cuda();
   auto timed = [&](const std::function<void()>& step) {
     compat::synchronize(device);
@@ -134,9 +147,9 @@ BenchResult run_bench(const ModelConfig& config, const BenchOptions& o,
   };
 
   if (o.train) {
-    AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-4).betas({0.9, 0.999}).eps(1e-6).weight_decay(0.01),
+    AdamW opt(module.parameters(), torch::optim::AdamWOptions(1e-4).betas({0.9, 0.999}).eps(1e-6).weight_decay(0.01),
               o.optimizer);
-    model->train();
+    module.train();
     compat::reset_peak_memory(device);
     std::vector<double> forward_ms, backward_ms, optimizer_ms;
     auto phase = [&](std::vector<double>& into, const std::function<void()>& run) {
@@ -151,7 +164,7 @@ BenchResult run_bench(const ModelConfig& config, const BenchOptions& o,
       phase(forward_ms, [&] {
         std::optional<compat::CudaAutocastBf16> ac;
         if (autocast) ac.emplace();
-        total = model->pretrain_losses(batch).total;
+        total = lm ? lm->lm_losses(lm_batch).total : model->pretrain_losses(batch).total;
       });
       phase(backward_ms, [&] { total.backward(); });
       phase(optimizer_ms, [&] { opt.step(); });
@@ -171,12 +184,16 @@ BenchResult run_bench(const ModelConfig& config, const BenchOptions& o,
     }
   }
   if (o.inference) {
-    model->eval();
+    module.eval();
     torch::NoGradGuard no_grad;
     compat::reset_peak_memory(device);
     auto step = [&] {
       std::optional<compat::CudaAutocastBf16> ac;
       if (autocast) ac.emplace();
+      if (lm) {
+        (void)lm->forward(lm_batch.ids).logits;  // [B, S, V]: the head runs over all positions
+        return;
+      }
       auto out = model->forward(batch.ids, batch.types, batch.mask);
       auto logits = model->mlm_logits(out.hidden, batch.mlm_positions);
       (void)logits;

@@ -18,6 +18,7 @@ void add_info_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_presets_command(CLI::App& app);
 void add_train_commands(CLI::App& app);
+void add_generate_command(CLI::App& app);
 void add_runs_command(CLI::App& app);
 void add_data_dir_command(CLI::App& app);
 

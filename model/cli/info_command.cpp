@@ -61,7 +61,12 @@ void print_info(const InfoArgs& a) {
                          : fmt::format("{} layer{} ({}: {} asked for, the reference rule places {})", real, plural,
                                        to_string(layout), asked, real);
   };
-  if (c.attention_layer_count() < c.num_layers)
+  if (c.is_decoder())
+    fmt::print("decoder LM: {} token mixing, {} sparse blocks ({}; sMoE {}{})\n",
+               c.lm_mixing == LmMixing::Attention ? "causal attention" : "gMLP (causal SGU)", c.moe_layers,
+               to_string(c.moe_layout), to_string(c.smoe_routing),
+               c.smoe_routing == SmoeRouting::Learned ? ", leaks future tokens: teaching only" : "");
+  else if (c.attention_layer_count() < c.num_layers)
     fmt::print("mixing: {}, attention in {}\n", to_string(c.mixing),
                placed(c.attention_layer_count(), c.attention_layers, c.attention_layout));
   if (c.moe_layer_count() > 0)

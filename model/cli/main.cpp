@@ -6,6 +6,7 @@
 
 #include <fmt/core.h>
 
+#include "model/config/cost.h"
 #include "model/core/allocator.h"
 #include "model/cli/commands.h"
 #include "model/inspect/runtime.h"
@@ -43,6 +44,20 @@ void add_presets_command(CLI::App& app) {
                  c.moe_layer_count() ? c.num_experts : 0,
                  to_string(c.router.kind), c.router.train_capacity_factor);
     }
+    // Decoder LMs (sMLP family; the paper's sizes are for the cost model), one line each as above.
+    for (const auto& n : lm_preset_names()) {
+      const auto c = preset(n);
+      const auto cost = model_cost(c);
+      const std::string mixing = c.lm_mixing == LmMixing::Attention ? "attention" : "gMLP/SGU";
+      const std::string sparse = c.moe_layers == 0 ? "dense"
+                                 : fmt::format("{} sparse (sMoE {}, tMoE {} top-{}) x {} experts", c.moe_layers,
+                                               to_string(c.smoe_routing), to_string(c.router.kind), c.router.top_k,
+                                               c.num_experts);
+      fmt::print("{:<24} decoder LM, {:>2} blocks  d_model {:>4}  n {:>4}  {} {}{}  {:.1f}M params, {:.2f} MFLOP/token\n", n,
+                 c.num_layers, c.d_model, c.max_seq_len, mixing, sparse,
+                 c.smoe_routing == SmoeRouting::Learned ? " [leaks future tokens]" : "", double(cost.total_params) / 1e6,
+                 cost.forward_flops / double(c.max_seq_len) / 1e6);
+    }
   });
 }
 
@@ -59,6 +74,7 @@ int main(int argc, char** argv) {
   smx::cli::add_bench_command(app);
 #ifdef SMX_WITH_TRAINING
   smx::cli::add_train_commands(app);
+  smx::cli::add_generate_command(app);
   smx::cli::add_runs_command(app);
   smx::cli::add_data_dir_command(app);
 #endif

@@ -53,6 +53,8 @@ void TrainConfig::validate() const {
     if (!std::isfinite(v)) fail(field, "must be a finite number, got " + num(v));
   if (!(learning_rate > 0) || learning_rate > 1) fail("learning_rate", "must be in (0, 1]");
   if (warmup_steps < -1) fail("warmup_steps", "must be -1 (10% of steps) or non-negative");
+  if (schedule != "linear" && schedule != "inverse-sqrt")
+    fail("schedule", "must be linear or inverse-sqrt, got '" + schedule + "'");
   if (weight_decay < 0 || weight_decay > 1) fail("weight_decay", "must be in [0, 1], got " + num(weight_decay));
   if (!(adam_beta1 >= 0 && adam_beta1 < 1)) fail("adam_beta1", "must be in [0, 1)");
   if (!(adam_beta2 >= 0 && adam_beta2 < 1)) fail("adam_beta2", "must be in [0, 1)");
@@ -86,6 +88,7 @@ void TrainConfig::validate(const ModelConfig& model) const {
 double TrainConfig::learning_rate_at(int64_t step) const {
   const int64_t warmup = effective_warmup();
   if (warmup > 0 && step < warmup) return learning_rate * double(step + 1) / double(warmup);
+  if (schedule == "inverse-sqrt") return learning_rate * std::sqrt(double(std::max<int64_t>(warmup, 1)) / double(step + 1));
   const int64_t decay = std::max<int64_t>(1, steps - warmup);
   return learning_rate * std::max(0.0, double(steps - step) / double(decay));
 }
@@ -93,6 +96,16 @@ double TrainConfig::learning_rate_at(int64_t step) const {
 TrainConfig recommended_pretraining(const ModelConfig& m) {
   TrainConfig t;
   if (m.d_model <= 256) t.learning_rate = 1e-3;
+  if (m.is_decoder()) {
+    t.adam_beta2 = 0.98;
+    t.adam_epsilon = 1e-8;
+    t.weight_decay = 0.1;
+    t.schedule = "inverse-sqrt";
+    t.learning_rate = m.d_model <= 256 ? 2e-3 : 5e-4;
+    t.warmup_steps = m.d_model <= 256 ? 100 : 4000;
+    t.batch_size = m.d_model <= 256 ? 16 : 32;
+    t.snapshot_every = 0;
+  }
   return t;
 }
 
@@ -112,7 +125,7 @@ void to_json(nlohmann::json& j, const TrainConfig& c) {
       {"task", c.task}, {"corpus", c.corpus}, {"task_dir", c.task_dir}, {"tokenizer", c.tokenizer},
       {"steps", c.steps}, {"batch_size", c.batch_size}, {"accumulation", c.accumulation},
       {"seq_len", c.seq_len}, {"max_predictions", c.max_predictions}, {"learning_rate", c.learning_rate},
-      {"warmup_steps", c.warmup_steps}, {"weight_decay", c.weight_decay}, {"adam_beta1", c.adam_beta1},
+      {"warmup_steps", c.warmup_steps}, {"schedule", c.schedule}, {"weight_decay", c.weight_decay}, {"adam_beta1", c.adam_beta1},
       {"adam_beta2", c.adam_beta2}, {"adam_epsilon", c.adam_epsilon}, {"clip_norm", c.clip_norm},
       {"expert_dropout", c.expert_dropout}, {"seed", c.seed}, {"device", c.device}, {"bf16", c.bf16},
       {"threads", c.threads}, {"log_every", c.log_every}, {"eval_every", c.eval_every},
@@ -137,6 +150,7 @@ void from_json(const nlohmann::json& j, TrainConfig& c) {
   r.read("max_predictions", c.max_predictions);
   r.read("learning_rate", c.learning_rate);
   r.read("warmup_steps", c.warmup_steps);
+  r.read("schedule", c.schedule);
   r.read("weight_decay", c.weight_decay);
   r.read("adam_beta1", c.adam_beta1);
   r.read("adam_beta2", c.adam_beta2);

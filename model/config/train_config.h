@@ -34,6 +34,9 @@ struct TrainConfig {
   int64_t max_predictions = 0;    ///< masked positions per sequence; 0: 15% of seq_len, at most 80
   double learning_rate = 1e-4;
   int64_t warmup_steps = -1;      ///< -1: 10% of steps
+  /// "linear": warm-up then linear decay to 0 (BERT); "inverse-sqrt": warm-up then peak·sqrt(warmup/step)
+  /// (fairseq's inverse_sqrt, the sMLP paper's).
+  std::string schedule = "linear";
   double weight_decay = 0.01;
   double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-6;
   double clip_norm = 1.0;         ///< 0: no clipping
@@ -63,7 +66,8 @@ struct TrainConfig {
 
   bool is_pretraining() const { return task == "pretrain"; }
   int64_t effective_warmup() const { return warmup_steps >= 0 ? warmup_steps : steps / 10; }
-  /// The schedule: linear warm-up to the peak, then linear decay to zero at the last step.
+  /// The schedule: linear warm-up to the peak, then linear decay to zero at the last step, or (inverse-sqrt)
+  /// peak·sqrt(warmup / (step + 1)).
   double learning_rate_at(int64_t step) const;
   /// Throws ConfigError naming the field.
   void validate() const;
@@ -80,6 +84,9 @@ struct TrainConfig {
 /// visibly within minutes on a CPU. Fine-tuning: 5e-5 for Base-sized models
 /// (the top of BERT's grid; the paper finds MoE models like larger rates),
 /// expert dropout 0.2 as the paper, no snapshots.
+/// Decoder LMs (sMLP family) get the paper's optimiser: Adam β2 0.98, weight decay 0.1, inverse-sqrt
+/// schedule with warm-up (the paper: 4000 of 25k steps, peak 5e-4; demo sizes: 100 steps, peak 2e-3,
+/// batch 16), no snapshots (the telemetry views are the encoder's).
 TrainConfig recommended_pretraining(const ModelConfig& m);
 TrainConfig recommended_finetuning(const ModelConfig& m, const std::string& task);
 

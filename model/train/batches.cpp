@@ -6,6 +6,17 @@
 
 namespace smx {
 
+LmBatch make_lm_batch(const text::LmData& data, text::Split split, uint64_t index, int64_t batch_size) {
+  const int64_t S = data.options().seq_len;
+  auto ids = torch::empty({batch_size, S}, torch::kLong);  // [B, S]
+  auto* pi = ids.data_ptr<int64_t>();
+  for (int64_t b = 0; b < batch_size; ++b) {
+    const auto w = data.window(split, index * uint64_t(batch_size) + uint64_t(b));
+    for (int64_t s = 0; s < S; ++s) pi[b * S + s] = w[size_t(s)];
+  }
+  return {ids, {}};
+}
+
 PretrainBatch make_pretrain_batch(const text::PretrainingData& data, text::Split split, uint64_t index,
                                   int64_t batch_size) {
   const int64_t S = data.options().seq_len, P = data.options().max_predictions;

@@ -14,8 +14,10 @@
 
 #include <torch/torch.h>
 
+#include "model/nn/decoder.h"
 #include "model/nn/encoder.h"
 #include "model/data/tasks.h"
+#include "model/text/lm_data.h"
 #include "model/text/pretraining_data.h"
 #include "model/text/tokenizer.h"
 
@@ -24,6 +26,9 @@ namespace smx {
 /// Batch `index` of the split: examples index*B .. index*B+B-1.
 PretrainBatch make_pretrain_batch(const text::PretrainingData& data, text::Split split, uint64_t index,
                                   int64_t batch_size);
+
+/// LM batch `index` of the split: windows index*B .. index*B+B-1, [B, seq_len], no padding.
+LmBatch make_lm_batch(const text::LmData& data, text::Split split, uint64_t index, int64_t batch_size);
 
 /// A fine-tuning example, tokenized: [CLS] a [SEP] (b [SEP]) truncated longest-first.
 struct EncodedExample {

@@ -40,6 +40,40 @@ Trainer::State::StepResult Trainer::State::forward_pretrain(const PretrainBatch&
           0};
 }
 
+Trainer::State::StepResult Trainer::State::forward_lm(const LmBatch& batch) {
+  std::optional<compat::CudaAutocastBf16> autocast;
+  if (device.is_cuda() && cfg.bf16) autocast.emplace();
+  auto L = lm->lm_losses(batch);
+  return {L.total,
+          {{"loss/nll", L.nll}, {"accuracy/next_token", L.accuracy}, {"loss/load_balancing", L.load_balancing},
+           {"loss/z", L.z_loss}, {"loss/smoe_balancing", L.smoe_balancing}},
+          0};
+}
+
+StepMetrics Trainer::State::evaluate_lm(int64_t batches) {
+  // Teacher-forced perplexity over held-out windows: exp(sum NLL / scored targets).
+  const int64_t all = int64_t((lm_data->num_heldout_windows() + uint64_t(cfg.batch_size) - 1) / uint64_t(cfg.batch_size));
+  const int64_t n = batches > 0 ? std::min(batches, all) : all;
+  double nll = 0, correct = 0, targets = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    auto b = make_lm_batch(*lm_data, text::Split::Heldout, uint64_t(i), cfg.batch_size).to(device);
+    std::optional<compat::CudaAutocastBf16> autocast;
+    if (device.is_cuda() && cfg.bf16) autocast.emplace();
+    auto L = lm->lm_losses(b);
+    const double t = L.targets.item<double>();
+    nll += L.nll_sum.item<double>();
+    correct += L.accuracy.item<double>() * t;
+    targets += t;
+  }
+  StepMetrics m;
+  const double mean = nll / std::max(targets, 1.0);
+  m.values = {{"eval/perplexity", std::exp(mean)},
+              {"eval/loss_nll", mean},
+              {"eval/accuracy_next_token", correct / std::max(targets, 1.0)},
+              {"eval/targets", targets}};
+  return m;
+}
+
 torch::Tensor Trainer::State::task_logits(const TaskBatch& b, EncoderModelImpl::Output* out_keep) {
   std::optional<compat::CudaAutocastBf16> autocast;
   if (device.is_cuda() && cfg.bf16) autocast.emplace();
@@ -71,10 +105,13 @@ Trainer::State::StepResult Trainer::State::forward_task(const TaskBatch& b) {
 
 StepMetrics Trainer::State::evaluate(int64_t step, bool full) {
   torch::NoGradGuard no_grad;
-  model->eval();
+  module().eval();
   StepMetrics m;
   m.step = step;
-  if (pretraining_run()) {
+  if (lm_run()) {
+    // Periodic evaluations: the first eval_batches held-out batches; the final one: all of them.
+    m.values = evaluate_lm(full ? 0 : cfg.eval_batches).values;
+  } else if (pretraining_run()) {
     double mlm = 0, mlm_acc = 0, nsp_acc = 0;
     for (int64_t i = 0; i < cfg.eval_batches; ++i) {
       auto b = make_pretrain_batch(*pretraining, text::Split::Heldout, i, cfg.batch_size).to(device);
@@ -122,12 +159,13 @@ StepMetrics Trainer::State::evaluate(int64_t step, bool full) {
     if (task.info.num_labels > 0) m.values.emplace_back("eval/loss", loss / double(std::max<size_t>(n, 1)));
     m.values.emplace_back("eval/examples", double(n));
   }
-  model->train();
+  module().train();
   m.wall_seconds = wall();
   return m;
 }
 
 std::string Trainer::State::headline_metric() const {
+  if (lm_run()) return "eval/perplexity";
   return pretraining_run() ? "eval/accuracy_mlm" : "eval/" + data::to_string(task.info.metrics.front());
 }
 
@@ -136,7 +174,8 @@ void Trainer::State::record_eval(const StepMetrics& m) {
   if (owner.observer_) owner.observer_->on_eval(m);
   outcome.last_eval = m;
   const std::string key = headline_metric();
-  if (outcome.best_eval.values.empty() || m.get(key) > outcome.best_eval.get(key)) outcome.best_eval = m;
+  const bool better = lm_run() ? m.get(key) < outcome.best_eval.get(key) : m.get(key) > outcome.best_eval.get(key);
+  if (outcome.best_eval.values.empty() || better) outcome.best_eval = m;
 }
 
 void Trainer::State::checkpoint(int64_t step) {
@@ -148,7 +187,7 @@ void Trainer::State::checkpoint(int64_t step) {
   info.wall_seconds = wall();
   info.tokenizer_path = cfg.tokenizer;
   const fs::path file = run_dir / "checkpoints" / step_file("step", step, "ckpt");
-  save_checkpoint(file, info, *model, optimizer.get());
+  save_checkpoint(file, info, module(), optimizer.get());
   outcome.last_checkpoint = file;
   // Keep the newest keep_checkpoints files.
   std::vector<fs::path> files;
@@ -160,6 +199,7 @@ void Trainer::State::checkpoint(int64_t step) {
 }
 
 void Trainer::State::snapshot(int64_t step, std::vector<telemetry::MoeLayerStats> moe) {
+  if (lm_run()) return;  // snapshots (probe routing, mixing matrices) are the encoders' views for now
   telemetry::Snapshot s;
   s.step = step;
   s.wall_seconds = wall();
@@ -178,14 +218,18 @@ void Trainer::State::snapshot(int64_t step, std::vector<telemetry::MoeLayerStats
 }
 
 void Trainer::State::loop() {
-  model->train();
+  module().train();
   store->set_status(run_id, "running");
   StabilityMonitor monitor(cfg.spike_factor, cfg.spike_window);
   const uint64_t micro = static_cast<uint64_t>(cfg.accumulation);
   const uint64_t first_batch = static_cast<uint64_t>(start_step) * micro;
   std::unique_ptr<Prefetcher<PretrainBatch>> pretrain_batches;
   std::unique_ptr<Prefetcher<TaskBatch>> task_batches;
-  if (pretraining_run())
+  std::unique_ptr<Prefetcher<LmBatch>> lm_batches;
+  if (lm_run())
+    lm_batches = std::make_unique<Prefetcher<LmBatch>>(
+        [this](uint64_t i) { return make_lm_batch(*lm_data, text::Split::Train, i, cfg.batch_size); }, first_batch, 1, 4);
+  else if (pretraining_run())
     pretrain_batches = std::make_unique<Prefetcher<PretrainBatch>>(
         [this](uint64_t i) { return make_pretrain_batch(*pretraining, text::Split::Train, i, cfg.batch_size); },
         first_batch, 1, 4);
@@ -226,7 +270,11 @@ void Trainer::State::loop() {
     for (uint64_t m = 0; m < micro; ++m) {
       const uint64_t index = static_cast<uint64_t>(step) * micro + m;
       StepResult r;
-      if (pretraining_run()) {
+      if (lm_run()) {
+        auto batch = lm_batches->get(index);
+        step_tokens += batch.ids.numel();
+        r = forward_lm(batch.to(device));
+      } else if (pretraining_run()) {
         auto batch = pretrain_batches->get(index);
         step_tokens += batch.mask.sum().item<int64_t>();
         last_batch_ids = batch.ids;
@@ -289,14 +337,14 @@ void Trainer::State::loop() {
       m.values.emplace_back("speed/tokens_per_s", double(step_tokens) / step_seconds);
       m.values.emplace_back("memory/resident_mb", resident_megabytes());
       if (!apply) m.values.emplace_back("stability/skipped", 1.0);
-      auto moe = capture_moe_stats(model);
+      auto moe = lm_run() ? std::vector<telemetry::MoeLayerStats>{} : capture_moe_stats(model);
       for (auto& kv : moe_scalars(moe)) m.values.push_back(kv);
       store->log_metrics(run_id, done, m.wall_seconds, m.values);
       store->set_last_step(run_id, done);
       if (owner.observer_) owner.observer_->on_step(m);
       if (cfg.snapshot_every > 0 && done % cfg.snapshot_every == 0) snapshot(done, std::move(moe));
     } else if (cfg.snapshot_every > 0 && done % cfg.snapshot_every == 0) {
-      snapshot(done, capture_moe_stats(model));
+      if (!lm_run()) snapshot(done, capture_moe_stats(model));
     }
     if (cfg.eval_every > 0 && done % cfg.eval_every == 0 && done != cfg.steps) record_eval(evaluate(done, false));
     if (cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0 && done != cfg.steps) checkpoint(done);
@@ -363,11 +411,16 @@ StepMetrics evaluate_checkpoint(const fs::path& checkpoint, const fs::path& data
   s.model_config = o.model;
   s.cfg = o.training;
   s.device = pick_device(device);
-  if (s.pretraining_run()) s.setup_pretraining();
-  else s.setup_finetuning(nullptr);
-  s.model = EncoderModel(s.model_config);
-  load_checkpoint(checkpoint, *s.model, nullptr, false, true);
-  s.model->to(s.device);
+  if (s.lm_run()) {
+    s.setup_lm();
+    s.lm = CausalLm(s.model_config);
+  } else {
+    if (s.pretraining_run()) s.setup_pretraining();
+    else s.setup_finetuning(nullptr);
+    s.model = EncoderModel(s.model_config);
+  }
+  load_checkpoint(checkpoint, s.module(), nullptr, false, true);
+  s.module().to(s.device);
   s.started = Clock::now();
   return s.evaluate(info.step, /*full=*/true);
 }

@@ -178,6 +178,25 @@ void Trainer::State::setup_pretraining() {
   pretraining = std::make_unique<text::PretrainingData>(*corpus, tokenizer->vocab_size(), tokenizer->num_special(), p);
 }
 
+void Trainer::State::setup_lm() {
+  fix_seq_len();
+  stage("reading corpus", -1);
+  std::optional<text::Corpus> raw = text::load_corpus(cfg.corpus);
+  load_tokenizer([&] { return raw->sentences; });
+  corpus = std::make_unique<text::TokenizedCorpus>(text::tokenize_corpus(
+      *raw, *tokenizer, data_dir / "cache", [&](const std::string& s, double f) { stage(s, f); }));
+  raw.reset();
+  text::LmDataOptions o;
+  o.seq_len = static_cast<int>(seq_len);
+  o.separator = text::Tokenizer::kSep;
+  o.seed = cfg.seed;
+  try {
+    lm_data = std::make_unique<text::LmData>(*corpus, o);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(std::string("corpus '") + cfg.corpus + "': " + e.what());
+  }
+}
+
 void Trainer::State::setup_finetuning(CheckpointInfo* init) {
   stage("loading task", -1);
   const data::TaskInfo info = data::task_info(cfg.task);
@@ -217,16 +236,20 @@ void Trainer::State::build_model(const CheckpointInfo* init) {
   check_memory();
   stage("building model", -1);
   torch::manual_seed(cfg.seed);
-  model = EncoderModel(model_config);
+  if (lm_run()) {
+    lm = CausalLm(model_config);
+  } else {
+    model = EncoderModel(model_config);
+  }
   balance_hash_tables();  // a checkpoint loaded below brings its own table
   // Fine-tuning replaces the task head (another number of classes); every other
   // tensor must load, or the error names it and both shapes.
-  if (init && !opt.init_checkpoint.empty())
+  if (!lm_run() && init && !opt.init_checkpoint.empty())
     load_checkpoint(opt.init_checkpoint, *model, nullptr, /*restore_rng=*/false, /*strict=*/false);
-  model->to(device);
+  module().to(device);
   // AdamW without weight decay on biases and LayerNorm scales, as BERT.
   std::vector<torch::Tensor> decay, no_decay;
-  for (const auto& p : model->named_parameters()) {
+  for (const auto& p : module().named_parameters()) {
     const std::string& n = p.key();
     auto ends_with = [&](const std::string& suffix) {
       return n.size() >= suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -259,10 +282,12 @@ void Trainer::State::balance_hash_tables() {
   for (const auto& e : train_examples) count(e.ids);
   stage("balancing the hash table", -1);
   const auto table = balanced_hash_table(frequency, model_config.num_experts);
-  for (auto& [layer, moe] : model->moe_layers()) moe->router->set_hash_table(table);  // the same table at every depth
+  for (auto& [layer, moe] : lm_run() ? lm->moe_layers() : model->moe_layers())
+    moe->router->set_hash_table(table);  // the same table at every depth
 }
 
 void Trainer::State::make_probe() {
+  if (lm_run()) return;  // the probe is the encoders' routing view
   auto ids = tokenizer->encode(cfg.probe_text);
   if (static_cast<int64_t>(ids.size()) > seq_len - 2) ids.resize(seq_len - 2);
   ids.insert(ids.begin(), text::Tokenizer::kCls);
@@ -284,7 +309,11 @@ void Trainer::State::setup() {
   resolve_configs();
   std::optional<CheckpointInfo> init;
   if (!opt.init_checkpoint.empty() && !opt.resume_run) init = read_checkpoint_info(opt.init_checkpoint);
-  if (pretraining_run()) setup_pretraining();
+  if (lm_run() && !pretraining_run())
+    throw ConfigError("model '" + model_config.name + "' is a decoder LM: it trains with task 'pretrain' (the LM "
+                      "objective); fine-tuning tasks are for encoders");
+  if (lm_run()) setup_lm();
+  else if (pretraining_run()) setup_pretraining();
   else setup_finetuning(init ? &*init : nullptr);
   model_config.validate();
   build_model(init ? &*init : nullptr);
@@ -296,7 +325,7 @@ void Trainer::State::setup() {
     if (ckpt.empty())
       throw CheckpointError("run " + std::to_string(run_id) + " has no loadable checkpoint in " + (run_dir / "checkpoints").string() +
                             (skipped.empty() ? "" : ":\n" + skipped));
-    const auto info = load_checkpoint(ckpt, *model, optimizer.get(), /*restore_rng=*/true, /*strict=*/true, device);
+    const auto info = load_checkpoint(ckpt, module(), optimizer.get(), /*restore_rng=*/true, /*strict=*/true, device);
     start_step = info.step;
     wall_offset = info.wall_seconds;
     store->set_config(run_id, run_config_to_json_text(model_config, cfg));
@@ -307,9 +336,10 @@ void Trainer::State::setup() {
   } else {
     store::NewRun r;
     r.name = !opt.run_name.empty() ? opt.run_name
+             : lm_run()             ? "lm " + model_config.name
              : pretraining_run()    ? "pretrain " + model_config.name
                                     : "finetune " + cfg.task + " " + model_config.name;
-    r.kind = pretraining_run() ? "pretrain" : "finetune";
+    r.kind = lm_run() ? "lm" : pretraining_run() ? "pretrain" : "finetune";
     r.config_json = run_config_to_json_text(model_config, cfg);
     r.device = device.str();
     r.parent_id = opt.parent_run;

@@ -20,10 +20,12 @@
 #include "model/core/hash.h"
 #include "model/data/metrics.h"
 #include "model/data/tasks.h"
+#include "model/nn/decoder.h"
 #include "model/nn/encoder.h"
 #include "model/optim/adamw.h"
 #include "model/store/run_store.h"
 #include "model/text/corpus.h"
+#include "model/text/lm_data.h"
 #include "model/text/pretraining_data.h"
 #include "model/text/tokenizer.h"
 #include "model/train/batches.h"
@@ -57,12 +59,15 @@ struct Trainer::State {
   // pre-training data
   std::unique_ptr<text::TokenizedCorpus> corpus;
   std::unique_ptr<text::PretrainingData> pretraining;
+  // language-model data (decoder LMs)
+  std::unique_ptr<text::LmData> lm_data;
   // fine-tuning data
   data::TaskData task;
   std::vector<EncodedExample> train_examples, dev_examples;
   double majority = -1;
 
-  EncoderModel model{nullptr};
+  EncoderModel model{nullptr};  // encoders
+  CausalLm lm{nullptr};          // decoder LMs (sMLP family): the same loop, the LM objective
   std::unique_ptr<torch::optim::AdamW> optimizer;
   std::vector<torch::Tensor> parameters;
   Probe probe;
@@ -74,6 +79,9 @@ struct Trainer::State {
 
   State(Trainer& t) : owner(t), opt(t.options_) {}
   bool pretraining_run() const { return cfg.is_pretraining(); }
+  bool lm_run() const { return model_config.is_decoder(); }
+  /// The model being trained, whichever family.
+  torch::nn::Module& module() { return lm_run() ? static_cast<torch::nn::Module&>(*lm) : *model; }
   double wall() const { return wall_offset + seconds_since(started); }
   void stage(const std::string& s, double f) {
     if (owner.observer_) owner.observer_->on_stage(s, f);
@@ -97,6 +105,7 @@ struct Trainer::State {
   /// Refuses a model and batch whose estimated training memory exceeds this machine's.
   void check_memory() const;
   void setup_pretraining();
+  void setup_lm();
 
   void setup_finetuning(CheckpointInfo* init);
   void build_model(const CheckpointInfo* init);
@@ -113,6 +122,9 @@ struct Trainer::State {
     int64_t tokens = 0;
   };
   StepResult forward_pretrain(const PretrainBatch& batch);
+  StepResult forward_lm(const LmBatch& batch);
+  /// Held-out perplexity over `batches` batches of held-out windows (all of them when <= 0).
+  StepMetrics evaluate_lm(int64_t batches);
 
   torch::Tensor task_logits(const TaskBatch& b, EncoderModelImpl::Output* out_keep = nullptr);
   StepResult forward_task(const TaskBatch& b);

@@ -187,6 +187,33 @@ expect_error "unknown task" "$smx" finetune --preset demo --task nope --data-dir
 expect_error "there is no run 99" "$smx" finetune --from 99 --data-dir "$data"
 expect_error "there is no run 42" "$smx" runs show 42 --data-dir "$data"
 expect_error "add --yes" "$smx" runs delete 1 --data-dir "$data"
+
+# Decoder LMs (sMLP family): a tiny LM run through `smx pretrain`, held-out perplexity, generation,
+# bench tokens/s, and clear errors.
+echo '{"preset": "smlp-demo", "d_model": 32, "d_ff": 64, "num_layers": 3, "moe_layers": 1, "num_experts": 2, "max_seq_len": 32, "router": {"eval_capacity_factor": 2.0}}' > "$tmp/tiny-lm.json"
+"$smx" pretrain --config "$tmp/tiny-lm.json" --corpus "$fixtures/corpus/tiny.txt" --tokenizer "$tmp/tok.model" \
+  --steps 6 --batch 4 --eval-every 3 --device cpu --data-dir "$data" --name lm-smoke > "$tmp/lm.txt" 2> "$tmp/lm.err" \
+  || fail "LM pretrain: $(cat "$tmp/lm.err")"
+lm_run=$(awk '/^run [0-9]+ finished after 6 steps/ {print $2}' "$tmp/lm.txt")
+[ -n "$lm_run" ] || fail "LM pretrain summary: $(cat "$tmp/lm.txt")"
+grep -q "final (step 6): perplexity" "$tmp/lm.txt" || fail "LM final perplexity: $(cat "$tmp/lm.txt")"
+"$smx" runs list --data-dir "$data" | grep -q "lm-smoke .*lm .*finished" || fail "LM run in runs list"
+"$smx" eval --run "$lm_run" --data-dir "$data" --device cpu --json | grep -q '"eval/perplexity"' || fail "LM eval"
+"$smx" generate --run "$lm_run" --data-dir "$data" "a small" --tokens 5 | grep -q "^a small" || fail "generate greedy"
+"$smx" generate --run "$lm_run" --data-dir "$data" "a small" --tokens 5 --temperature 0.8 --top-k 10 --seed 1 \
+  | grep -q "^a small" || fail "generate sampled"
+expect_error "is an encoder" "$smx" generate --run 1 --data-dir "$data" "a small"
+expect_error "not in range" "$smx" generate --run "$lm_run" --data-dir "$data" "a small" --tokens 0
+expect_error "give --run ID or --checkpoint FILE" "$smx" generate "a small" --data-dir "$data"
+expect_error "decoder LM" "$smx" finetune --preset smlp-demo --task wordnet-lexname --data-dir "$data"
+echo '{"smoe_routing": "partial"}' > "$tmp/bad-smoe.json"
+expect_error "sMoE token mixing needs family 'decoder-lm'" "$smx" info --config "$tmp/bad-smoe.json"
+"$smx" bench --presets smlp-demo,transformer-lm-demo --seq 32 --batch 2 --repeats 1 --warmup 0 --quiet > "$tmp/lmbench.txt" \
+  || fail "bench of LM presets"
+[ "$(grep -Ec '^(smlp-demo|transformer-lm-demo) .*\|' "$tmp/lmbench.txt")" = 2 ] || fail "LM bench rows: $(cat "$tmp/lmbench.txt")"
+"$smx" presets | grep -q "^smlp-partial-demo .*decoder LM" || fail "LM presets listed"
+"$smx" info --preset smlp-0.8t | grep -q "smoe-deterministic" || fail "info of a paper-size sMLP"
+
 mkdir -p "$tmp/baddir" && printf 'not a database, but long enough to be read as one by a careless program' > "$tmp/baddir/runs.sqlite"
 expect_error "runs.sqlite" "$smx" runs list --data-dir "$tmp/baddir"
 

@@ -1,0 +1,168 @@
+#include "tests/engine/tst_lm_training.h"
+
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <cmath>
+#include <set>
+
+#include <torch/torch.h>
+
+#include "model/nn/decoder.h"
+#include "model/store/run_store.h"
+#include "model/text/lm_data.h"
+#include "model/train/checkpoint.h"
+#include "model/train/trainer.h"
+
+using namespace smx;
+namespace fs = std::filesystem;
+
+namespace {
+const fs::path kFixtures = SMX_FIXTURES_DIR;
+QTemporaryDir* g_dir = nullptr;
+
+ModelConfig tiny_lm() {
+  return config_from_json_text(R"({"preset": "smlp-demo", "name": "tiny-lm", "d_model": 32, "d_ff": 64,
+    "num_layers": 3, "moe_layers": 1, "num_experts": 2, "max_seq_len": 32, "vocab_size": 100,
+    "router": {"eval_capacity_factor": 2.0, "max_group_size": 512}})");
+}
+}  // namespace
+
+void TestLmTraining::initTestCase() { g_dir = new QTemporaryDir; }
+void TestLmTraining::cleanupTestCase() { delete g_dir; }
+
+void TestLmTraining::lmDataWindowsAndSplit() {
+  // 300 documents of 2 sentences; document d holds tokens 1000·d .. 1000·d + 19, so every token names its document.
+  text::TokenizedCorpus c;
+  c.sentence_starts.push_back(0);
+  c.document_starts.push_back(0);
+  for (int d = 0; d < 300; ++d) {
+    for (int s = 0; s < 2; ++s) {
+      for (int t = 0; t < 10; ++t) c.tokens.push_back(1000 * d + 10 * s + t);
+      c.sentence_starts.push_back(c.tokens.size());
+    }
+    c.document_starts.push_back(uint32_t(c.num_sentences()));
+  }
+  text::LmDataOptions o;
+  o.seq_len = 16;
+  o.separator = 3;
+  o.seed = 7;
+  text::LmData data(c, o);
+  const auto& train = data.stream(text::Split::Train);
+  const auto& held = data.stream(text::Split::Heldout);
+  QCOMPARE(qint64(data.num_tokens(text::Split::Train) + data.num_tokens(text::Split::Heldout)), qint64(300 * 21));
+  QVERIFY(held.size() > 0 && held.size() < train.size() / 10);
+  std::set<int> train_docs, held_docs;
+  for (int32_t t : train)
+    if (t != 3) train_docs.insert(t / 1000);
+  for (int32_t t : held)
+    if (t != 3) held_docs.insert(t / 1000);
+  for (int d : held_docs) QVERIFY2(!train_docs.count(d), "a held-out document is in the training stream");
+  // Each document is contiguous and closed by the separator.
+  QCOMPARE(train[20], int32_t(3));
+  // Held-out windows tile the stream, consecutive ones sharing one token; training windows are a pure
+  // function of (seed, index).
+  const uint64_t n = data.num_heldout_windows();
+  QCOMPARE(qint64(n), qint64((held.size() - 1) / 15));
+  for (uint64_t k = 0; k < n; ++k) {
+    const auto w = data.window(text::Split::Heldout, k);
+    QCOMPARE(int(w.size()), 16);
+    QCOMPARE(w[0], held[k * 15]);
+    if (k > 0) QCOMPARE(w[0], data.window(text::Split::Heldout, k - 1).back());
+  }
+  QCOMPARE(data.window(text::Split::Train, 5), text::LmData(c, o).window(text::Split::Train, 5));
+  o.seed = 8;
+  bool differs = false;
+  for (uint64_t i = 0; i < 8; ++i) differs = differs || data.window(text::Split::Train, i) != text::LmData(c, o).window(text::Split::Train, i);
+  QVERIFY(differs);
+  o.seq_len = 1;
+  QVERIFY_EXCEPTION_THROWN(text::LmData(c, o), std::invalid_argument);
+}
+
+void TestLmTraining::inverseSqrtSchedule() {
+  TrainConfig t = recommended_pretraining(preset("smlp-demo"));
+  QCOMPARE(QString::fromStdString(t.schedule), QString("inverse-sqrt"));
+  QCOMPARE(t.adam_beta2, 0.98);
+  QCOMPARE(t.weight_decay, 0.1);
+  t.learning_rate = 1e-3;
+  t.warmup_steps = 100;
+  t.steps = 10000;
+  QCOMPARE(t.learning_rate_at(0), 1e-5);               // linear warm-up
+  QCOMPARE(t.learning_rate_at(99), 1e-3);              // the peak at the end of warm-up
+  QVERIFY(std::abs(t.learning_rate_at(399) - 5e-4) < 1e-12);  // peak·sqrt(100/400)
+  QVERIFY(t.learning_rate_at(9999) > 0);               // no decay to zero
+  t.schedule = "cosine";
+  QVERIFY_EXCEPTION_THROWN(t.validate(), ConfigError);
+  // Encoders keep BERT's settings.
+  QCOMPARE(QString::fromStdString(recommended_pretraining(preset("demo")).schedule), QString("linear"));
+}
+
+void TestLmTraining::trainerRunsTheLmObjective() {
+  TrainerOptions o;
+  o.model = tiny_lm();
+  o.training = recommended_pretraining(o.model);
+  o.training.corpus = (kFixtures / "corpus" / "tiny.txt").string();
+  o.training.steps = 40;
+  o.training.batch_size = 8;
+  o.training.warmup_steps = 5;
+  o.training.eval_every = 20;
+  o.training.eval_batches = 2;
+  o.training.checkpoint_every = 20;
+  o.training.threads = 1;
+  o.training.device = "cpu";
+  o.data_dir = g_dir->path().toStdString();
+  Trainer trainer(o);
+  const RunOutcome out = trainer.run();
+  QCOMPARE(QString::fromStdString(out.status), QString("finished"));
+  const double ppl = out.last_eval.get("eval/perplexity", -1);
+  qInfo("tiny LM: held-out perplexity %.2f after 40 steps (vocabulary %lld)", ppl, (long long)o.model.vocab_size);
+  QVERIFY(std::isfinite(ppl) && ppl > 1);
+  QVERIFY2(ppl < 0.5 * double(o.model.vocab_size), "40 steps should bring perplexity well below the vocabulary");
+  // The run store has the LM's numbers.
+  store::RunStore s(fs::path(g_dir->path().toStdString()) / "runs.sqlite");
+  QVERIFY(s.metric(out.run_id, "loss/nll").size() == 40);
+  QCOMPARE(int(s.metric(out.run_id, "eval/perplexity").size()), 2);  // step 20 and the final one
+  QCOMPARE(QString::fromStdString(s.find_run(out.run_id)->kind), QString("lm"));
+  // Evaluating the checkpoint again gives the same held-out perplexity.
+  const auto again = evaluate_checkpoint(out.last_checkpoint, g_dir->path().toStdString(), nullptr, "cpu");
+  QVERIFY(std::abs(again.get("eval/perplexity") / ppl - 1) < 1e-5);
+  // Resume: the run continues from its checkpoint to 45 steps.
+  TrainerOptions r;
+  r.resume_run = out.run_id;
+  r.training.steps = 45;
+  r.data_dir = g_dir->path().toStdString();
+  const RunOutcome resumed = Trainer(r).run();
+  QCOMPARE(resumed.steps_done, int64_t(45));
+  QCOMPARE(int(s.metric(out.run_id, "loss/nll").size()), 45);
+  // Generation from the trained model: greedy is deterministic, sampling follows the seed.
+  ModelConfig mc;
+  TrainConfig tc;
+  run_config_from_json_text(read_checkpoint_info(resumed.last_checkpoint).run_config_json, mc, tc);
+  CausalLm lm(mc);
+  load_checkpoint(resumed.last_checkpoint, *lm, nullptr, false, true);
+  lm->eval();
+  GenerateOptions g;
+  g.max_new_tokens = 12;
+  const auto a = generate(lm, {5, 6, 7}, g), b = generate(lm, {5, 6, 7}, g);
+  QCOMPARE(a, b);
+  QCOMPARE(int(a.size()), 12);
+  g.temperature = 1.0;
+  g.top_k = 5;
+  g.seed = 3;
+  QCOMPARE(generate(lm, {5, 6, 7}, g), generate(lm, {5, 6, 7}, g));
+  g.top_k = 1;  // top-1 sampling is greedy
+  QCOMPARE(generate(lm, {5, 6, 7}, g), a);
+  g.top_k = 1000;
+  QVERIFY_EXCEPTION_THROWN(generate(lm, {5}, g), c10::Error);
+  // A decoder LM refuses fine-tuning tasks with a message.
+  TrainerOptions f = o;
+  f.training.task = "wordnet-lexname";
+  try {
+    Trainer(f).run();
+    QFAIL("a decoder LM accepted a fine-tuning task");
+  } catch (const ConfigError& e) {
+    QVERIFY2(QString(e.what()).contains("decoder LM"), e.what());
+  }
+}
+
+QTEST_GUILESS_MAIN(TestLmTraining)
