@@ -104,7 +104,6 @@ TrainConfig recommended_pretraining(const ModelConfig& m) {
     t.learning_rate = m.d_model <= 256 ? 2e-3 : 5e-4;
     t.warmup_steps = m.d_model <= 256 ? 100 : 4000;
     t.batch_size = m.d_model <= 256 ? 16 : 32;
-    t.snapshot_every = 0;
   }
   return t;
 }

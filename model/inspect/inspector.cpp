@@ -225,7 +225,7 @@ std::vector<telemetry::MoeLayerStats> Inspector::route_batch(double capacity_fac
     auto batch_ids = torch::cat(ids), batch_mask = torch::cat(masks);
     s.model->forward(batch_ids, torch::zeros_like(batch_ids), batch_mask);
     auto stats = capture_moe_stats(s.model);
-    add_routing_details(s.model, batch_ids, batch_mask, [&](int32_t id) { return s.tokenizer->piece(id); }, stats);
+    add_routing_details(s.model->moe_layers(), batch_ids, batch_mask, [&](int32_t id) { return s.tokenizer->piece(id); }, stats);
     return stats;
   });
 }

@@ -68,7 +68,7 @@ DecoderBlockImpl::DecoderBlockImpl(const ModelConfig& c, int64_t layer) {
   if (sparse || c.lm_mixing == LmMixing::Attention) mlp_norm = register_module("mlp_norm", layer_norm(c.d_model, c.layer_norm_eps));
   if (sparse)
     moe = register_module("moe", Moe(c.d_model, c.expert_hidden(), c.num_experts, c.router, c.expert_dropout,
-                                     c.init_std));
+                                     c.init_std, c.vocab_size));
   else if (c.lm_mixing == LmMixing::Attention)
     feed_forward = register_module("feed_forward", FeedForward(c.d_model, c.d_ff, c.dropout, c.init_std));
 }
@@ -77,7 +77,7 @@ std::shared_ptr<MixingSublayer> DecoderBlockImpl::mixing() const {
   return attention ? std::static_pointer_cast<MixingSublayer>(attention) : gated->unit;
 }
 
-DecoderBlockImpl::Output DecoderBlockImpl::forward(const torch::Tensor& in) {
+DecoderBlockImpl::Output DecoderBlockImpl::forward(const torch::Tensor& in, const torch::Tensor& ids) {
   Output out;
   torch::Tensor x;  // [B, S, D]
   if (attention) {
@@ -88,7 +88,7 @@ DecoderBlockImpl::Output DecoderBlockImpl::forward(const torch::Tensor& in) {
     out.smoe_balancing_loss = g.load_balancing_loss;
   }
   if (is_sparse()) {
-    auto r = moe(mlp_norm(x));
+    auto r = moe->forward(mlp_norm(x), {}, ids);  // ids: Hash routing
     x = x + r.y;
     out.load_balancing_loss = r.load_balancing_loss;
     out.z_loss = r.z_loss;
@@ -129,7 +129,7 @@ CausalLmImpl::Output CausalLmImpl::forward(const torch::Tensor& ids) {
   auto zero = torch::zeros({}, x.options().dtype(torch::kFloat));
   out.load_balancing_loss = out.z_loss = out.smoe_balancing_loss = zero;
   for (auto& block : blocks) {
-    auto r = block(x);
+    auto r = block->forward(x, ids);
     x = r.y;
     if (r.load_balancing_loss.defined()) out.load_balancing_loss = out.load_balancing_loss + r.load_balancing_loss;
     if (r.z_loss.defined()) out.z_loss = out.z_loss + r.z_loss;

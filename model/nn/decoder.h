@@ -46,7 +46,8 @@ class DecoderBlockImpl : public torch::nn::Module {
     torch::Tensor z_loss;               ///< scalar or undefined: tMoE
     torch::Tensor smoe_balancing_loss;  ///< scalar or undefined: partial/learned sMoE
   };
-  Output forward(const torch::Tensor& x);
+  /// x: [B, S, D]; ids: [B, S] token ids, read by a Hash router only.
+  Output forward(const torch::Tensor& x, const torch::Tensor& ids = {});
   bool is_sparse() const { return !moe.is_empty(); }
   /// The token-mixing sublayer (attention, SGU or sMoE), for the views.
   std::shared_ptr<MixingSublayer> mixing() const;

@@ -26,9 +26,71 @@ telemetry::Matrix to_matrix(const std::string& name, const torch::Tensor& m, int
   return out;
 }
 
-std::vector<telemetry::MoeLayerStats> capture_moe_stats(EncoderModel& model) {
+namespace {
+
+// Each MoE layer's routing of the first T = tokens.size() tokens of a batch of
+// one (its last decision).
+std::vector<telemetry::ProbeRouting> probe_rows(const MoeLayers& layers, const std::vector<std::string>& tokens) {
+  std::vector<telemetry::ProbeRouting> out;
+  const int64_t T = static_cast<int64_t>(tokens.size());
+  for (const auto& [layer, moe] : layers) {
+    const auto& d = moe->last_decision;
+    if (!d.probs.defined()) continue;
+    telemetry::ProbeRouting r;
+    r.layer = static_cast<int>(layer);
+    const int64_t E = d.probs.size(2);
+    r.num_experts = static_cast<int>(E);
+    r.tokens = tokens;
+    // Groups cover the batch's tokens in order; a batch of one is [G * (S/G)].
+    auto probs = d.probs.reshape({-1, E}).narrow(0, 0, T).to(torch::kCPU, torch::kFloat).contiguous();
+    r.probs.assign(probs.data_ptr<float>(), probs.data_ptr<float>() + probs.numel());
+    const int64_t G = d.probs.size(0), Tg = d.probs.size(1);
+    auto dispatch = d.dispatch.to(torch::kCPU);  // [G, E, C]
+    std::vector<uint8_t> assigned(T * E, 0);
+    auto acc = dispatch.accessor<int64_t, 3>();
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t e = 0; e < E; ++e)
+        for (int64_t c = 0; c < dispatch.size(2); ++c) {
+          const int64_t t = acc[g][e][c];
+          if (t < Tg && g * Tg + t < T) assigned[(g * Tg + t) * E + e] = 1;
+        }
+    r.assigned = std::move(assigned);
+    if (d.wanted.defined()) {
+      auto wanted = d.wanted.reshape({-1, d.wanted.size(2)}).to(torch::kCPU);
+      const auto want = wanted.accessor<int64_t, 2>();
+      std::vector<uint8_t> w(T * E, 0);
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t j = 0; j < wanted.size(1); ++j) w[t * E + want[t][j]] = 1;
+      r.wanted = std::move(w);
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+telemetry::MixingSnapshot attention_maps(int layer, const torch::Tensor& probabilities, int64_t T) {
+  telemetry::MixingSnapshot m;
+  m.layer = layer;
+  m.kind = "attention";
+  auto p = probabilities[0].narrow(1, 0, T).narrow(2, 0, T);  // [H, T, T] of the real tokens
+  for (int64_t h = 0; h < p.size(0); ++h) m.matrices.push_back(to_matrix("head " + std::to_string(h), p[h], 128));
+  return m;
+}
+
+// An sMoE layer's channel -> expert assignment of its last forward: [C, E].
+torch::Tensor channels_to_experts(const SparseGatingUnit& smoe) {
+  const auto& r = smoe.last_routing;
+  const int64_t E = smoe.num_experts();
+  if (r.probs.defined()) return r.probs.to(torch::kCPU, torch::kFloat).mean(0);  // [B, C, E] -> [C, E]
+  auto expert = r.expert.defined() ? r.expert : smoe.channel_experts();
+  return torch::one_hot(expert.to(torch::kCPU, torch::kLong), E).to(torch::kFloat);  // [C, E]
+}
+
+}  // namespace
+
+std::vector<telemetry::MoeLayerStats> capture_moe_stats(const MoeLayers& layers) {
   std::vector<telemetry::MoeLayerStats> out;
-  for (auto& [layer, moe] : model->moe_layers()) {
+  for (const auto& [layer, moe] : layers) {
     const auto& d = moe->last_decision;
     if (!d.probs.defined()) continue;
     const RoutingStats s = summarize(d);
@@ -56,7 +118,7 @@ std::vector<telemetry::MoeLayerStats> capture_moe_stats(EncoderModel& model) {
   return out;
 }
 
-void add_routing_details(EncoderModel& model, const torch::Tensor& ids, const torch::Tensor& mask,
+void add_routing_details(const MoeLayers& moe_layers, const torch::Tensor& ids, const torch::Tensor& mask,
                          const std::function<std::string(int32_t)>& piece,
                          std::vector<telemetry::MoeLayerStats>& layers, int top_k) {
   torch::NoGradGuard no_grad;
@@ -65,7 +127,7 @@ void add_routing_details(EncoderModel& model, const torch::Tensor& ids, const to
   auto flat_real = mask.reshape({-1}).to(torch::kCPU).to(torch::kBool);
   const int64_t N = flat_ids.size(0);
   size_t k = 0;
-  for (auto& [layer, moe] : model->moe_layers()) {
+  for (const auto& [layer, moe] : moe_layers) {
     const auto& d = moe->last_decision;
     if (!d.probs.defined() || k >= layers.size()) continue;
     auto& out = layers[k++];
@@ -145,51 +207,15 @@ std::vector<telemetry::ProbeRouting> capture_probe_routing(EncoderModel& model, 
   for (auto& [layer, moe] : model->moe_layers()) saved.push_back(moe->last_decision);
   model->forward(probe.ids, probe.types, probe.mask);
 
-  std::vector<telemetry::ProbeRouting> out;
+  auto out = probe_rows(model->moe_layers(), probe.tokens);
   const int64_t T = static_cast<int64_t>(probe.tokens.size());
   size_t k = 0;
-  for (auto& [layer, moe] : model->moe_layers()) {
-    const auto& d = moe->last_decision;
-    telemetry::ProbeRouting r;
-    r.layer = static_cast<int>(layer);
-    const int64_t E = d.probs.size(2);
-    r.num_experts = static_cast<int>(E);
-    r.tokens = probe.tokens;
-    // Groups cover the batch's tokens in order; a batch of one is [G * (S/G)].
-    auto probs = d.probs.reshape({-1, E}).narrow(0, 0, T).to(torch::kCPU, torch::kFloat).contiguous();
-    r.probs.assign(probs.data_ptr<float>(), probs.data_ptr<float>() + probs.numel());
-    const int64_t G = d.probs.size(0), Tg = d.probs.size(1);
-    auto dispatch = d.dispatch.to(torch::kCPU);  // [G, E, C]
-    std::vector<uint8_t> assigned(T * E, 0);
-    auto acc = dispatch.accessor<int64_t, 3>();
-    for (int64_t g = 0; g < G; ++g)
-      for (int64_t e = 0; e < E; ++e)
-        for (int64_t c = 0; c < dispatch.size(2); ++c) {
-          const int64_t t = acc[g][e][c];
-          if (t < Tg && g * Tg + t < T) assigned[(g * Tg + t) * E + e] = 1;
-        }
-    r.assigned = std::move(assigned);
-    if (d.wanted.defined()) {
-      auto wanted = d.wanted.reshape({-1, d.wanted.size(2)}).to(torch::kCPU);
-      const auto want = wanted.accessor<int64_t, 2>();
-      std::vector<uint8_t> w(T * E, 0);
-      for (int64_t t = 0; t < T; ++t)
-        for (int64_t j = 0; j < wanted.size(1); ++j) w[t * E + want[t][j]] = 1;
-      r.wanted = std::move(w);
-    }
-    out.push_back(std::move(r));
-    moe->last_decision = saved[k++];
-  }
+  for (auto& [layer, moe] : model->moe_layers()) moe->last_decision = saved[k++];
   if (attention) {
     for (size_t l = 0; l < model->blocks.size(); ++l) {
       auto* a = dynamic_cast<SelfAttention*>(model->blocks[l]->mixing.get());
       if (!a || !a->last_probabilities.defined()) continue;
-      telemetry::MixingSnapshot m;
-      m.layer = static_cast<int>(l);
-      m.kind = "attention";
-      auto p = a->last_probabilities[0].narrow(1, 0, T).narrow(2, 0, T);  // [H, T, T] of the real tokens
-      for (int64_t h = 0; h < p.size(0); ++h) m.matrices.push_back(to_matrix("head " + std::to_string(h), p[h], 128));
-      attention->push_back(std::move(m));
+      attention->push_back(attention_maps(static_cast<int>(l), a->last_probabilities, T));
       a->record_probabilities = false;
       a->last_probabilities = torch::Tensor();
     }
@@ -208,6 +234,68 @@ std::vector<telemetry::MixingSnapshot> capture_mixing(EncoderModel& model, int m
     m.layer = static_cast<int>(l);
     m.kind = mixing->kind();
     for (const auto& [name, t] : mixing->matrices()) m.matrices.push_back(to_matrix(name, t, max_dim));
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+// ---- decoder LMs -------------------------------------------------------------
+
+std::vector<telemetry::ProbeRouting> capture_probe_routing(CausalLm& model, const Probe& probe,
+                                                           std::vector<telemetry::MixingSnapshot>* mixing) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model->is_training();
+  model->eval();
+  for (auto& block : model->blocks)
+    if (block->attention && mixing) block->attention->record_probabilities = true;
+  // Keep the training batch's decisions: the per-step stats and snapshots read them.
+  std::vector<RoutingDecision> saved;
+  for (auto& [layer, moe] : model->moe_layers()) saved.push_back(moe->last_decision);
+  std::vector<SmoeDecision> saved_smoe;
+  for (auto& block : model->blocks)
+    if (block->gated && block->gated->sparse) saved_smoe.push_back(block->gated->sparse->last_routing);
+  model->forward(probe.ids);
+
+  auto out = probe_rows(model->moe_layers(), probe.tokens);
+  const int64_t T = static_cast<int64_t>(probe.tokens.size());
+  size_t k = 0;
+  for (auto& [layer, moe] : model->moe_layers()) moe->last_decision = saved[k++];
+  k = 0;
+  for (size_t l = 0; l < model->blocks.size(); ++l) {
+    auto& block = model->blocks[l];
+    if (block->attention) {
+      if (mixing && block->attention->last_probabilities.defined())
+        mixing->push_back(attention_maps(static_cast<int>(l), block->attention->last_probabilities, T));
+      block->attention->record_probabilities = false;
+      block->attention->last_probabilities = torch::Tensor();
+    }
+    if (block->gated && block->gated->sparse) {
+      auto& smoe = *block->gated->sparse;
+      if (mixing && smoe.routing() != SmoeRouting::Deterministic) {
+        telemetry::MixingSnapshot m;
+        m.layer = static_cast<int>(l);
+        m.kind = "smoe-probe";
+        m.matrices.push_back(to_matrix("probe: channels to experts", channels_to_experts(smoe), 128));
+        mixing->push_back(std::move(m));
+      }
+      smoe.last_routing = saved_smoe[k++];
+    }
+  }
+  if (was_training) model->train();
+  return out;
+}
+
+std::vector<telemetry::MixingSnapshot> capture_mixing(CausalLm& model, int max_dim) {
+  std::vector<telemetry::MixingSnapshot> out;
+  for (size_t l = 0; l < model->blocks.size(); ++l) {
+    auto& block = model->blocks[l];
+    if (block->attention) continue;  // attention maps come from the probe
+    auto mixing = block->mixing();
+    telemetry::MixingSnapshot m;
+    m.layer = static_cast<int>(l);
+    m.kind = mixing->kind();
+    for (const auto& [name, t] : mixing->matrices()) m.matrices.push_back(to_matrix(name, t, max_dim));
+    if (block->gated->sparse) m.matrices.push_back(to_matrix("channels to experts", channels_to_experts(*block->gated->sparse), max_dim));
     out.push_back(std::move(m));
   }
   return out;

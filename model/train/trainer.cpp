@@ -199,18 +199,25 @@ void Trainer::State::checkpoint(int64_t step) {
 }
 
 void Trainer::State::snapshot(int64_t step, std::vector<telemetry::MoeLayerStats> moe) {
-  if (lm_run()) return;  // snapshots (probe routing, mixing matrices) are the encoders' views for now
   telemetry::Snapshot s;
   s.step = step;
   s.wall_seconds = wall();
   s.moe = std::move(moe);
-  if (last_batch_ids.defined() && tokenizer)
-    add_routing_details(model, last_batch_ids, last_batch_mask,
-                        [this](int32_t id) { return tokenizer->piece(id); }, s.moe);
-  s.probe = capture_probe_routing(model, probe, &s.mixing);
-  auto mixing = capture_mixing(model);
-  s.mixing.insert(s.mixing.end(), mixing.begin(), mixing.end());
-  std::sort(s.mixing.begin(), s.mixing.end(), [](const auto& a, const auto& b) { return a.layer < b.layer; });
+  const auto piece = [this](int32_t id) { return tokenizer->piece(id); };
+  if (lm_run()) {
+    // LM batches have no padding: every token is real.
+    if (last_batch_ids.defined() && tokenizer)
+      add_routing_details(lm->moe_layers(), last_batch_ids, torch::ones_like(last_batch_ids), piece, s.moe);
+    s.mixing = capture_mixing(lm);  // before the probe: "channels to experts" of the training batch
+    if (probe.ids.defined()) s.probe = capture_probe_routing(lm, probe, &s.mixing);
+  } else {
+    if (last_batch_ids.defined() && tokenizer)
+      add_routing_details(model->moe_layers(), last_batch_ids, last_batch_mask, piece, s.moe);
+    s.probe = capture_probe_routing(model, probe, &s.mixing);
+    auto mixing = capture_mixing(model);
+    s.mixing.insert(s.mixing.end(), mixing.begin(), mixing.end());
+  }
+  std::stable_sort(s.mixing.begin(), s.mixing.end(), [](const auto& a, const auto& b) { return a.layer < b.layer; });
   const fs::path file = run_dir / "snapshots" / step_file("step", step, "snap");
   telemetry::save_snapshot(s, file);
   store->add_snapshot(run_id, step, file.lexically_relative(run_dir).string());
@@ -273,6 +280,7 @@ void Trainer::State::loop() {
       if (lm_run()) {
         auto batch = lm_batches->get(index);
         step_tokens += batch.ids.numel();
+        last_batch_ids = batch.ids;
         r = forward_lm(batch.to(device));
       } else if (pretraining_run()) {
         auto batch = pretrain_batches->get(index);
@@ -337,14 +345,14 @@ void Trainer::State::loop() {
       m.values.emplace_back("speed/tokens_per_s", double(step_tokens) / step_seconds);
       m.values.emplace_back("memory/resident_mb", resident_megabytes());
       if (!apply) m.values.emplace_back("stability/skipped", 1.0);
-      auto moe = lm_run() ? std::vector<telemetry::MoeLayerStats>{} : capture_moe_stats(model);
+      auto moe = capture_moe_stats(lm_run() ? lm->moe_layers() : model->moe_layers());
       for (auto& kv : moe_scalars(moe)) m.values.push_back(kv);
       store->log_metrics(run_id, done, m.wall_seconds, m.values);
       store->set_last_step(run_id, done);
       if (owner.observer_) owner.observer_->on_step(m);
       if (cfg.snapshot_every > 0 && done % cfg.snapshot_every == 0) snapshot(done, std::move(moe));
     } else if (cfg.snapshot_every > 0 && done % cfg.snapshot_every == 0) {
-      if (!lm_run()) snapshot(done, capture_moe_stats(model));
+      snapshot(done, capture_moe_stats(lm_run() ? lm->moe_layers() : model->moe_layers()));
     }
     if (cfg.eval_every > 0 && done % cfg.eval_every == 0 && done != cfg.steps) record_eval(evaluate(done, false));
     if (cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0 && done != cfg.steps) checkpoint(done);

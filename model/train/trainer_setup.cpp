@@ -287,8 +287,16 @@ void Trainer::State::balance_hash_tables() {
 }
 
 void Trainer::State::make_probe() {
-  if (lm_run()) return;  // the probe is the encoders' routing view
   auto ids = tokenizer->encode(cfg.probe_text);
+  if (lm_run()) {
+    // Decoder LMs read the text as it is (no [CLS]/[SEP], no padding); a prefix
+    // of it if longer than the context.
+    if (static_cast<int64_t>(ids.size()) > seq_len) ids.resize(seq_len);
+    if (ids.empty()) return;
+    probe.ids = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kLong).unsqueeze(0).to(device);
+    for (auto id : ids) probe.tokens.push_back(tokenizer->piece(id));
+    return;
+  }
   if (static_cast<int64_t>(ids.size()) > seq_len - 2) ids.resize(seq_len - 2);
   ids.insert(ids.begin(), text::Tokenizer::kCls);
   ids.push_back(text::Tokenizer::kSep);

@@ -10,6 +10,7 @@
 
 #include "model/nn/decoder.h"
 #include "model/store/run_store.h"
+#include "model/store/snapshot.h"
 #include "model/text/lm_data.h"
 #include "model/train/checkpoint.h"
 #include "model/train/trainer.h"
@@ -163,6 +164,66 @@ void TestLmTraining::trainerRunsTheLmObjective() {
   } catch (const ConfigError& e) {
     QVERIFY2(QString(e.what()).contains("decoder LM"), e.what());
   }
+}
+
+void TestLmTraining::lmSnapshotsFeedTheViews() {
+  // A partial-prediction sMLP with a Hash-routed feature MoE (balanced table from the corpus): its
+  // snapshots carry what the studio's views draw for encoders, plus the sMoE's channel routing.
+  TrainerOptions o;
+  o.model = tiny_lm();
+  o.model.smoe_routing = SmoeRouting::Partial;
+  o.model.router.kind = RouterKind::Hash;
+  o.model.router.hash_table = HashTable::Balanced;
+  o.training = recommended_pretraining(o.model);
+  o.training.corpus = (kFixtures / "corpus" / "tiny.txt").string();
+  o.training.steps = 10;
+  o.training.batch_size = 4;
+  o.training.warmup_steps = 2;
+  o.training.eval_every = 0;
+  o.training.eval_batches = 1;
+  o.training.checkpoint_every = 0;
+  o.training.snapshot_every = 5;
+  o.training.threads = 1;
+  o.training.device = "cpu";
+  o.data_dir = g_dir->path().toStdString();
+  const RunOutcome out = Trainer(o).run();
+  QCOMPARE(QString::fromStdString(out.status), QString("finished"));
+  store::RunStore s(fs::path(g_dir->path().toStdString()) / "runs.sqlite");
+  const auto snaps = s.snapshots(out.run_id);
+  QCOMPARE(int(snaps.size()), 2);  // steps 5 and 10
+  const telemetry::Snapshot snap = telemetry::load_snapshot(s.snapshot_file(snaps.back()));
+  QCOMPARE(snap.step, int64_t(10));
+  // The feature MoE: every token of the batch routed (Hash never drops), top tokens per expert.
+  QCOMPARE(int(snap.moe.size()), 1);
+  const auto& moe = snap.moe[0];
+  QCOMPARE(QString::fromStdString(moe.router), QString("hash"));
+  double routed = 0;
+  for (float t : moe.tokens_per_expert) routed += t;
+  QCOMPARE(routed, double(4 * 32));
+  QCOMPARE(moe.dropped_fraction, 0.f);
+  QVERIFY(!moe.top_tokens.empty() && !moe.top_tokens[0].empty());
+  // The probe: plain text (no [CLS]), routed by the same layer.
+  QCOMPARE(int(snap.probe.size()), 1);
+  QVERIFY(!snap.probe[0].tokens.empty() && snap.probe[0].tokens.front() != "[CLS]");
+  // Mixing: every block's causal SGU or sMoE experts (upper triangle zero), and the sparse block's
+  // channel -> expert probabilities, rows summing to 1 (training batch and probe).
+  int smoe_layers = 0, sgu_layers = 0;
+  for (const auto& m : snap.mixing) {
+    if (m.kind == "sgu") ++sgu_layers;
+    if (m.kind == "smoe-partial") ++smoe_layers;
+    for (const auto& mat : m.matrices) {
+      if (mat.name.rfind("expert", 0) == 0 || mat.name == "sequence")
+        for (int r = 0; r < mat.rows; ++r)
+          for (int c = r + 1; c < mat.cols; ++c) QCOMPARE(mat.values[size_t(r * mat.cols + c)], 0.f);
+      if (mat.name.find("channels to experts") != std::string::npos) {
+        QCOMPARE(mat.cols, 2);
+        for (int r = 0; r < mat.rows; ++r)
+          QVERIFY(std::abs(mat.values[size_t(r * 2)] + mat.values[size_t(r * 2 + 1)] - 1.f) < 1e-4f);
+      }
+    }
+  }
+  QCOMPARE(sgu_layers, 2);
+  QCOMPARE(smoe_layers, 1);
 }
 
 QTEST_GUILESS_MAIN(TestLmTraining)

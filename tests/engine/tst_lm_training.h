@@ -11,4 +11,5 @@ class TestLmTraining : public QObject {
   void lmDataWindowsAndSplit();
   void inverseSqrtSchedule();
   void trainerRunsTheLmObjective();
+  void lmSnapshotsFeedTheViews();
 };
