@@ -88,7 +88,7 @@ ModelCost decoder_cost(const ModelConfig& c, const CostShape& shape) {
   const double cf = shape.training ? c.router.train_capacity_factor : c.router.eval_capacity_factor;
   const int64_t tokens = shape.batch_size * Si;
   const int64_t groups = routing_group_count(tokens, c.router.max_group_size);
-  const int64_t capacity = expert_capacity(tokens / groups, c.num_experts, cf, c.router.min_capacity);
+  const int64_t capacity = router_capacity(c.router, tokens / groups, c.num_experts, cf);
   const double ffn_params = D * F + F + F * D + D, ffn_flops = 4 * S * D * F;
   const double gated_outer_params = 2 * D + (D * F + F) + (F / 2 * D + D);  // LN, U, V
   const double gated_outer_flops = 2 * S * D * F + S * F * D;
@@ -126,7 +126,8 @@ ModelCost decoder_cost(const ModelConfig& c, const CostShape& shape) {
       L.capacity = capacity;
       L.groups = groups;
       const double router = D * E + E, expert = D * Fe + Fe + Fe * D + D;
-      const double per_token = c.router.kind == RouterKind::TokensChoose ? double(c.router.top_k) : cf;
+      // Experts a token passes through: its choices, or cf on average for Experts Choose.
+      const double per_token = c.router.kind == RouterKind::ExpertsChoose ? cf : double(c.router.choices_per_token());
       mlp_params = 2 * D + router + E * expert;
       mlp_active = 2 * D + router + per_token * expert;
       const double slots_per_example = double(groups * c.num_experts * capacity) / double(shape.batch_size);
@@ -231,7 +232,8 @@ MemoryEstimate training_memory(const ModelConfig& c, const CostShape& shape) {
   const double H = double(c.num_heads);
   const double P = double(shape.mlm_predictions >= 0 ? shape.mlm_predictions : default_mlm_predictions(int64_t(S)));
   const double cf = std::max(c.router.train_capacity_factor, 1.0);
-  const double per_token_experts = c.router.kind == RouterKind::TokensChoose ? double(c.router.top_k) : cf;
+  const double per_token_experts =
+      c.router.kind == RouterKind::ExpertsChoose ? cf : double(c.router.choices_per_token());
   // Parameters as model_cost counts them, in double (no int64 to overflow on absurd sizes).
   const double Smax = double(c.max_seq_len);
   m.parameters = (V + Smax + double(c.type_vocab_size)) * De + 2 * De + De * D + D;  // embeddings

@@ -100,9 +100,11 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
 // ---- decoder LMs (sMLP paper, SMLP.md §1, §5) --------------------------------
 
 // A causal decoder LM: `dense` dense blocks and `sparse` sparse blocks placed by fairseq's BASE-layers
-// insertion rule. Sparse blocks: sMoE token mixing (`smoe`) + a top-1 Tokens Choose MoE FFN (tMoE; the
-// paper's BASE router is the next issue). Eval capacity = experts, so no token is ever dropped in eval
-// (a dropped token would depend on later tokens of its group: causality holds in eval only).
+// insertion rule. Sparse blocks: sMoE token mixing (`smoe`) + an MoE FFN (tMoE) routed by BASE layers, as
+// the paper's sMLP ("adopted from Base Layers", SMLP.md §1): an exact balanced assignment while training,
+// greedy top-1 in evaluation. For the routers that drop, the eval capacity factor = experts, so no token is
+// dropped in eval (a dropped token would depend on later tokens of its group: causality holds in eval only;
+// BASE's balanced assignment in training also reads the whole group, as in the paper).
 ModelConfig lm(const std::string& name, LmMixing mixing, SmoeRouting smoe, int64_t dense, int64_t sparse,
                int64_t d_model, int64_t d_ffn, int64_t heads, int64_t experts, int64_t context, int64_t vocab) {
   ModelConfig c;
@@ -121,7 +123,7 @@ ModelConfig lm(const std::string& name, LmMixing mixing, SmoeRouting smoe, int64
   c.moe_layout = Layout::FairseqInsert;
   c.num_experts = experts;
   c.expert_d_ff = d_ffn;
-  c.router.kind = RouterKind::TokensChoose;
+  c.router.kind = RouterKind::Base;
   c.router.top_k = 1;
   c.router.train_capacity_factor = 1.25;
   c.router.eval_capacity_factor = double(experts);
@@ -142,6 +144,29 @@ ModelConfig lm_demo(const std::string& name, LmMixing mixing, SmoeRouting smoe, 
   return c;
 }
 
+// The paper's Transformer-MoE baselines (SMLP.md §2, its Table 4): attention blocks whose sparse ones
+// carry an MoE FFN routed by `router`. Switch and GShard put a sparse block every other layer (layout
+// MIXED), BASE and HASH insert theirs as fairseq's BASE layers do.
+ModelConfig router_lm(const std::string& name, RouterKind router, int64_t dense, int64_t sparse, int64_t d_model,
+                      int64_t d_ffn, int64_t heads, int64_t experts, int64_t context, int64_t vocab) {
+  ModelConfig c = lm(name, LmMixing::Attention, SmoeRouting::None, dense, sparse, d_model, d_ffn, heads, experts,
+                     context, vocab);
+  c.router.kind = router;
+  const bool every_other = router == RouterKind::Switch || router == RouterKind::GShard;
+  c.moe_layout = every_other ? Layout::Mixed : Layout::FairseqInsert;
+  if (router == RouterKind::Hash) c.router.hash_table = HashTable::Balanced;  // by corpus frequency
+  if (every_other) c.router.train_capacity_factor = 1.0;  // fairseq's top1gate/top2gate default
+  return c;
+}
+
+// Demo sizes of the baselines, each cut to about the sMLP demo's forward FLOPs per token (`smx presets`
+// prints them; tst_lm checks they stay within 12%).
+ModelConfig router_lm_demo(const std::string& name, RouterKind router, int64_t dense, int64_t sparse) {
+  ModelConfig c = router_lm(name, router, dense, sparse, 128, 512, 4, 4, 64, 4000);
+  c.router.max_group_size = 512;
+  return c;
+}
+
 // Paper sizes (Table 2/5, SMLP.md §1): n 1024; the vocabulary is not given in the paper, 50264 is assumed
 // (fairseq's GPT-2 BPE dictionary, RoBERTa data). For the cost model; too large to train here.
 constexpr int64_t kPaperVocab = 50264;
@@ -156,6 +181,10 @@ const std::vector<std::pair<std::string, Factory>>& lm_registry() {
        [] { return lm_demo("transformer-lm-demo", LmMixing::Attention, SmoeRouting::None, 5, 0); }},
       {"smlp-learned-demo",  // App. B: leaks future tokens; teaching only
        [] { return lm_demo("smlp-learned-demo", LmMixing::Sgu, SmoeRouting::Learned, 4, 2); }},
+      {"switch-lm-demo", [] { return router_lm_demo("switch-lm-demo", RouterKind::Switch, 2, 2); }},
+      {"gshard-lm-demo", [] { return router_lm_demo("gshard-lm-demo", RouterKind::GShard, 2, 2); }},
+      {"base-lm-demo", [] { return router_lm_demo("base-lm-demo", RouterKind::Base, 2, 2); }},
+      {"hash-lm-demo", [] { return router_lm_demo("hash-lm-demo", RouterKind::Hash, 2, 2); }},
       {"smlp-0.8t", [] { return lm("smlp-0.8t", LmMixing::Sgu, SmoeRouting::Deterministic, 28, 12, 1024, 4096, 1,
                                    32, 1024, kPaperVocab); }},
       {"gmlp-41", [] { return lm("gmlp-41", LmMixing::Sgu, SmoeRouting::None, 41, 0, 1024, 4096, 1, 32, 1024,
@@ -164,6 +193,16 @@ const std::vector<std::pair<std::string, Factory>>& lm_registry() {
                                         4096, 16, 32, 1024, kPaperVocab); }},
       {"smlp-2t", [] { return lm("smlp-2t", LmMixing::Sgu, SmoeRouting::Deterministic, 20, 8, 2048, 8192, 1, 32,
                                  1024, kPaperVocab); }},
+      // Table 4's baselines (SMLP.md §1 table): BASE 12+12 at 0.8T; at 2.0T BASE and HASH 8+8, Switch 7+7
+      // with 32 experts, GShard 7+7 with 64.
+      {"base-0.8t", [] { return router_lm("base-0.8t", RouterKind::Base, 12, 12, 1024, 4096, 16, 32, 1024,
+                                          kPaperVocab); }},
+      {"base-2t", [] { return router_lm("base-2t", RouterKind::Base, 8, 8, 2048, 8192, 16, 32, 1024, kPaperVocab); }},
+      {"hash-2t", [] { return router_lm("hash-2t", RouterKind::Hash, 8, 8, 2048, 8192, 16, 32, 1024, kPaperVocab); }},
+      {"switch-2t",
+       [] { return router_lm("switch-2t", RouterKind::Switch, 7, 7, 2048, 8192, 16, 32, 1024, kPaperVocab); }},
+      {"gshard-2t",
+       [] { return router_lm("gshard-2t", RouterKind::GShard, 7, 7, 2048, 8192, 16, 64, 1024, kPaperVocab); }},
   };
   return r;
 }

@@ -36,7 +36,8 @@ ModelConfig lm_config(const QString& name) { return preset(name.toStdString()); 
 
 void add_causal_rows() {
   QTest::addColumn<QString>("name");
-  for (const char* n : {"transformer-lm-demo", "gmlp-demo", "smlp-demo", "smlp-partial-demo"})
+  for (const char* n : {"transformer-lm-demo", "gmlp-demo", "smlp-demo", "smlp-partial-demo", "switch-lm-demo",
+                        "gshard-lm-demo", "base-lm-demo", "hash-lm-demo"})
     QTest::newRow(n) << QString(n);
 }
 
@@ -344,7 +345,7 @@ void TestLm::untrainedPerplexity() {
 
 void TestLm::trainingStepsLowerTheLoss() {
   // Gradients reach every kind of block: a few Adam steps on one batch lower its loss.
-  for (const char* name : {"smlp-demo", "smlp-partial-demo", "transformer-lm-demo"}) {
+  for (const char* name : {"smlp-demo", "smlp-partial-demo", "transformer-lm-demo", "gshard-lm-demo", "hash-lm-demo"}) {
     torch::manual_seed(8);
     CausalLm model(preset(name));
     model->train();
@@ -361,6 +362,60 @@ void TestLm::trainingStepsLowerTheLoss() {
     qInfo("%s: NLL %.3f -> %.3f after 12 steps", name, first, last);
     QVERIFY2(last < first - 0.5, name);
   }
+}
+
+void TestLm::routerDemosMatchSmlpFlops() {
+  // Issue 16: the baselines' demo presets are Transformer-MoE LMs with the named router, cut to about
+  // the sMLP demo's forward FLOPs per token; the sMLP demo's own feature MoE is routed by BASE layers.
+  const ModelConfig smlp = preset("smlp-demo");
+  QCOMPARE(smlp.router.kind, RouterKind::Base);
+  const double target = model_cost(smlp).forward_flops;
+  const std::pair<const char*, RouterKind> demos[] = {{"switch-lm-demo", RouterKind::Switch},
+                                                      {"gshard-lm-demo", RouterKind::GShard},
+                                                      {"base-lm-demo", RouterKind::Base},
+                                                      {"hash-lm-demo", RouterKind::Hash}};
+  for (const auto& [name, kind] : demos) {
+    const ModelConfig c = preset(name);
+    QCOMPARE(c.router.kind, kind);
+    QCOMPARE(c.lm_mixing, LmMixing::Attention);
+    QCOMPARE(c.moe_layer_count(), int64_t(2));
+    const double ratio = model_cost(c).forward_flops / target;
+    qInfo("%-16s forward FLOPs %.3f x the sMLP demo's", name, ratio);
+    QVERIFY2(ratio > 0.88 && ratio < 1.12, name);
+  }
+  // Switch and GShard put a sparse block every other layer; BASE and HASH as fairseq inserts them.
+  const ModelConfig sw = preset("switch-lm-demo"), base = preset("base-lm-demo");
+  QVERIFY(sw.is_moe_layer(0) && !sw.is_moe_layer(1) && sw.is_moe_layer(2) && !sw.is_moe_layer(3));
+  QVERIFY(base.is_moe_layer(0) && base.is_moe_layer(1) && !base.is_moe_layer(2));
+}
+
+void TestLm::hashLmRoutesByTokenId() {
+  // SMLP.md check 5: in a Hash LM the same id goes to the same expert at every position and depth:
+  // the table's entry for it.
+  torch::manual_seed(9);
+  CausalLm model(preset("hash-lm-demo"));
+  model->eval();
+  torch::NoGradGuard g;
+  auto ids = torch::randint(50, {2, 64}, torch::kLong);  // few distinct ids: each recurs
+  model->forward(ids);
+  const auto layers = model->moe_layers();
+  QCOMPARE(int(layers.size()), 2);
+  for (const auto& [layer, moe] : layers) {
+    const auto& d = moe->last_decision;
+    const int64_t G = d.dispatch.size(0), E = d.dispatch.size(1), C = d.dispatch.size(2), Tg = d.probs.size(1);
+    std::vector<int64_t> expert_of(static_cast<size_t>(G * Tg), -1);
+    auto acc = d.dispatch.accessor<int64_t, 3>();
+    for (int64_t gi = 0; gi < G; ++gi)
+      for (int64_t e = 0; e < E; ++e)
+        for (int64_t c = 0; c < C; ++c)
+          if (acc[gi][e][c] < Tg) expert_of[static_cast<size_t>(gi * Tg + acc[gi][e][c])] = e;
+    auto table = moe->router->hash_table;
+    auto flat = ids.reshape({-1});
+    for (int64_t i = 0; i < flat.size(0); ++i)
+      QCOMPARE(expert_of[static_cast<size_t>(i)], table[flat[i].item<int64_t>()].item<int64_t>());
+  }
+  // One table for every depth.
+  QVERIFY(torch::equal(layers[0].second->router->hash_table, layers[1].second->router->hash_table));
 }
 
 QTEST_APPLESS_MAIN(TestLm)

@@ -23,4 +23,6 @@ class TestLm : public QObject {
   void untrainedPerplexity_data();
   void untrainedPerplexity();
   void trainingStepsLowerTheLoss();
+  void routerDemosMatchSmlpFlops();
+  void hashLmRoutesByTokenId();
 };
