@@ -36,6 +36,7 @@
 #include "widgets/playground_view.h"
 #include "widgets/routing_view.h"
 #include "widgets/speed_view.h"
+#include "widgets/router_comparison_view.h"
 #include "widgets/stability_lab_view.h"
 #include "widgets/training_curves_view.h"
 
@@ -155,6 +156,17 @@ void MainWindow::buildViews() {
   tabs_->addTab(speed_, tr("Speed"));
   model_page_ = new ModelPage;
   tabs_->addTab(model_page_, tr("Model"));
+  compare_ = new widgets::RouterComparisonView;
+  {
+    QStringList lms;
+    for (const auto& p : lm_preset_names())
+      if (QString::fromStdString(p).endsWith("-demo")) lms << QString::fromStdString(p);
+    widgets::RouterComparisonPlan plan;
+    plan.presets = {"smlp-demo", "switch-lm-demo", "gshard-lm-demo", "base-lm-demo", "hash-lm-demo"};
+    compare_->setAvailablePresets(lms, plan.presets);
+    compare_->setPlan(plan);
+  }
+  tabs_->addTab(compare_, tr("Routers"));
   connect(model_page_, &ModelPage::message, this, [this](const QString& m) { statusBar()->showMessage(m, 5000); });
   setCentralWidget(tabs_);
 
@@ -201,6 +213,8 @@ void MainWindow::buildViews() {
     inspector_->bench({"bert-base", "sparse-mixer", "fast-sparse-mixer"}, batch, seq, {});
   });
   connect(lab_, &widgets::StabilityLabView::runRequested, this, &MainWindow::runLab);
+  connect(compare_, &widgets::RouterComparisonView::compareRequested, this, &MainWindow::runComparison);
+  connect(compare_, &widgets::RouterComparisonView::cancelRequested, this, &MainWindow::cancelComparison);
   connect(lab_, &widgets::StabilityLabView::cancelRequested, this, [this] {
     if (lab_group_.isEmpty()) return;
     controller_->clearQueue(lab_group_);
@@ -344,7 +358,7 @@ void MainWindow::buildActions() {
     pinned_snapshot_ = -1;
     refreshHeavyViews();
   });
-  const QStringList names = {"Curves", "Routing", "Capacity", "Mixing", "Stability lab", "Playground", "Speed", "Model"};
+  const QStringList names = {"Curves", "Routing", "Capacity", "Mixing", "Stability lab", "Playground", "Speed", "Model", "Routers"};
   for (int i = 0; i < names.size(); ++i)
     view->addAction(names[i], QKeySequence(QString("Alt+%1").arg(i + 1)), this, [this, i] { tabs_->setCurrentIndex(i); });
   auto* help = menuBar()->addMenu(tr("&Help"));
@@ -482,6 +496,7 @@ bool MainWindow::exportCurrentView(const QString& path, QString* error) {
   if (w == capacity_) return capacity_->exportView(path, error);
   if (w == mixing_) return mixing_->exportView(path, error);
   if (w == lab_) return lab_->exportView(path, error);
+  if (w == compare_) return compare_->exportView(path, error);
   if (w == playground_) return playground_->exportView(path, error);
   if (w == speed_) return speed_->exportView(path, error);
   if (w == model_page_) return model_page_->structureView()->exportChart(path);
@@ -497,6 +512,7 @@ void MainWindow::setClassroomMode(bool on) {
   capacity_->setClassroomMode(on);
   mixing_->setClassroomMode(on);
   lab_->setClassroomMode(on);
+  compare_->setClassroomMode(on);
   playground_->setClassroomMode(on);
   speed_->setClassroomMode(on);
   QFont f = QApplication::font();

@@ -12,6 +12,7 @@
 
 #include "app/inspector_worker.h"
 #include "app/run_controller.h"
+#include "widgets/router_comparison_view.h"
 
 class QAction;
 class QLabel;
@@ -89,6 +90,7 @@ class MainWindow : public QMainWindow {
   widgets::CapacityView* capacityView() const { return capacity_; }
   widgets::MixingView* mixingView() const { return mixing_; }
   widgets::StabilityLabView* labView() const { return lab_; }
+  widgets::RouterComparisonView* comparisonView() const { return compare_; }
   widgets::PlaygroundView* playgroundView() const { return playground_; }
   widgets::SpeedView* speedView() const { return speed_; }
   /// Milliseconds the last refresh of the heavy views (routing, capacity, mixing) took.
@@ -131,6 +133,13 @@ class MainWindow : public QMainWindow {
                      const RunOutcome* outcome);
   void refreshLabCurves();
 
+  // router comparison (main_window_compare.cpp)
+  void runComparison(const widgets::RouterComparisonPlan& plan);
+  void updateComparisonRow(qint64 runId, const QString& group, const QString& label, const QString& status,
+                           const RunOutcome* outcome);
+  void cancelComparison();
+  void refreshComparisonCurves();
+
   QString data_dir_, store_path_;
   bool restart_on_close_ = false;
   RunController* controller_;
@@ -146,6 +155,7 @@ class MainWindow : public QMainWindow {
   widgets::CapacityView* capacity_ = nullptr;
   widgets::MixingView* mixing_ = nullptr;
   widgets::StabilityLabView* lab_ = nullptr;
+  widgets::RouterComparisonView* compare_ = nullptr;
   widgets::PlaygroundView* playground_ = nullptr;
   widgets::SpeedView* speed_ = nullptr;
 
@@ -171,6 +181,11 @@ class MainWindow : public QMainWindow {
   int lab_counter_ = 0;
   QVector<widgets::StabilityCell> lab_cells_;
   QHash<QString, int> lab_cell_index_;  // label -> cell
+
+  QString compare_group_;
+  int compare_counter_ = 0;
+  QVector<widgets::RouterComparisonRow> compare_rows_;
+  QHash<QString, int> compare_row_index_;  // label -> row
 };
 
 }  // namespace smx::app

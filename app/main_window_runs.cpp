@@ -141,6 +141,7 @@ void MainWindow::onRunStarted(qint64 runId, const QString& label, const QString&
   if (!group.isEmpty() && group == lab_group_) {
     updateLabCell(runId, group, label, "running", nullptr);
   }
+  if (!group.isEmpty() && group == compare_group_) updateComparisonRow(runId, group, label, "running", nullptr);
   if (focus_follows_live_ || focus_run_ == 0) focusRun(runId);
   else rebuildCurves();
   const int row = runs_->rowOf(runId);
@@ -215,6 +216,7 @@ void MainWindow::onRunEnded(qint64 runId, const QString& label, const QString& g
     statusBar()->showMessage(line, 10000);
   }
   if (!group.isEmpty() && group == lab_group_) updateLabCell(runId, group, label, status, &outcome);
+  if (!group.isEmpty() && group == compare_group_) updateComparisonRow(runId, group, label, status, &outcome);
   live_run_ = 0;
   runs_->refresh();
   refreshBestTable();

@@ -22,6 +22,9 @@ void add_generate_command(CLI::App& app);
 void add_runs_command(CLI::App& app);
 void add_data_dir_command(CLI::App& app);
 
+/// The largest run id an option accepts: beyond any real store, far from int64 overflow.
+constexpr double kMaxId = 9e18;
+
 /// A CLI11 check: the value is a number in [lo, hi] (an open end with
 /// lo_open / hi_open); NaN, infinities and values CLI11 would wrap (a negative
 /// unsigned) are refused too. CLI11 puts the option's name in front of the

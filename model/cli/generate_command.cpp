@@ -22,13 +22,13 @@ void add_generate_command(CLI::App& app) {
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("prompt", a->prompt, "the text to continue")->required();
-  auto* r = cmd->add_option("--run", a->run, "the newest checkpoint of this run")->check(CLI::PositiveNumber);
+  auto* r = cmd->add_option("--run", a->run, "the newest checkpoint of this run")->check(in_range(1, kMaxId));
   auto* c = cmd->add_option("--checkpoint", a->checkpoint, "checkpoint file")->check(CLI::ExistingFile);
   c->excludes(r);
-  cmd->add_option("--tokens,-n", a->tokens, "new tokens to generate")->check(CLI::Range(1, 4096))->capture_default_str();
+  cmd->add_option("--tokens,-n", a->tokens, "new tokens to generate")->check(in_range(1, 4096))->capture_default_str();
   cmd->add_option("--temperature", a->temperature, "0: greedy; > 0: sample from softmax(logits / T)")
-      ->check(CLI::Range(0.0, 100.0))->capture_default_str();
-  cmd->add_option("--top-k", a->top_k, "sampling: keep the k most likely tokens (0: all)")->check(CLI::NonNegativeNumber);
+      ->check(in_range(0, 100))->capture_default_str();
+  cmd->add_option("--top-k", a->top_k, "sampling: keep the k most likely tokens (0: all)")->check(in_range(0, 1'000'000));
   cmd->add_option("--seed", a->seed, "sampling seed");
   cmd->add_option("--data-dir", a->data_dir, "data folder");
   cmd->callback([a] {
@@ -38,7 +38,7 @@ void add_generate_command(CLI::App& app) {
       store::RunStore store(dir / "runs.sqlite");
       const auto rec = store.find_run(a->run);
       if (!rec) throw ConfigError("there is no run " + std::to_string(a->run) + " in " + store.path().string());
-      file = newest_checkpoint(rec->directory);
+      file = newest_checkpoint(store.run_folder(a->run));
       if (file.empty()) throw ConfigError("run " + std::to_string(a->run) + " has no loadable checkpoint");
     }
     if (file.empty()) throw ConfigError("give --run ID or --checkpoint FILE");

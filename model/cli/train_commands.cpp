@@ -22,7 +22,6 @@ namespace {
 
 // Upper ends of the option ranges: beyond any real run, and far from overflow.
 constexpr double kMaxSteps = 1e12;
-constexpr double kMaxId = 9e18;
 
 // Ctrl-C asks the run to stop after the current step (it checkpoints and
 // records "stopped"); a second Ctrl-C kills the process.
@@ -259,7 +258,7 @@ void add_train_commands(CLI::App& app) {
 
   // --- pretrain ---
   {
-    auto* cmd = app.add_subcommand("pretrain", "pre-train a model (MLM + NSP) on a corpus; Ctrl-C stops and checkpoints");
+    auto* cmd = app.add_subcommand("pretrain", "pre-train a model on a corpus (MLM + NSP for encoders, next-token LM for decoder LMs); Ctrl-C stops and checkpoints");
     auto model = std::make_shared<ModelChoice>();
     auto flags = std::make_shared<TrainFlags>();
     auto resume = std::make_shared<int64_t>(0);

@@ -23,6 +23,7 @@
 #include "widgets/capacity_view.h"
 #include "widgets/mixing_view.h"
 #include "widgets/routing_view.h"
+#include "widgets/router_comparison_view.h"
 #include "widgets/stability_lab_view.h"
 #include "widgets/training_curves_view.h"
 
@@ -448,6 +449,54 @@ void TestStudio::stabilityLabRunsABatch() {
   QCOMPARE(window.labView()->stableSummary(tiny), QString("2/2"));
   QCOMPARE(window.labView()->stableSummary(tiny_moe), QString("2/2"));
   QCOMPARE(window.labView()->curves()->graphCount() >= 4, true);
+}
+
+void TestStudio::routerComparisonTrainsOnTheSameData() {
+  // Issue 16: the comparison trains each LM on the same data and seed and fills the table beside the
+  // paper's Table 4. Tiny versions of the sMLP and Switch demos (vocabulary 1000, context 32).
+  QTemporaryDir dir;
+  const QString smlp = dir.filePath("tiny-smlp.json"), sw = dir.filePath("tiny-switch.json");
+  for (const auto& [path, base] : {std::pair{smlp, "smlp-demo"}, std::pair{sw, "switch-lm-demo"}}) {
+    QFile f(path);
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write(QString(R"({"preset": "%1", "d_model": 32, "d_ff": 64, "expert_d_ff": 64, "max_seq_len": 32,
+      "vocab_size": 1000})").arg(base).toUtf8());
+  }
+  app::MainWindow window(dir.path());
+  auto* view = window.comparisonView();
+  QSignalSpy ended(window.controller(), &app::RunController::runEnded);
+  widgets::RouterComparisonPlan plan;
+  plan.presets = {smlp, sw};
+  plan.steps = 6;
+  Q_EMIT view->compareRequested(plan);
+  QCOMPARE(view->tableRowCount(), 2);
+  QVERIFY(QStringList({"queued", "running"}).contains(view->tableText(0, "status")));
+  QCOMPARE(view->tableText(1, "status"), QString("queued"));
+  QCOMPARE(view->tableText(0, "paper"), QString("13.46"));  // sMLP-det in Table 4
+  QCOMPARE(view->tableText(1, "paper"), QString("15.31"));  // Switch
+  for (int i = 0; i < 2; ++i) {
+    const auto args = wait_ended(ended, 300000);
+    QVERIFY(!args.isEmpty());
+    QVERIFY2(args.at(3).toString() == "finished", qPrintable(args.at(3).toString() + ": " + args.at(4).toString()));
+    QCOMPARE(args.at(2).toString(), QString("compare-1"));
+  }
+  for (int r = 0; r < 2; ++r) {
+    QCOMPARE(view->tableText(r, "status"), QString("finished"));
+    bool ok = false;
+    const double ppl = view->tableText(r, "perplexity").toDouble(&ok);
+    QVERIFY2(ok && ppl > 1 && ppl < 2000, qPrintable(view->tableText(r, "perplexity")));
+    QVERIFY(view->tableText(r, "tokens/s").toDouble() > 0);
+  }
+  // BASE layers (the sMLP's feature MoE) assign exactly T/E tokens per expert while training.
+  QCOMPARE(view->tableText(0, "load spread"), QString("0.000"));
+  QVERIFY(!view->tableText(1, "dropped").isEmpty());
+  QVERIFY(view->curves()->graphCount() >= 2);
+  QTemporaryDir out;
+  QString error;
+  QVERIFY2(view->exportView(out.filePath("table.csv"), &error), qPrintable(error));
+  QFile csv(out.filePath("table.csv"));
+  QVERIFY(csv.open(QIODevice::ReadOnly));
+  QVERIFY(csv.readAll().contains("13.46"));
 }
 
 void TestStudio::restartKeepsOnlyLastingArguments() {

@@ -16,5 +16,6 @@ class TestStudio : public QObject {
   void windowShowsLiveRun();
   void inspectorAnswersFromCheckpoint();
   void stabilityLabRunsABatch();
+  void routerComparisonTrainsOnTheSameData();
   void restartKeepsOnlyLastingArguments();
 };

@@ -204,6 +204,7 @@ grep -q "final (step 6): perplexity" "$tmp/lm.txt" || fail "LM final perplexity:
   | grep -q "^a small" || fail "generate sampled"
 expect_error "is an encoder" "$smx" generate --run 1 --data-dir "$data" "a small"
 expect_error "not in range" "$smx" generate --run "$lm_run" --data-dir "$data" "a small" --tokens 0
+expect_error "out of range" "$smx" generate --run "$lm_run" --data-dir "$data" "a small" --top-k -1
 expect_error "give --run ID or --checkpoint FILE" "$smx" generate "a small" --data-dir "$data"
 expect_error "decoder LM" "$smx" finetune --preset smlp-demo --task wordnet-lexname --data-dir "$data"
 echo '{"smoe_routing": "partial"}' > "$tmp/bad-smoe.json"
