@@ -49,10 +49,16 @@ void add_presets_command(CLI::App& app) {
       const auto c = preset(n);
       const auto cost = model_cost(c);
       const std::string mixing = c.lm_mixing == LmMixing::Attention ? "attention" : "gMLP/SGU";
-      const std::string sparse = c.moe_layers == 0 ? "dense"
-                                 : fmt::format("{} sparse (sMoE {}, tMoE {} top-{}) x {} experts", c.moe_layers,
-                                               to_string(c.smoe_routing), to_string(c.router.kind), c.router.top_k,
-                                               c.num_experts);
+      const std::string ffn = fmt::format("MoE FFN {}{}", to_string(c.router.kind),
+                                          tokens_choose_family(c.router.kind)
+                                              ? fmt::format(" top-{}", c.router.choices_per_token())
+                                              : std::string());
+      const std::string sparse =
+          c.moe_layers == 0 ? "dense"
+          : c.smoe_routing == SmoeRouting::None
+              ? fmt::format("{} sparse ({}) x {} experts", c.moe_layers, ffn, c.num_experts)
+              : fmt::format("{} sparse (sMoE {}, {}) x {} experts", c.moe_layers, to_string(c.smoe_routing), ffn,
+                            c.num_experts);
       fmt::print("{:<24} decoder LM, {:>2} blocks  d_model {:>4}  n {:>4}  {} {}{}  {:.1f}M params, {:.2f} MFLOP/token\n", n,
                  c.num_layers, c.d_model, c.max_seq_len, mixing, sparse,
                  c.smoe_routing == SmoeRouting::Learned ? " [leaks future tokens]" : "", double(cost.total_params) / 1e6,
@@ -65,7 +71,7 @@ void add_presets_command(CLI::App& app) {
 
 int main(int argc, char** argv) {
   smx::tune_allocator();
-  CLI::App app{"smx: train, inspect and benchmark Sparse Mixer MoE encoders (Sparse Mixer Studio)"};
+  CLI::App app{"smx: train, inspect and benchmark Sparse Mixer MoE encoders and sMLP language models (Sparse Mixer Studio)"};
   // A callback: asking CUDA costs start-up time (much more on a GPU machine), so only --version does.
   app.set_version_flag("--version", [] { return fmt::format("smx {} ({})", SMX_VERSION, smx::inspect::runtime_description()); });
   app.require_subcommand(1);

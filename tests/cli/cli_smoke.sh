@@ -203,7 +203,7 @@ grep -q "final (step 6): perplexity" "$tmp/lm.txt" || fail "LM final perplexity:
 "$smx" generate --run "$lm_run" --data-dir "$data" "a small" --tokens 5 --temperature 0.8 --top-k 10 --seed 1 \
   | grep -q "^a small" || fail "generate sampled"
 expect_error "is an encoder" "$smx" generate --run 1 --data-dir "$data" "a small"
-expect_error "not in range" "$smx" generate --run "$lm_run" --data-dir "$data" "a small" --tokens 0
+expect_error "out of range" "$smx" generate --run "$lm_run" --data-dir "$data" "a small" --tokens 0
 expect_error "out of range" "$smx" generate --run "$lm_run" --data-dir "$data" "a small" --top-k -1
 expect_error "give --run ID or --checkpoint FILE" "$smx" generate "a small" --data-dir "$data"
 expect_error "decoder LM" "$smx" finetune --preset smlp-demo --task wordnet-lexname --data-dir "$data"
@@ -212,7 +212,9 @@ expect_error "sMoE token mixing needs family 'decoder-lm'" "$smx" info --config 
 "$smx" bench --presets smlp-demo,transformer-lm-demo --seq 32 --batch 2 --repeats 1 --warmup 0 --quiet > "$tmp/lmbench.txt" \
   || fail "bench of LM presets"
 [ "$(grep -Ec '^(smlp-demo|transformer-lm-demo) .*\|' "$tmp/lmbench.txt")" = 2 ] || fail "LM bench rows: $(cat "$tmp/lmbench.txt")"
-"$smx" presets | grep -q "^smlp-partial-demo .*decoder LM" || fail "LM presets listed"
+"$smx" presets > "$tmp/presets.txt"  # a file: grep -q closing a pipe early would fail pipefail
+grep -q "^smlp-partial-demo .*decoder LM" "$tmp/presets.txt" || fail "LM presets listed"
+grep -q "^gshard-lm-demo .*MoE FFN gshard top-2" "$tmp/presets.txt" || fail "router LM presets listed"
 "$smx" info --preset smlp-0.8t | grep -q "smoe-deterministic" || fail "info of a paper-size sMLP"
 
 mkdir -p "$tmp/baddir" && printf 'not a database, but long enough to be read as one by a careless program' > "$tmp/baddir/runs.sqlite"
