@@ -306,10 +306,13 @@ void PlaygroundView::setLeakCheck(const LeakCheckResult& r) {
   }
   const double gap = r.token_by_token > 0 ? 1.0 - r.teacher_forced / r.token_by_token : 0.0;
   const bool leaks = std::abs(gap) > 1e-3;
-  QString verdict = leaks ? tr("<b>Not equal:</b> teacher forcing looks %1% better than what generation gets — this "
-                               "model reads tokens it should not see yet.")
-                                .arg(100.0 * gap, 0, 'f', 1)
-                          : tr("<b>Equal</b> (within 0.1%): no future token leaks into the predictions.");
+  QString verdict = !leaks ? tr("<b>Equal</b> (within 0.1%): no future token leaks into the predictions.")
+                    : gap > 0 ? tr("<b>Not equal:</b> teacher forcing looks %1% better than what generation gets — "
+                                   "this model reads tokens it should not see yet.")
+                                    .arg(100.0 * gap, 0, 'f', 1)
+                              : tr("<b>Not equal</b> (by %1%): the model's predictions depend on tokens it should not "
+                                   "see yet.")
+                                    .arg(-100.0 * gap, 0, 'f', 1);
   leak_->setText(tr("<table cellspacing='6'><tr><td>Teacher-forced perplexity</td><td><b>%1</b></td>"
                     "<td>&nbsp;&nbsp;Token-by-token perplexity</td><td><b>%2</b></td>"
                     "<td>&nbsp;&nbsp;(%3 held-out windows, %4 targets; sMoE routing: %5)</td></tr></table>"
