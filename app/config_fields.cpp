@@ -1,8 +1,22 @@
 #include "app/config_fields.h"
 
+#include <QComboBox>
+#include <QFont>
+#include <QStandardItemModel>
+
+#include "model/config/model_config.h"
+
 namespace smx::app {
 
 namespace {
+
+const QString kEncoderHeader = QStringLiteral("— Encoders (masked LM: BERT, Sparse Mixer) —");
+const QString kDecoderHeader = QStringLiteral("— Decoder language models (sMLP paper) —");
+
+ConfigField only(ConfigField c, ConfigField::Family family) {
+  c.family = family;
+  return c;
+}
 
 ConfigField f(QString section, QString key, QString group, QString label, ConfigField::Kind kind, double min, double max,
               QString tooltip, bool expert = false, QStringList choices = {}) {
@@ -39,31 +53,54 @@ const QVector<ConfigField>& configFields() {
         "How many different tokens (word pieces) the tokenizer knows. A new tokenizer of this size is trained if needed.", true),
       f("model", "max_seq_len", "Model size", "Max sequence length", K::Int, 4, 8192,
         "The longest input in tokens. Linear mixing matrices are this many rows and columns."),
-      f("model", "d_embedding", "Model size", "Embedding width", K::Int, 0, 8192,
-        "Width of the token embedding table, projected up to d_model; 0 uses d_model.", true),
-      f("model", "type_vocab_size", "Model size", "Segment types", K::Int, 1, 16,
-        "How many segment ids (sentence A / B) the embeddings know.", true),
+      only(f("model", "d_embedding", "Model size", "Embedding width", K::Int, 0, 8192,
+        "Width of the token embedding table, projected up to d_model; 0 uses d_model.", true), ConfigField::EncoderOnly),
+      only(f("model", "type_vocab_size", "Model size", "Segment types", K::Int, 1, 16,
+        "How many segment ids (sentence A / B) the embeddings know.", true), ConfigField::EncoderOnly),
       // --- model: mixing ---
-      f("model", "mixing", "Token mixing", "Mixing", K::Choice, 0, 0,
+      only(f("model", "mixing", "Token mixing", "Mixing", K::Choice, 0, 0,
         "How layers without attention mix information between tokens: a learned matrix (linear), fixed Fourier or "
         "Hartley transforms, or structured circulant/Toeplitz matrices.",
-        false, {"linear", "fourier", "hartley", "circulant", "toeplitz"}),
-      f("model", "attention_layers", "Token mixing", "Attention layers", K::Int, 0, 64,
-        "How many layers keep full self-attention. Sparse Mixer keeps a few; BERT uses attention everywhere."),
-      f("model", "attention_layout", "Token mixing", "Attention placement", K::Choice, 0, 0,
+        false, {"linear", "fourier", "hartley", "circulant", "toeplitz"}), ConfigField::EncoderOnly),
+      only(f("model", "attention_layers", "Token mixing", "Attention layers", K::Int, 0, 64,
+        "How many layers keep full self-attention. Sparse Mixer keeps a few; BERT uses attention everywhere."), ConfigField::EncoderOnly),
+      only(f("model", "attention_layout", "Token mixing", "Attention placement", K::Choice, 0, 0,
         "Where the attention layers sit in the stack: top (last layers), bottom, middle or mixed (spread out).", false,
-        {"top", "bottom", "middle", "mixed"}),
+        {"top", "bottom", "middle", "mixed"}), ConfigField::EncoderOnly),
       // --- model: experts ---
       f("model", "moe_layers", "Mixture of Experts", "MoE layers", K::Int, 0, 64,
         "How many blocks replace their MLP with a Mixture of Experts: several MLPs, each token processed by few of them."),
       f("model", "moe_layout", "Mixture of Experts", "MoE placement", K::Choice, 0, 0,
-        "Where the MoE blocks sit in the stack.", false, {"top", "bottom", "middle", "mixed"}),
+        "Where the MoE blocks sit in the stack. fairseq-insert (decoder LMs, as fairseq's BASE layers) spreads the "
+        "sparse blocks evenly between the dense ones.",
+        false, {"top", "bottom", "middle", "mixed", "fairseq-insert"}),
       f("model", "num_experts", "Mixture of Experts", "Experts", K::Int, 1, 1024,
         "How many expert MLPs each MoE layer has. More experts add parameters without adding compute per token."),
       f("model", "expert_d_ff", "Mixture of Experts", "Expert width", K::Int, 0, 32768,
         "Inner width of each expert; 0 uses the MLP width.", true),
       f("model", "expert_dropout", "Mixture of Experts", "Expert dropout", K::Real, 0, 0.9,
         "Dropout inside the experts; the paper fine-tunes with 0.2 to fight over-fitting.", true),
+      // --- decoder language models (sMLP family) ---
+      only(f("model", "lm_mixing", "Language model (sMLP)", "Dense token mixing", K::Choice, 0, 0,
+             "How the dense blocks of the language model mix tokens: causal self-attention (Transformer-LM) or a gMLP "
+             "block whose spatial gating unit (SGU) has a causal n x n matrix: position t reads positions <= t only.",
+             false, {"attention", "sgu"}),
+           ConfigField::DecoderOnly),
+      only(f("model", "smoe_routing", "Language model (sMLP)", "sMoE routing", K::Choice, 0, 0,
+             "Token mixing of the sparse blocks: none (as the dense blocks), or an sMoE whose experts each own part of "
+             "the hidden channels with their own causal spatial matrix. Deterministic: fixed contiguous channel bands "
+             "per expert. Partial: a router picks each channel's expert from the first tokens only (the prefix), and "
+             "the loss counts only the targets after it. Learned: the router reads whole channels, future tokens "
+             "included: it leaks (for teaching; see the Playground's leak check).",
+             false, {"none", "deterministic", "partial", "learned"}),
+           ConfigField::DecoderOnly),
+      only(f("model", "smoe_prefix_fraction", "Language model (sMLP)", "Routing prefix (fraction)", K::Real, 0.01, 0.99,
+             "Partial prediction: the router reads the first p = floor(fraction x max sequence length) tokens (0.2 in "
+             "the paper: p = 12 of 64); the loss counts only targets after them."),
+           ConfigField::DecoderOnly),
+      only(f("model", "smoe_balancing_weight", "Language model (sMLP)", "sMoE balancing weight", K::Real, 0, 10,
+             "Partial and learned sMoE: weight of the load-balancing loss that spreads channels over the experts.", true),
+           ConfigField::DecoderOnly),
       // --- router ---
       f("model", "router/kind", "Router", "Router", K::Choice, 0, 0,
         "Who chooses: in Tokens Choose each token asks for its top experts (some are dropped when an expert is full); "
@@ -113,14 +150,14 @@ const QVector<ConfigField>& configFields() {
       f("training", "corpus", "Data", "Corpus", K::Text, 0, 0,
         "Pre-training text: 'wordnet' (the default, installed with the wordnet-base package) or a UTF-8 file or folder "
         "with one sentence per line and blank lines between documents."),
-      f("training", "task_dir", "Data", "Task folder", K::Text, 0, 0,
-        "Fine-tuning on GLUE/SuperGLUE: the folder with the task's train and dev files (not needed for wordnet-lexname).", true),
+      only(f("training", "task_dir", "Data", "Task folder", K::Text, 0, 0,
+        "Fine-tuning on GLUE/SuperGLUE: the folder with the task's train and dev files (not needed for wordnet-lexname).", true), ConfigField::EncoderOnly),
       f("training", "tokenizer", "Data", "Tokenizer file", K::Text, 0, 0,
         "A SentencePiece .model file; empty trains (once) and reuses one for the corpus.", true),
       f("training", "seq_len", "Data", "Sequence length", K::Int, 0, 8192,
         "Tokens per example; 0 uses the model's maximum.", true),
-      f("training", "max_predictions", "Data", "Masked tokens per example", K::Int, 0, 8192,
-        "How many tokens per example are hidden for the model to predict; 0: 15% of the length, at most 80.", true),
+      only(f("training", "max_predictions", "Data", "Masked tokens per example", K::Int, 0, 8192,
+        "How many tokens per example are hidden for the model to predict; 0: 15% of the length, at most 80.", true), ConfigField::EncoderOnly),
       // --- training: optimisation ---
       f("training", "steps", "Optimisation", "Steps", K::Int, 1, 100000000, "How many optimizer updates the run makes."),
       f("training", "batch_size", "Optimisation", "Batch size", K::Int, 1, 65536, "Examples per update."),
@@ -137,8 +174,8 @@ const QVector<ConfigField>& configFields() {
       f("training", "adam_epsilon", "Optimisation", "Adam epsilon", K::Real, 1e-12, 1, "Added to the denominator for numerical safety.", true),
       f("training", "clip_norm", "Optimisation", "Gradient clipping", K::Real, 0, 1000,
         "Gradients are scaled down when their total norm exceeds this; 0 turns clipping off.", true),
-      f("training", "expert_dropout", "Optimisation", "Fine-tuning expert dropout", K::Real, -1, 0.9,
-        "Fine-tuning: overrides the model's expert dropout (the paper uses 0.2); -1 keeps it.", true),
+      only(f("training", "expert_dropout", "Optimisation", "Fine-tuning expert dropout", K::Real, -1, 0.9,
+        "Fine-tuning: overrides the model's expert dropout (the paper uses 0.2); -1 keeps it.", true), ConfigField::EncoderOnly),
       f("training", "seed", "Optimisation", "Seed", K::Int, 0, 2147483647,
         "Fixes initialisation and data order: the same seed gives the same run."),
       // --- training: hardware ---
@@ -170,5 +207,38 @@ const QVector<ConfigField>& configFields() {
   };
   return fields;
 }
+
+void addPresetItems(QComboBox* combo) {
+  auto* model = qobject_cast<QStandardItemModel*>(combo->model());
+  auto header = [&](const QString& text) {
+    combo->addItem(text);
+    if (model) {
+      auto* item = model->item(combo->count() - 1);
+      item->setFlags(item->flags() & ~(Qt::ItemIsEnabled | Qt::ItemIsSelectable));
+      QFont f = item->font();
+      f.setBold(true);
+      item->setFont(f);
+    }
+  };
+  header(kEncoderHeader);
+  for (const auto& n : preset_names()) {
+    combo->addItem(QString::fromStdString(n));
+    combo->setItemData(combo->count() - 1, QObject::tr("Encoder (masked-language model)"), Qt::ToolTipRole);
+  }
+  combo->insertSeparator(combo->count());
+  header(kDecoderHeader);
+  for (const auto& n : lm_preset_names()) {
+    const QString name = QString::fromStdString(n);
+    combo->addItem(name);
+    combo->setItemData(combo->count() - 1,
+                       name == "smlp-learned-demo"
+                           ? QObject::tr("Decoder language model whose learned sMoE reads future tokens (teaching only)")
+                           : QObject::tr("Decoder language model (next-token prediction)"),
+                       Qt::ToolTipRole);
+  }
+}
+
+bool isPresetHeader(const QString& text) { return text == kEncoderHeader || text == kDecoderHeader; }
+
 
 }  // namespace smx::app

@@ -8,6 +8,8 @@
 #include <QStringList>
 #include <QVector>
 
+class QComboBox;
+
 namespace smx::app {
 
 struct ConfigField {
@@ -21,8 +23,17 @@ struct ConfigField {
   QStringList choices;      ///< Choice
   QString tooltip;
   bool expert = false;  ///< hidden in classroom mode
+  /// The model family the field means something for; the launcher hides it for the other.
+  enum Family { Both, EncoderOnly, DecoderOnly };
+  Family family = Both;
 };
 
 const QVector<ConfigField>& configFields();
+
+/// Fills a preset chooser: the encoder presets, then the decoder-LM (sMLP)
+/// presets, each family under a header line that cannot be chosen.
+void addPresetItems(QComboBox* combo);
+/// The header lines of addPresetItems (not presets).
+bool isPresetHeader(const QString& text);
 
 }  // namespace smx::app

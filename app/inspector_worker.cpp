@@ -4,9 +4,22 @@
 
 namespace smx::app {
 
+namespace {
+QString describe(inspect::Inspector& in) {
+  return QString("run %1 · %2 · step %3 · %4")
+      .arg(in.run_id())
+      .arg(QString::fromStdString(in.model_config().name))
+      .arg(in.step())
+      .arg(QString::fromStdString(in.device()));
+}
+}  // namespace
+
 InspectorWorker::InspectorWorker() : context_(new QObject) {
   qRegisterMetaType<WhatIfResult>();
   qRegisterMetaType<widgets::PlaygroundResult>();
+  qRegisterMetaType<widgets::GenerationSettings>();
+  qRegisterMetaType<widgets::GenerationResult>();
+  qRegisterMetaType<widgets::LeakCheckResult>();
   qRegisterMetaType<widgets::CapacityProbe>();
   qRegisterMetaType<widgets::SpeedResult>();
   context_->moveToThread(&thread_);
@@ -45,11 +58,7 @@ void InspectorWorker::predict(const QString& checkpoint, const QString& text) {
     QString description;
     try {
       auto& in = inspector(checkpoint);
-      description = QString("run %1 · %2 · step %3 · %4")
-                        .arg(in.run_id())
-                        .arg(QString::fromStdString(in.model_config().name))
-                        .arg(in.step())
-                        .arg(QString::fromStdString(in.device()));
+      description = describe(in);
       const auto p = in.predict(text.toStdString(), 5);
       r.device = QString::fromStdString(in.device());
       r.latency_ms = p.latency_ms;
@@ -76,6 +85,63 @@ void InspectorWorker::predict(const QString& checkpoint, const QString& text) {
       r.error = QString::fromUtf8(e.what());
     }
     Q_EMIT predicted(r, description);
+  });
+}
+
+void InspectorWorker::generate(const QString& checkpoint, const QString& prompt, const widgets::GenerationSettings& settings) {
+  post([this, checkpoint, prompt, settings] {
+    widgets::GenerationResult r;
+    QString description;
+    try {
+      auto& in = inspector(checkpoint);
+      description = describe(in);
+      inspect::GenerateSettings g;
+      g.max_new_tokens = settings.max_new_tokens;
+      g.temperature = settings.temperature;
+      g.top_k = settings.top_k;
+      g.seed = settings.seed;
+      const auto out = in.generate(prompt.toStdString(), g);
+      r.prompt = prompt.trimmed();
+      r.continuation = QString::fromStdString(out.continuation);
+      r.prompt_tokens = int(out.prompt_tokens.size());
+      r.stopped = out.stopped;
+      r.latency_ms = out.latency_ms;
+      r.device = QString::fromStdString(in.device());
+      for (int l : out.moe_layers) r.moe_layers.push_back(l);
+      const size_t n = out.prompt_tokens.size() + out.new_tokens.size();
+      for (size_t t = 0; t < n; ++t) {
+        widgets::PlaygroundToken tok;
+        tok.piece = QString::fromStdString(t < out.prompt_tokens.size() ? out.prompt_tokens[t]
+                                                                         : out.new_tokens[t - out.prompt_tokens.size()]);
+        for (const auto& layer : out.experts) {
+          QVector<int> e;
+          if (t < layer.size())
+            for (int x : layer[t]) e.push_back(x);
+          tok.experts.push_back(e);
+        }
+        r.tokens.push_back(tok);
+      }
+    } catch (const std::exception& e) {
+      r.error = QString::fromUtf8(e.what());
+    }
+    Q_EMIT generated(r, description);
+  });
+}
+
+void InspectorWorker::leakCheck(const QString& checkpoint, const QString& dataDir, int windows) {
+  post([this, checkpoint, dataDir, windows] {
+    widgets::LeakCheckResult r;
+    try {
+      const auto c = inspector(checkpoint).leak_check(windows, dataDir.toStdString());
+      r.teacher_forced = c.teacher_forced_perplexity;
+      r.token_by_token = c.token_by_token_perplexity;
+      r.windows = c.windows;
+      r.targets = c.targets;
+      r.smoe_routing = QString::fromStdString(c.smoe_routing);
+    } catch (const std::exception& e) {
+      r.error = QString::fromUtf8(e.what());
+    }
+    Q_EMIT leakChecked(r);
   });
 }
 

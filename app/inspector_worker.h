@@ -1,5 +1,5 @@
-// Inference jobs for the views (playground predictions, routing what-ifs,
-// capacity probes, the speed benchmark) on their own thread, so they neither
+// Inference jobs for the views (playground predictions, LM generation and
+// the leak check, routing what-ifs, capacity probes, the speed benchmark) on their own thread, so they neither
 // block the GUI nor wait for a training run to finish. Models are loaded from
 // checkpoints once and kept while the same checkpoint is asked for.
 #pragma once
@@ -32,6 +32,11 @@ class InspectorWorker : public QObject {
 
   // Called from the GUI thread; each queues a job and returns at once.
   void predict(const QString& checkpoint, const QString& text);
+  /// Decoder LMs: continues `prompt`.
+  void generate(const QString& checkpoint, const QString& prompt, const widgets::GenerationSettings& settings);
+  /// Decoder LMs: teacher-forced vs token-by-token perplexity on `windows` held-out windows
+  /// (dataDir: the folder with the run's tokenized-corpus cache; empty: the tokenizer's).
+  void leakCheck(const QString& checkpoint, const QString& dataDir = {}, int windows = 4);
   void whatIf(const QString& checkpoint, const QString& text, double capacityFactor, const QString& router);
   void capacityProbe(const QString& checkpoint, double capacityFactor);
   void bench(const QStringList& presets, int batch, int seqLen, const QString& device);
@@ -39,6 +44,8 @@ class InspectorWorker : public QObject {
 
  Q_SIGNALS:
   void predicted(const smx::widgets::PlaygroundResult& result, const QString& modelDescription);
+  void generated(const smx::widgets::GenerationResult& result, const QString& modelDescription);
+  void leakChecked(const smx::widgets::LeakCheckResult& result);
   void whatIfReady(const smx::app::WhatIfResult& result);
   void capacityReady(const smx::widgets::CapacityProbe& probe);
   void benchProgress(const QString& line);

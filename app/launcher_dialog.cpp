@@ -56,14 +56,17 @@ LauncherDialog::LauncherDialog(store::RunStore* store, const QString& dataDir, b
 
   auto* top = new QGridLayout;
   preset_ = new QComboBox;
-  for (const auto& n : preset_names()) preset_->addItem(QString::fromStdString(n));
-  preset_->setToolTip("Start from a published configuration; every field below can then be changed.");
+  preset_->setObjectName("preset");
+  addPresetItems(preset_);
+  preset_->setToolTip("Start from a published configuration; every field below can then be changed. Encoders "
+                      "(BERT, Sparse Mixer) pre-train with masked-language modelling; decoder language models (the "
+                      "sMLP paper's gMLP, sMLP and Transformer-LM) with next-token prediction.");
   from_run_ = new QComboBox;
   from_run_->addItem("— (pre-train, or fine-tune from scratch)", qlonglong(0));
   if (store_) {
     try {
       for (const auto& r : store_->list_runs())
-        if (runTask(r.config_json) == "pretrain" && r.last_step > 0)
+        if (runTask(r.config_json) == "pretrain" && !runIsLm(r) && r.last_step > 0)  // encoders only
           from_run_->addItem(QString("run %1: %2 (%3, step %4)")
                                  .arg(r.id)
                                  .arg(QString::fromStdString(r.name), QString::fromStdString(r.status))
@@ -89,6 +92,10 @@ LauncherDialog::LauncherDialog(store::RunStore* store, const QString& dataDir, b
   top->addWidget(from_run_, 1, 1);
   top->addWidget(new QLabel("Seeds"), 1, 2);
   top->addWidget(seeds_, 1, 3);
+  family_ = new QLabel;
+  family_->setObjectName("family");
+  family_->setWordWrap(true);
+  top->addWidget(family_, 2, 0, 1, 4);
   layout->addLayout(top);
 
   buildForm(classroom);
@@ -117,6 +124,7 @@ LauncherDialog::LauncherDialog(store::RunStore* store, const QString& dataDir, b
 }
 
 void LauncherDialog::buildForm(bool classroom) {
+  classroom_ = classroom;
   auto* tabs = new QTabWidget;
   QHash<QString, QFormLayout*> groups;
   QHash<QString, QWidget*> pages;
@@ -145,6 +153,7 @@ void LauncherDialog::buildForm(bool classroom) {
       const int n = grid->count();
       grid->addWidget(box, n / 2, n % 2);
       groups.insert(f.group, form);
+      group_boxes_.insert(f.group, box);
       if (f.section == "model") model_groups_.push_back(box);
     }
     QWidget* editor = nullptr;
@@ -170,6 +179,9 @@ void LauncherDialog::buildForm(bool classroom) {
       editor->hide();
     }
     editors_.insert(fieldId(f), editor);
+    labels_.insert(fieldId(f), label);
+    if (f.key == "smoe_routing" || f.key == "task")
+      connect(static_cast<QComboBox*>(editor), &QComboBox::currentTextChanged, this, &LauncherDialog::updateEnabled);
   }
   layout()->addWidget(tabs);
 }
@@ -194,9 +206,12 @@ void LauncherDialog::fillFrom(const std::string& runConfigJson) {
 
 std::string LauncherDialog::collect() const {
   auto j = nlohmann::json::parse(base_json_);
+  const bool decoder = isDecoderLm();
   for (const ConfigField& f : configFields()) {
     QWidget* w = editors_.value(fieldId(f));
     if (!w) continue;
+    // A field of the other family keeps what the preset or file says (it is hidden).
+    if ((f.family == ConfigField::DecoderOnly && !decoder) || (f.family == ConfigField::EncoderOnly && decoder)) continue;
     const auto p = pointer(f);
     if (auto* c = qobject_cast<QCheckBox*>(w)) {
       j[p] = c->isChecked();
@@ -224,6 +239,7 @@ std::string LauncherDialog::collect() const {
 }
 
 void LauncherDialog::setPreset(const QString& name) {
+  if (isPresetHeader(name)) return;  // a family's header line, not a preset
   try {
     const ModelConfig m = preset(name.toStdString());
     fillFrom(run_config_to_json_text(m, recommended_pretraining(m)));
@@ -262,13 +278,62 @@ void LauncherDialog::setStartFromRun(qint64 runId) {
   from_run_->setCurrentIndex(std::max(i, 0));
 }
 
+bool LauncherDialog::isDecoderLm() const {
+  try {
+    const auto j = nlohmann::json::parse(base_json_);
+    return j.contains("model") && j["model"].value("family", std::string()) == "decoder-lm";
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+bool LauncherDialog::fieldVisible(const QString& section, const QString& key) const {
+  const QWidget* w = editors_.value(section + "/" + key);
+  return w && !w->isHidden();
+}
+
+bool LauncherDialog::fieldEnabled(const QString& section, const QString& key) const {
+  const QWidget* w = editors_.value(section + "/" + key);
+  return w && w->isEnabled() && w->parentWidget() && w->parentWidget()->isEnabled();
+}
+
 void LauncherDialog::updateEnabled() {
   const bool from_run = from_run_->currentData().toLongLong() != 0;
+  const bool decoder = isDecoderLm();
   for (QWidget* g : model_groups_) {
     g->setEnabled(!from_run);
     g->setToolTip(from_run ? "The model comes from the chosen run's checkpoint." : QString());
   }
   if (from_run && value("training", "task") == "pretrain") setValue("training", "task", "wordnet-lexname");
+  // Only the fields of this model family are shown; a group left empty is hidden.
+  QHash<QString, bool> group_shown;
+  for (const ConfigField& f : configFields()) {
+    const bool applies = f.family == ConfigField::Both || (f.family == ConfigField::DecoderOnly) == decoder;
+    const bool shown = applies && !(classroom_ && f.expert);
+    if (QWidget* e = editors_.value(fieldId(f))) e->setVisible(shown);
+    if (QWidget* l = labels_.value(fieldId(f))) l->setVisible(shown);
+    group_shown[f.group] = group_shown.value(f.group, false) || applies;
+  }
+  for (auto it = group_shown.begin(); it != group_shown.end(); ++it)
+    if (QWidget* box = group_boxes_.value(it.key())) box->setVisible(it.value());
+  // Decoder LMs: the routing prefix means something for partial prediction only; the task is next-token prediction.
+  const QString smoe = value("model", "smoe_routing");
+  if (QWidget* w = editors_.value("model/smoe_prefix_fraction")) w->setEnabled(smoe == "partial");
+  if (QWidget* w = editors_.value("model/smoe_balancing_weight")) w->setEnabled(smoe == "partial" || smoe == "learned");
+  if (QWidget* w = editors_.value("training/task")) {
+    if (decoder && value("training", "task") != "pretrain") setValue("training", "task", "pretrain");
+    w->setEnabled(!decoder);
+    QString tip;
+    for (const ConfigField& f : configFields())
+      if (f.key == "task") tip = f.tooltip;
+    w->setToolTip(decoder ? "A decoder language model trains with next-token prediction on the corpus (task pretrain); "
+                            "fine-tuning tasks need an encoder preset."
+                          : tip);
+  }
+  family_->setText(decoder ? "<b>Decoder language model</b> (sMLP family): next-token prediction on the corpus, "
+                             "held-out perplexity; the Playground generates text from it."
+                           : "<b>Encoder</b> (masked-language model): MLM + next-sentence pre-training, or "
+                             "fine-tuning on a task.");
 }
 
 bool LauncherDialog::loadConfigFile(const QString& path) {
@@ -321,12 +386,17 @@ bool LauncherDialog::validate() {
     run_config_from_json_text(collect(), model, training);
     model.validate();
     training.validate();
+    if (model.is_decoder() && !training.is_pretraining())
+      throw ConfigError("'" + model.name + "' is a decoder language model: it trains only with task pretrain "
+                        "(next-token prediction); fine-tuning on '" + training.task + "' needs an encoder preset");
     const qint64 from = from_run_->currentData().toLongLong();
     std::filesystem::path init;
     if (from != 0) {
       if (training.is_pretraining()) throw ConfigError("fine-tuning from a run needs a task other than pretrain");
       const auto run = store_ ? store_->find_run(from) : std::nullopt;
       if (!run) throw ConfigError("run " + std::to_string(from) + " is not in the run store");
+      if (runIsLm(*run))
+        throw ConfigError("run " + std::to_string(from) + " is a decoder language model: fine-tuning needs an encoder run");
       init = inspect::latest_checkpoint(store_->run_folder(from));  // a damaged row is refused with its message
       if (init.empty()) throw ConfigError("run " + std::to_string(from) + " has no loadable checkpoint yet");
     }

@@ -31,6 +31,11 @@ class LauncherDialog : public QDialog {
   LauncherDialog(store::RunStore* store, const QString& dataDir, bool classroom, QWidget* parent = nullptr);
 
   void setPreset(const QString& name);
+  /// True when the form describes a decoder LM (an sMLP-family preset or config).
+  bool isDecoderLm() const;
+  /// Whether a field's editor is shown (a field of the other model family is hidden).
+  bool fieldVisible(const QString& section, const QString& key) const;
+  bool fieldEnabled(const QString& section, const QString& key) const;
   /// Sets a form value by its config path, e.g. ("training", "steps", "200").
   bool setValue(const QString& section, const QString& key, const QString& value);
   QString value(const QString& section, const QString& key) const;
@@ -63,6 +68,10 @@ class LauncherDialog : public QDialog {
   QLineEdit* name_;
   QLabel* error_;
   QHash<QString, QWidget*> editors_;  // "section/key" -> editor
+  QHash<QString, QWidget*> labels_;   // "section/key" -> its label
+  QHash<QString, QWidget*> group_boxes_;  // group name -> its box
+  QLabel* family_ = nullptr;          // which family the form describes
+  bool classroom_ = false;
   QVector<QWidget*> model_groups_;
   std::string base_json_;  // fields the form does not show are kept from here
   QVector<RunRequest> requests_;

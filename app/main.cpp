@@ -33,6 +33,9 @@ struct StudioOptions {
                               "dir"};
   QCommandLineOption demo{"demo", "Start the demo run at once."};
   QCommandLineOption demo_steps{"demo-steps", "Steps of the demo run (default: 1000).", "n"};
+  QCommandLineOption demo_preset{"demo-preset",
+                                 "Preset of the demo run (default: demo; e.g. smlp-demo, a decoder language model).",
+                                 "name"};
   QCommandLineOption classroom{"classroom", "Start in classroom mode (large fonts, fewer controls)."};
   QCommandLineOption tab{"tab", "Open this view: Curves, Routing, Capacity, Mixing, Stability lab, Playground, Speed, Model.",
                          "name"};
@@ -48,7 +51,7 @@ struct StudioOptions {
     parser.setApplicationDescription("Sparse Mixer Studio: train, inspect and teach Mixture-of-Experts encoders");
     parser.addHelpOption();
     parser.addVersionOption();
-    parser.addOptions({preset, config, data_dir, demo, demo_steps, classroom, tab, tour, quit_idle});
+    parser.addOptions({preset, config, data_dir, demo, demo_steps, demo_preset, classroom, tab, tour, quit_idle});
   }
 };
 
@@ -94,7 +97,7 @@ int main(int argc, char** argv) {
   o.addTo(parser);
   parser.process(app);
   const QCommandLineOption &preset = o.preset, &config = o.config, &data_dir = o.data_dir, &demo = o.demo,
-                           &demo_steps = o.demo_steps, &classroom = o.classroom, &tab = o.tab, &tour = o.tour,
+                           &demo_steps = o.demo_steps, &demo_preset = o.demo_preset, &classroom = o.classroom, &tab = o.tab, &tour = o.tour,
                            &quit_idle = o.quit_idle;
 
   // Started from a menu, nobody reads stderr: a reason not to start is also shown.
@@ -134,7 +137,16 @@ int main(int argc, char** argv) {
   window.resize(1400, 900);
   window.show();
   if (parser.isSet(tab)) window.showTab(parser.value(tab));
-  if (parser.isSet(demo) || parser.isSet(demo_steps)) window.startDemo(steps);
+  if (parser.isSet(demo_preset)) {
+    try {
+      smx::preset(parser.value(demo_preset).toStdString());
+    } catch (const std::exception& e) {
+      qCritical("smx-studio: %s", e.what());
+      return 2;
+    }
+  }
+  if (parser.isSet(demo) || parser.isSet(demo_steps) || parser.isSet(demo_preset))
+    window.startDemo(steps, parser.isSet(demo_preset) ? parser.value(demo_preset) : QStringLiteral("demo"));
   if (parser.isSet(tour)) {
     const QString out = parser.value(tour);
     QDir().mkpath(out);

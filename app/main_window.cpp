@@ -137,6 +137,7 @@ void MainWindow::buildViews() {
   lab_ = new widgets::StabilityLabView;
   QStringList presets;
   for (const auto& p : preset_names()) presets << QString::fromStdString(p);
+  for (const auto& p : lm_preset_names()) presets << QString::fromStdString(p);  // decoder LMs (sMLP family)
   lab_->setAvailableConfigs(presets);
   {
     // Small enough for a laptop CPU: attention everywhere vs mostly linear mixing + MoE.
@@ -208,6 +209,31 @@ void MainWindow::buildViews() {
     playground_->setBusy(true);
     inspector_->predict(ckpt, text);
   });
+  connect(playground_, &widgets::PlaygroundView::generateRequested, this,
+          [this](const QString& prompt, const widgets::GenerationSettings& settings) {
+            const QString ckpt = checkpointOf(focus_run_);
+            if (ckpt.isEmpty()) {
+              widgets::GenerationResult r;
+              r.error = focus_run_ == 0 ? tr("Select a language-model run with a checkpoint in the run list.")
+                                        : tr("Run %1 has no checkpoint yet.").arg(focus_run_);
+              playground_->setGeneration(r);
+              return;
+            }
+            playground_->setBusy(true);
+            inspector_->generate(ckpt, prompt, settings);
+          });
+  connect(playground_, &widgets::PlaygroundView::leakCheckRequested, this, [this] {
+    const QString ckpt = checkpointOf(focus_run_);
+    if (ckpt.isEmpty()) {
+      widgets::LeakCheckResult r;
+      r.error = focus_run_ == 0 ? tr("Select a language-model run with a checkpoint in the run list.")
+                                : tr("Run %1 has no checkpoint yet.").arg(focus_run_);
+      playground_->setLeakCheck(r);
+      return;
+    }
+    playground_->setBusy(true);
+    inspector_->leakCheck(ckpt, data_dir_);  // the job thread: one forward pass per target
+  });
   connect(speed_, &widgets::SpeedView::runRequested, this, [this](int batch, int seq) {
     speed_->setBusy(true, tr("benchmarking bert-base, sparse-mixer and fast-sparse-mixer…"));
     inspector_->bench({"bert-base", "sparse-mixer", "fast-sparse-mixer"}, batch, seq, {});
@@ -263,7 +289,16 @@ void MainWindow::buildRunDock() {
       const QString error = resumeRun(id);
       if (!error.isEmpty()) QMessageBox::warning(this, tr("Resume"), error);
     })->setEnabled(status != "running" && status != "finished");
-    menu.addAction(tr("Fine-tune from run %1…").arg(id), this, [this, id] {
+    const bool lm = runIsLm(*run);
+    menu.addAction(tr("Fine-tune from run %1…").arg(id), this, [this, id, lm] {
+      if (lm) {
+        QMessageBox::information(this, tr("Fine-tune"),
+                                 tr("Run %1 is a decoder language model (sMLP family). Fine-tuning on a classification "
+                                    "task needs an encoder run (BERT, Sparse Mixer); a language model is used in the "
+                                    "Playground to generate text.")
+                                     .arg(id));
+        return;
+      }
       LauncherDialog dialog(runs_->store(), data_dir_, classroom_, this);
       dialog.setStartFromRun(id);
       if (dialog.exec() == QDialog::Accepted) launch(dialog.requests());
@@ -387,6 +422,16 @@ void MainWindow::connectEngine() {
             if (!description.isEmpty()) playground_->setModelDescription(description);
             playground_->setResult(r);
           });
+  connect(inspector_, &InspectorWorker::generated, this,
+          [this](const widgets::GenerationResult& r, const QString& description) {
+            playground_->setBusy(false);
+            if (!description.isEmpty()) playground_->setModelDescription(description);
+            playground_->setGeneration(r);
+          });
+  connect(inspector_, &InspectorWorker::leakChecked, this, [this](const widgets::LeakCheckResult& r) {
+    playground_->setBusy(false);
+    playground_->setLeakCheck(r);
+  });
   connect(inspector_, &InspectorWorker::whatIfReady, this, [this](const WhatIfResult& r) {
     if (!r.error.isEmpty()) routing_->setWhatIfError(r.error);
     else routing_->setWhatIf(r.routing, r.caption);
@@ -441,7 +486,7 @@ QStringList MainWindow::restartArguments(const QStringList& arguments) {
   for (int i = 0; i < arguments.size(); ++i) {
     const QString& a = arguments[i];
     const QString name = a.section('=', 0, 0);
-    if (name == "--data-dir" || name == "--demo-steps" || name == "--tour") {
+    if (name == "--data-dir" || name == "--demo-steps" || name == "--demo-preset" || name == "--tour") {
       if (!a.contains('=')) ++i;  // its value is the next argument
       continue;
     }

@@ -53,8 +53,9 @@ class MainWindow : public QMainWindow {
   explicit MainWindow(const QString& dataDir, QWidget* parent = nullptr);
   ~MainWindow() override;
 
-  /// The Demo button: the demo preset on the default corpus, views brought up.
-  void startDemo(int steps = 0);
+  /// The Demo button: the demo preset (or another, e.g. the smlp-demo language
+  /// model) on the default corpus, views brought up.
+  void startDemo(int steps = 0, const QString& preset = QStringLiteral("demo"));
   /// Queues runs (from the launcher, the lab or a test).
   void launch(const QVector<RunRequest>& requests);
   void openLauncher();
@@ -79,7 +80,7 @@ class MainWindow : public QMainWindow {
   const QString& dataDir() const { return data_dir_; }
   /// The command line for a restart that picks up a newly chosen data folder:
   /// `arguments` (as QCoreApplication::arguments()) without --data-dir and the
-  /// one-off --demo, --demo-steps, --tour and --quit-when-idle.
+  /// one-off --demo, --demo-steps, --demo-preset, --tour and --quit-when-idle.
   static QStringList restartArguments(const QStringList& arguments);
   RunController* controller() const { return controller_; }
   InspectorWorker* inspector() const { return inspector_; }

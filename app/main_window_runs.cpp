@@ -62,15 +62,21 @@ QString format_eta(double seconds) {
 
 // ---- launching ---------------------------------------------------------------
 
-void MainWindow::startDemo(int steps) {
-  const ModelConfig m = preset("demo");
+void MainWindow::startDemo(int steps, const QString& presetName) {
+  ModelConfig m;
+  try {
+    m = preset(presetName.toStdString());
+  } catch (const std::exception& e) {
+    log(tr("demo: %1").arg(QString::fromUtf8(e.what())));
+    return;
+  }
   RunRequest r;
   r.options.model = m;
   r.options.training = recommended_pretraining(m);
   if (steps > 0) r.options.training.steps = steps;
   r.options.data_dir = data_dir_.toStdString();
-  r.options.run_name = "demo";
-  r.label = "demo";
+  r.options.run_name = presetName.toStdString();
+  r.label = presetName;
   focus_follows_live_ = true;
   launch({r});
   showTab("Curves");
@@ -185,6 +191,13 @@ void MainWindow::onLiveBatch(const LiveBatch& batch) {
   }
   if (!batch.steps.isEmpty()) {
     if (!batch.has_stage && steps_seen_ == 0) statusBar()->clearMessage();  // set-up is over
+    // The first steps of a run: if it does not record the shown metric (an encoder's metric for a
+    // language model), rebuilding picks its headline curve.
+    if (steps_seen_ == 0 && index >= 0) {
+      bool has_metric = false;
+      for (const auto& [name, value] : batch.steps.front().values) has_metric = has_metric || QString::fromStdString(name) == metric_;
+      if (!has_metric) rebuildCurves();
+    }
     steps_seen_ += batch.steps.size();
     updateStatusBar(&batch.steps.back());
   }
@@ -298,6 +311,18 @@ void MainWindow::rebuildCurves() {
                                              seed_group(rec->config_json)));
     }
   }
+  // A metric the shown runs do not record (an encoder's loss/mlm for a language model, say):
+  // show the focused run's headline curve instead, without changing the saved choice.
+  if (!names.isEmpty() && !names.contains(metric_)) {
+    const auto rec = store ? store->find_run(focus_run_ != 0 ? focus_run_ : live_run_) : std::nullopt;
+    const QStringList fallbacks = rec && runIsLm(*rec) ? QStringList{"eval/perplexity", "loss/nll", "loss/total"}
+                                                       : QStringList{"loss/total"};
+    for (const QString& m : fallbacks)
+      if (names.contains(m)) {
+        metric_ = m;
+        return rebuildCurves();
+      }
+  }
   QStringList sorted(names.begin(), names.end());
   if (sorted.isEmpty()) sorted << metric_;
   sorted.sort();
@@ -335,6 +360,13 @@ void MainWindow::describePlaygroundModel() {
   if (focus_run_ == 0) {
     playground_->setModelDescription({});
     return;
+  }
+  // A decoder LM generates text (and has the leak check); an encoder predicts [MASK] tokens.
+  if (auto* store = runs_->store()) {
+    try {
+      if (const auto rec = store->find_run(focus_run_)) playground_->setLanguageModel(runIsLm(*rec));
+    } catch (const std::exception&) {
+    }
   }
   const QString ckpt = checkpointOf(focus_run_);
   playground_->setModelDescription(

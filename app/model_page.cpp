@@ -14,6 +14,7 @@
 #include <QPushButton>
 #include <QVBoxLayout>
 
+#include "app/config_fields.h"
 #include "app/structure_rows.h"
 #include "widgets/model_structure_view.h"
 
@@ -28,9 +29,10 @@ ModelPage::ModelPage(QWidget* parent) : QWidget(parent) {
 
   bar->addWidget(new QLabel(tr("Preset:"), this));
   presets_ = new QComboBox(this);
-  for (const auto& n : preset_names()) presets_->addItem(QString::fromStdString(n));
-  presets_->setToolTip(tr("The paper's models (BERT, Sparse Mixer, Fast Sparse Mixer, sparse BERT), their "
-                          "scaled sizes, and a small demo that trains on a laptop CPU."));
+  addPresetItems(presets_);
+  presets_->setToolTip(tr("Encoders: the paper's models (BERT, Sparse Mixer, Fast Sparse Mixer, sparse BERT), their "
+                          "scaled sizes, and a small demo that trains on a laptop CPU. Decoder language models: the "
+                          "sMLP paper's gMLP, sMLP (sMoE routing) and Transformer-LM, demos and paper sizes."));
   bar->addWidget(presets_);
   bar->addWidget(new QLabel(tr("  Batch:"), this));
   batch_ = new QSpinBox(this);
@@ -60,12 +62,12 @@ ModelPage::ModelPage(QWidget* parent) : QWidget(parent) {
 
   QSettings settings;
   const QString last = settings.value("model/preset", "sparse-mixer").toString();
-  if (presets_->findText(last) >= 0) presets_->setCurrentText(last);
+  presets_->setCurrentText(presets_->findText(last) >= 0 && !isPresetHeader(last) ? last : QStringLiteral("sparse-mixer"));
   refresh();
 }
 
 bool ModelPage::showPreset(const QString& name) {
-  if (presets_->findText(name) < 0) {
+  if (presets_->findText(name) < 0 || isPresetHeader(name)) {
     Q_EMIT message(tr("unknown preset '%1'").arg(name));
     return false;
   }
@@ -98,6 +100,7 @@ bool ModelPage::openConfig(const QString& path, bool quiet) {
 void ModelPage::refresh() {
   if (!config_path_.isEmpty() && openConfig(config_path_, true)) return;
   if (!presets_->currentData().toString().isEmpty()) return;  // a file entry whose file went bad: keep the view
+  if (isPresetHeader(presets_->currentText())) return;          // a family's header line
   const ModelConfig c = preset(presets_->currentText().toStdString());
   view_->setModel(structure_summary(c, batch_->value()), structure_rows(c, batch_->value()));
   QSettings settings;

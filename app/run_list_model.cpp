@@ -16,6 +16,18 @@ QString runTask(const std::string& configJson) {
   return QStringLiteral("?");
 }
 
+bool runIsLm(const store::RunRecord& run) {
+  if (run.kind == "lm") return true;
+  try {
+    const auto j = nlohmann::json::parse(run.config_json);
+    return j.contains("model") && j["model"].value("family", std::string()) == "decoder-lm";
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+bool lowerIsBetter(const QString& metric) { return metric.contains("loss") || metric.contains("perplexity"); }
+
 RunListModel::RunListModel(QObject* parent) : QAbstractTableModel(parent) {}
 
 bool RunListModel::open(const QString& storePath, QString* error) {
@@ -36,10 +48,11 @@ bool RunListModel::open(const QString& storePath, QString* error) {
 
 void RunListModel::computeBest(Row& row) const {
   row.best.clear();
-  row.task = runTask(row.run.config_json);
+  // Decoder LMs train with task "pretrain" but are language models: the list says "lm".
+  row.task = runIsLm(row.run) ? QStringLiteral("lm") : runTask(row.run.config_json);
   for (const auto& name : store_->metric_names(row.run.id)) {
-    if (name.rfind("eval/", 0) != 0 || name == "eval/examples") continue;
-    const bool lower_is_better = name.find("loss") != std::string::npos;
+    if (name.rfind("eval/", 0) != 0 || name == "eval/examples" || name == "eval/targets") continue;
+    const bool lower_is_better = lowerIsBetter(QString::fromStdString(name));
     double best = std::nan("");
     for (const auto& p : store_->metric(row.run.id, name)) {
       if (!std::isfinite(p.value)) continue;
@@ -110,11 +123,11 @@ QString RunListModel::headline(qint64 runId) const {
   const int r = rowOf(runId);
   if (r < 0 || rows_[r].best.isEmpty()) return {};
   const auto& row = rows_[r];
-  const QString preferred = row.task == "pretrain" ? "eval/accuracy_mlm" : QString();
+  const QString preferred = row.task == "pretrain" ? "eval/accuracy_mlm" : row.task == "lm" ? "eval/perplexity" : QString();
   for (const auto& [name, value] : row.best)
     if (name == preferred) return QString("%1 %2").arg(name.mid(5)).arg(value, 0, 'f', 3);
   for (const auto& [name, value] : row.best)
-    if (!name.contains("loss")) return QString("%1 %2").arg(name.mid(5)).arg(value, 0, 'f', 3);
+    if (!lowerIsBetter(name)) return QString("%1 %2").arg(name.mid(5)).arg(value, 0, 'f', 3);
   return QString("%1 %2").arg(row.best.front().first.mid(5)).arg(row.best.front().second, 0, 'f', 3);
 }
 
@@ -173,7 +186,8 @@ QVariant RunListModel::headerData(int section, Qt::Orientation orientation, int 
     }
   }
   if (role == Qt::ToolTipRole && section == Best)
-    return "The best (not the last) evaluation of the run: MLM accuracy for pre-training, the task's headline metric for fine-tuning.";
+    return "The best (not the last) evaluation of the run: MLM accuracy for pre-training, held-out perplexity (lower is "
+           "better) for language models (task lm), the task's headline metric for fine-tuning.";
   return {};
 }
 

@@ -49,5 +49,9 @@ class RunListModel : public QAbstractTableModel {
 
 /// "pretrain" or the fine-tuning task, from a run's config JSON.
 QString runTask(const std::string& configJson);
+/// True for a decoder-LM run (sMLP family): kind "lm", or a decoder-lm model in its config.
+bool runIsLm(const store::RunRecord& run);
+/// True for metrics where lower is better (losses, perplexity).
+bool lowerIsBetter(const QString& metric);
 
 }  // namespace smx::app

@@ -34,11 +34,56 @@ bool is_attention(const MixingSnapshot& m) { return m.kind == "attention"; }
 // Fourier and Hartley mix with a fixed transform: nothing there is trained.
 bool is_fixed_basis(const std::string& kind) { return kind == "fourier" || kind == "hartley"; }
 
-const MixingSnapshot* find_layer(const Snapshot* s, int block) {
+// One block can hold several entries (a partial sMoE's weights and its probe routing), so entries are
+// found by block and kind; the layer combo's data is "block|kind".
+const MixingSnapshot* find_layer(const Snapshot* s, int block, const std::string& kind = {}) {
   if (!s) return nullptr;
   for (const auto& m : s->mixing)
-    if (m.layer == block) return &m;
+    if (m.layer == block && (kind.empty() || m.kind == kind)) return &m;
   return nullptr;
+}
+
+QString layer_key(const MixingSnapshot& m) { return QStringLiteral("%1|%2").arg(m.layer).arg(QString::fromStdString(m.kind)); }
+int key_block(const QVariant& key) { return key.toString().section('|', 0, 0).toInt(); }
+std::string key_kind(const QVariant& key) { return key.toString().section('|', 1).toStdString(); }
+
+bool is_sequence_matrix(const std::string& name) { return name == "sequence" || name.rfind("expert ", 0) == 0; }
+bool is_channel_map(const std::string& name) { return name.find("channels to experts") != std::string::npos; }
+
+/// A sentence under the matrix for the decoder-LM kinds (sMLP paper): what the picture means.
+QString explain(const MixingSnapshot* layer, const std::string& matrix) {
+  if (!layer) return {};
+  const std::string& kind = layer->kind;
+  int n = 0;  // sequence length, from an expert's n x n matrix
+  for (const auto& m : layer->matrices)
+    if (is_sequence_matrix(m.name)) n = m.rows;
+  if (kind == "sgu")
+    return QObject::tr("Causal spatial gating unit (gMLP): output position t (row) mixes input positions ≤ t (columns) "
+                       "only. The upper triangle stays zero, so no token sees the future.");
+  if (kind == "smoe-probe")
+    return QObject::tr("The probe text's own routing: for each gate channel (row), the router's probability of each "
+                       "expert (column) for this one text%1.")
+        .arg(QObject::tr(", read from its first p tokens under partial prediction"));
+  if (kind.rfind("smoe-", 0) != 0) return {};
+  if (is_sequence_matrix(matrix))
+    return QObject::tr("sMoE %1: this expert's own causal n × n spatial matrix (row t mixes positions ≤ t), applied "
+                       "only to the gate channels routed to it.")
+        .arg(QString::fromStdString(matrix));
+  if (!is_channel_map(matrix)) return {};
+  if (kind == "smoe-deterministic")
+    return QObject::tr("Deterministic routing: gate channel c (row) goes to expert ⌊c·E/C⌋ (column): fixed contiguous "
+                       "bands, the same for every input; nothing is learned.");
+  if (kind == "smoe-partial") {
+    const QString p = n > 0 ? QObject::tr(" (p = %1 at n = %2)").arg(int(std::floor(0.2 * n))).arg(n) : QString();
+    return QObject::tr("Partial prediction: a router picks each gate channel's expert from the first p = ⌊0.2·n⌋ tokens "
+                       "only%1, and the loss counts only the targets after them (the prefix/target split), so no "
+                       "scored token's routing saw it. Colour: mean router probability over the batch.")
+        .arg(p);
+  }
+  if (kind == "smoe-learned")
+    return QObject::tr("Learned routing: the router reads whole channels, future tokens included (colour: mean router "
+                       "probability). It leaks the future: teaching only; the Playground's leak check shows the effect.");
+  return {};
 }
 
 const Matrix* find_matrix(const MixingSnapshot* layer, const std::string& name) {
@@ -122,7 +167,11 @@ MixingView::MixingView(QWidget* parent)
       slider_(new QSlider(Qt::Horizontal, this)),
       step_label_(new QLabel(this)),
       plot_(new QCustomPlot(this)),
+      explain_(new QLabel(this)),
       base_font_(font()) {
+  explain_->setObjectName("explanation");
+  explain_->setWordWrap(true);
+  explain_->hide();
   layer_combo_->setObjectName("layerCombo");
   layer_combo_->setToolTip(tr("The mixing layer to show: the part of a block that mixes information across tokens."));
   layer_combo_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
@@ -176,6 +225,7 @@ MixingView::MixingView(QWidget* parent)
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(4, 4, 4, 4);
   layout->addLayout(controls);
+  layout->addWidget(explain_);
   layout->addWidget(stack_, 1);
   layout->addLayout(scrub);
 
@@ -334,7 +384,7 @@ void MixingView::updateCombos(const Snapshot* s) {
         att_blocks << m.layer;
       } else {
         labels << tr("Block %1: %2").arg(m.layer).arg(QString::fromStdString(m.kind));
-        blocks << m.layer;
+        blocks << layer_key(m);
       }
     }
   set_combo_items(layer_combo_, labels, blocks, layer_combo_->currentData());
@@ -342,7 +392,8 @@ void MixingView::updateCombos(const Snapshot* s) {
 
   QStringList names;
   QList<QVariant> data;
-  if (const auto* layer = find_layer(s, layer_combo_->currentData().toInt()); layer && layer_combo_->count())
+  if (const auto* layer = find_layer(s, key_block(layer_combo_->currentData()), key_kind(layer_combo_->currentData()));
+      layer && layer_combo_->count())
     for (const auto& m : layer->matrices) {
       names << QString::fromStdString(m.name);
       data << QString::fromStdString(m.name);
@@ -354,7 +405,7 @@ void MixingView::updateCombos(const Snapshot* s) {
 void MixingView::updateHeadCombo(const Snapshot* s) {
   QStringList names;
   QList<QVariant> data;
-  if (const auto* layer = find_layer(s, att_layer_combo_->currentData().toInt()); layer && att_layer_combo_->count())
+  if (const auto* layer = find_layer(s, att_layer_combo_->currentData().toInt(), "attention"); layer && att_layer_combo_->count())
     for (const auto& m : layer->matrices) {
       names << QString::fromStdString(m.name);
       data << QString::fromStdString(m.name);
@@ -381,6 +432,7 @@ void MixingView::redraw() {
                           : tr("This snapshot holds no mixing matrices."));
     stack_->setCurrentWidget(hint_);
     export_->setEnabled(false);
+    explain_->hide();
     map_->setData(0, 0, {});
     att_map_->setData(0, 0, {});
     sigma_.clear();
@@ -392,6 +444,7 @@ void MixingView::redraw() {
   arrange(matrices, attention);
   if (matrices) drawMatrix(s);
   else {
+    explain_->hide();
     map_->setData(0, 0, {});
     sigma_.clear();
   }
@@ -401,9 +454,10 @@ void MixingView::redraw() {
 }
 
 void MixingView::drawMatrix(const Snapshot* s) {
-  const int block = layer_combo_->currentData().toInt();
+  const int block = key_block(layer_combo_->currentData());
+  const std::string kind = key_kind(layer_combo_->currentData());
   const std::string name = matrix_combo_->currentData().toString().toStdString();
-  const auto* layer = find_layer(s, block);
+  const auto* layer = find_layer(s, block, kind);
   const auto* m = find_matrix(layer, name);
   const bool fixed = layer && is_fixed_basis(layer->kind);
   diff_box_->setEnabled(!fixed);
@@ -429,7 +483,7 @@ void MixingView::drawMatrix(const Snapshot* s) {
     values = m->values;
     title += tr(", %1 matrix %2 x %3").arg(qname).arg(rows).arg(cols);
     if (diff) {
-      const auto* m0 = find_matrix(find_layer(first, block), name);
+      const auto* m0 = find_matrix(find_layer(first, block, kind), name);
       if (!m0 || !consistent(*m0) || m0->rows != rows || m0->cols != cols) {
         problem = tr("the first snapshot has no %1 x %2 '%3' matrix to compare with").arg(rows).arg(cols).arg(qname);
       } else {
@@ -455,10 +509,14 @@ void MixingView::drawMatrix(const Snapshot* s) {
   map_rect_->axis(QCPAxis::atBottom)->setRange(-0.5, std::max(cols, 1) - 0.5);
   map_rect_->axis(QCPAxis::atLeft)->setRange(-0.5, std::max(rows, 1) - 0.5);
   // Y = M_seq · X: a sequence matrix's row is the output position, its column the input position.
-  const bool sequence = name == "sequence";
-  map_rect_->axis(QCPAxis::atLeft)->setLabel(sequence ? tr("output position (row)") : tr("row"));
-  map_rect_->axis(QCPAxis::atBottom)->setLabel(sequence ? tr("input position (column)") : tr("column"));
+  const bool sequence = is_sequence_matrix(name), channels = is_channel_map(name);
+  map_rect_->axis(QCPAxis::atLeft)->setLabel(sequence ? tr("output position (row)") : channels ? tr("gate channel") : tr("row"));
+  map_rect_->axis(QCPAxis::atBottom)->setLabel(sequence ? tr("input position (column)") : channels ? tr("expert") : tr("column"));
+  if (channels) map_bar_->setLabel(diff ? tr("change since initialisation") : tr("share of the channel (router probability)"));
   show_note(map_note_, problem);
+  const QString why = explain(layer, name);
+  explain_->setText(why);
+  explain_->setVisible(!why.isEmpty());
 
   if (show_spectrum_) drawSpectrum(values, rows, cols, s, qname, diff);
   else sigma_.clear();
@@ -466,7 +524,7 @@ void MixingView::drawMatrix(const Snapshot* s) {
 
 void MixingView::drawSpectrum(const std::vector<float>& values, int rows, int cols, const Snapshot* s,
                               const QString& matrix, bool difference) {
-  const auto key = std::make_tuple(s, layer_combo_->currentData().toInt(), matrix.toStdString(), difference);
+  const auto key = std::make_tuple(s, key_block(layer_combo_->currentData()), matrix.toStdString(), difference);
   auto it = spectra_.find(key);
   if (it == spectra_.end()) {
     if (spectra_.size() >= kMaxSpectra) spectra_.clear();
@@ -509,7 +567,7 @@ void MixingView::drawSpectrum(const std::vector<float>& values, int rows, int co
 void MixingView::drawAttention(const Snapshot* s) {
   const int block = att_layer_combo_->currentData().toInt();
   const std::string name = head_combo_->currentData().toString().toStdString();
-  const auto* m = find_matrix(find_layer(s, block), name);
+  const auto* m = find_matrix(find_layer(s, block, "attention"), name);
   QString title = tr("Block %1: %2 (probe text)").arg(block).arg(QString::fromStdString(name));
   if (s) title += tr(", step %1").arg(s->step);
   att_title_->setText(title);
@@ -605,7 +663,7 @@ bool MixingView::exportView(const QString& path, QString* error) const {
     CsvTable t;
     t.header = QStringList{"panel", "name", "row", "col", "value"};
     const QString matrix = tr("block %1 %2%3")
-                               .arg(layer_combo_->currentData().toInt())
+                               .arg(key_block(layer_combo_->currentData()))
                                .arg(matrix_combo_->currentText())
                                .arg(showingDifference() ? tr(" minus initial") : QString());
     add_cells(t, "matrix", matrix, map_);
@@ -653,6 +711,7 @@ bool MixingView::showingDifference() const {
 }
 bool MixingView::differenceAvailable() const { return diff_box_->isEnabled(); }
 QString MixingView::caption() const { return title_->text(); }
+QString MixingView::explanation() const { return explain_->isHidden() ? QString() : explain_->text(); }
 QString MixingView::stepLabel() const { return step_label_->text(); }
 int MixingView::attentionLayerCount() const { return att_layer_combo_->count(); }
 void MixingView::setCurrentAttentionLayer(int index) {

@@ -1,5 +1,7 @@
 // Mixing: the token-mixing matrices of a run (linear, Fourier, Hartley,
-// circulant, Toeplitz) as signed heat maps with their singular-value
+// circulant, Toeplitz; for decoder LMs the causal SGU, the sMoE experts'
+// causal matrices and their channels-to-experts maps, with a sentence saying
+// what each means) as signed heat maps with their singular-value
 // spectrum, optionally as the change since initialisation, and beside them
 // the attention maps of the probe text. A slider scrubs through the
 // snapshots; it follows the newest unless the user moved it back.
@@ -64,6 +66,9 @@ class MixingView : public QWidget {
   void setShowDifference(bool on);
   bool differenceAvailable() const;  ///< false for fixed bases
   QString caption() const;           ///< title of the matrix panel
+  /// The sentence under the controls saying what a decoder-LM matrix means (SGU, sMoE experts,
+  /// channels-to-experts maps); empty for the encoder kinds.
+  QString explanation() const;
   QString stepLabel() const;         ///< "step N (k of M)"
   int attentionLayerCount() const;
   void setCurrentAttentionLayer(int index);
@@ -98,6 +103,7 @@ class MixingView : public QWidget {
   QSlider* slider_;
   QLabel* step_label_;
   QCustomPlot* plot_;
+  QLabel* explain_;
 
   QCPLayoutGrid* left_ = nullptr;   ///< matrix panel: title, map + colour bar, spectrum
   QCPLayoutGrid* right_ = nullptr;  ///< attention panel

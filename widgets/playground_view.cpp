@@ -1,15 +1,20 @@
 #include "widgets/playground_view.h"
 
 #include <QApplication>
+#include <QDoubleSpinBox>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
 #include <QPainter>
 #include <QPushButton>
+#include <QSpinBox>
 #include <QSplitter>
+#include <QStackedWidget>
 #include <QStyledItemDelegate>
 #include <QTableWidget>
+#include <QTextBrowser>
+#include <QTextDocument>
 #include <QToolButton>
 #include <QVBoxLayout>
 #include <algorithm>
@@ -28,6 +33,8 @@ constexpr int kExpertsRole = Qt::UserRole + 1;
 constexpr double kClassroomScale = 1.5;
 constexpr int kChartsPerRow = 3;
 const QColor kBar(31, 119, 180);
+const QColor kGenerated(31, 90, 180);        // continuation text
+const QColor kGeneratedRow(225, 236, 250);   // its rows in the routing table
 
 QString experts_text(const QVector<int>& experts) {
   if (experts.isEmpty()) return QStringLiteral("—");
@@ -126,12 +133,76 @@ PlaygroundView::PlaygroundView(QWidget* parent) : QWidget(parent) {
   table_->setToolTip(tr("Each token of the sentence and, per MoE layer, the experts that processed it. "
                         "A dash means no expert took the token: it skipped that layer's experts."));
 
+  // Decoder-LM controls (hidden for encoders).
+  lm_controls_ = new QWidget(this);
+  lm_controls_->setObjectName("lmControls");
+  auto* lm_row = new QHBoxLayout(lm_controls_);
+  lm_row->setContentsMargins(0, 0, 0, 0);
+  new_tokens_ = new QSpinBox(lm_controls_);
+  new_tokens_->setObjectName("newTokens");
+  new_tokens_->setRange(1, 512);
+  new_tokens_->setToolTip(tr("How many tokens to generate at most; generation also stops at the end of a document."));
+  temperature_ = new QDoubleSpinBox(lm_controls_);
+  temperature_->setObjectName("temperature");
+  temperature_->setRange(0, 5);
+  temperature_->setSingleStep(0.1);
+  temperature_->setDecimals(2);
+  temperature_->setToolTip(tr("0: always the most likely token (greedy). Above 0 the next token is drawn at random "
+                              "from the model's probabilities: low values stay close to greedy, high ones wander."));
+  top_k_ = new QSpinBox(lm_controls_);
+  top_k_->setObjectName("topK");
+  top_k_->setRange(0, 100000);
+  top_k_->setToolTip(tr("When sampling, draw only among the k most likely tokens (0: all of them)."));
+  seed_ = new QSpinBox(lm_controls_);
+  seed_->setObjectName("seed");
+  seed_->setRange(0, 2147483647);
+  seed_->setToolTip(tr("The same seed draws the same continuation again."));
+  leak_button_ = new QPushButton(tr("Leak check"), lm_controls_);
+  leak_button_->setObjectName("leakCheck");
+  leak_button_->setToolTip(tr("Compare teacher-forced perplexity (training's view: one pass over a whole window) with "
+                              "token-by-token perplexity (generation's view: each token from the ones before it) on "
+                              "held-out text. They differ only if the model reads future tokens."));
+  lm_row->addWidget(new QLabel(tr("New tokens"), lm_controls_));
+  lm_row->addWidget(new_tokens_);
+  lm_row->addSpacing(8);
+  lm_row->addWidget(new QLabel(tr("Temperature"), lm_controls_));
+  lm_row->addWidget(temperature_);
+  lm_row->addSpacing(8);
+  lm_row->addWidget(new QLabel(tr("Top-k"), lm_controls_));
+  lm_row->addWidget(top_k_);
+  lm_row->addSpacing(8);
+  lm_row->addWidget(new QLabel(tr("Seed"), lm_controls_));
+  lm_row->addWidget(seed_);
+  lm_row->addStretch(1);
+  lm_row->addWidget(leak_button_);
+  lm_controls_->hide();
+  setGenerationSettings({});
+
+  generated_ = new QTextBrowser(this);
+  generated_->setObjectName("generated");
+  generated_->setToolTip(tr("The prompt, then what the model wrote (in blue)."));
+  leak_ = new QLabel(this);
+  leak_->setObjectName("leak");
+  leak_->setWordWrap(true);
+  leak_->setTextFormat(Qt::RichText);
+  leak_->setFrameShape(QFrame::StyledPanel);
+  leak_->setMargin(6);
+  leak_->hide();
+  auto* lm_page = new QWidget(this);
+  auto* lm_layout = new QVBoxLayout(lm_page);
+  lm_layout->setContentsMargins(0, 0, 0, 0);
+  lm_layout->addWidget(generated_, 1);
+  lm_layout->addWidget(leak_);
+  top_ = new QStackedWidget(this);
+  top_->addWidget(plot_);
+  top_->addWidget(lm_page);
+
   auto* row = new QHBoxLayout;
   row->addWidget(input_, 1);
   row->addWidget(predict_);
   row->addWidget(export_);
   auto* split = new QSplitter(Qt::Vertical, this);
-  split->addWidget(plot_);
+  split->addWidget(top_);
   split->addWidget(table_);
   split->setStretchFactor(0, 3);
   split->setStretchFactor(1, 2);
@@ -139,6 +210,7 @@ PlaygroundView::PlaygroundView(QWidget* parent) : QWidget(parent) {
   auto* layout = new QVBoxLayout(this);
   layout->addWidget(model_);
   layout->addLayout(row);
+  layout->addWidget(lm_controls_);
   layout->addWidget(status_);
   layout->addWidget(error_);
   layout->addWidget(split, 1);
@@ -146,6 +218,9 @@ PlaygroundView::PlaygroundView(QWidget* parent) : QWidget(parent) {
   connect(input_, &QLineEdit::textChanged, this, &PlaygroundView::updateButtons);
   connect(input_, &QLineEdit::returnPressed, this, &PlaygroundView::requestPredict);
   connect(predict_, &QPushButton::clicked, this, &PlaygroundView::requestPredict);
+  connect(leak_button_, &QPushButton::clicked, this, [this] {
+    if (leak_button_->isEnabled()) Q_EMIT leakCheckRequested();
+  });
   connect(export_, &QToolButton::clicked, this, [this] {
     exportWithDialog(this, tr("Export playground"), QString(), [this](const QString& path, QString* error) { return exportView(path, error); });
   });
@@ -155,14 +230,128 @@ PlaygroundView::PlaygroundView(QWidget* parent) : QWidget(parent) {
   updateStatus();
   rebuildPlot();
   rebuildTable();
+  rebuildGeneration();
 }
 
 void PlaygroundView::requestPredict() {
   if (!predict_->isEnabled()) return;  // Enter while busy or with nothing typed
-  Q_EMIT predictRequested(input_->text());
+  if (lm_) Q_EMIT generateRequested(input_->text(), generationSettings());
+  else Q_EMIT predictRequested(input_->text());
 }
 
-void PlaygroundView::updateButtons() { predict_->setEnabled(!busy_ && !input_->text().trimmed().isEmpty()); }
+void PlaygroundView::updateButtons() {
+  predict_->setEnabled(!busy_ && !input_->text().trimmed().isEmpty());
+  leak_button_->setEnabled(!busy_);
+}
+
+void PlaygroundView::setLanguageModel(bool lm) {
+  if (lm == lm_) return;
+  lm_ = lm;
+  const QString text = input_->text();
+  input_->setText(other_text_.isEmpty() && lm ? QStringLiteral("a dog is a") : other_text_);
+  other_text_ = text;
+  predict_->setText(lm ? tr("Generate") : tr("Predict"));
+  predict_->setToolTip(lm ? tr("Continue the prompt with the model (also: Enter).")
+                          : tr("Run the sentence through the model once (also: Enter)."));
+  input_->setPlaceholderText(lm ? tr("The beginning of a text for the model to continue") : tr("The cat sat on the [MASK]."));
+  input_->setToolTip(lm ? tr("A decoder language model continues this text one token at a time.")
+                        : tr("Type a sentence and write [MASK] where the model should guess the word. "
+                             "Without [MASK] you still see which experts take each token."));
+  lm_controls_->setVisible(lm);
+  top_->setCurrentIndex(lm ? 1 : 0);
+  error_->clear();
+  error_->hide();
+  updateButtons();
+  updateStatus();
+  rebuildTable();
+  rebuildGeneration();
+}
+
+GenerationSettings PlaygroundView::generationSettings() const {
+  GenerationSettings g;
+  g.max_new_tokens = new_tokens_->value();
+  g.temperature = temperature_->value();
+  g.top_k = top_k_->value();
+  g.seed = quint64(seed_->value());
+  return g;
+}
+
+void PlaygroundView::setGenerationSettings(const GenerationSettings& g) {
+  new_tokens_->setValue(g.max_new_tokens);
+  temperature_->setValue(g.temperature);
+  top_k_->setValue(g.top_k);
+  seed_->setValue(int(std::min<quint64>(g.seed, 2147483647)));
+}
+
+void PlaygroundView::setGeneration(const GenerationResult& result) {
+  if (!result.error.isEmpty()) {
+    error_->setText(result.error);
+    error_->show();
+    return;  // the previous continuation stays drawn
+  }
+  error_->clear();
+  error_->hide();
+  generation_ = result;
+  has_generation_ = true;
+  rebuildGeneration();
+  rebuildTable();
+  updateStatus();
+}
+
+void PlaygroundView::setLeakCheck(const LeakCheckResult& r) {
+  if (!r.error.isEmpty()) {
+    leak_->setText(tr("<b>Leak check failed:</b> %1").arg(r.error.toHtmlEscaped()));
+    leak_->show();
+    return;
+  }
+  const double gap = r.token_by_token > 0 ? 1.0 - r.teacher_forced / r.token_by_token : 0.0;
+  const bool leaks = std::abs(gap) > 1e-3;
+  QString verdict = !leaks ? tr("<b>Equal</b> (within 0.1%): no future token leaks into the predictions.")
+                    : gap > 0 ? tr("<b>Not equal:</b> teacher forcing looks %1% better than what generation gets — "
+                                   "this model reads tokens it should not see yet.")
+                                    .arg(100.0 * gap, 0, 'f', 1)
+                              : tr("<b>Not equal</b> (by %1%): the model's predictions depend on tokens it should not "
+                                   "see yet.")
+                                    .arg(-100.0 * gap, 0, 'f', 1);
+  leak_->setText(tr("<table cellspacing='6'><tr><td>Teacher-forced perplexity</td><td><b>%1</b></td>"
+                    "<td>&nbsp;&nbsp;Token-by-token perplexity</td><td><b>%2</b></td>"
+                    "<td>&nbsp;&nbsp;(%3 held-out windows, %4 targets; sMoE routing: %5)</td></tr></table>"
+                    "%6<br>Teacher forcing scores every position of a window from one pass over the whole window, as in "
+                    "training; token by token, each next token is predicted from the tokens before it alone, as in "
+                    "generation: a causal model gives equal numbers, while the learned sMoE routes with future tokens, "
+                    "so its teacher-forced perplexity is optimistic.")
+                     .arg(r.teacher_forced, 0, 'f', 2)
+                     .arg(r.token_by_token, 0, 'f', 2)
+                     .arg(r.windows)
+                     .arg(r.targets)
+                     .arg(r.smoe_routing.isEmpty() ? tr("none") : r.smoe_routing.toHtmlEscaped())
+                     .arg(verdict));
+  leak_->show();
+}
+
+QString PlaygroundView::generatedText() const { return has_generation_ ? generated_->toPlainText() : QString(); }
+QString PlaygroundView::leakText() const {
+  if (leak_->isHidden()) return {};
+  QTextDocument doc;
+  doc.setHtml(leak_->text());
+  return doc.toPlainText();
+}
+
+void PlaygroundView::rebuildGeneration() {
+  if (!has_generation_) {
+    generated_->setHtml(tr("<p style='color:#6e6e6e'>Type the beginning of a text and press Generate: the model "
+                           "continues it one token at a time. Temperature 0 always takes the most likely token.</p>"));
+    return;
+  }
+  QString continuation = generation_.continuation.toHtmlEscaped();
+  if (continuation.isEmpty()) continuation = tr("<i>(nothing: the model ended the document at once)</i>");
+  generated_->setHtml(QStringLiteral("<p style='font-size:%1pt'>%2 <span style='color:%3; font-weight:bold'>%4</span>%5</p>")
+                          .arg(scaledFont(1.25).pointSizeF() > 0 ? scaledFont(1.25).pointSizeF() : 12.0)
+                          .arg(generation_.prompt.toHtmlEscaped())
+                          .arg(kGenerated.name())
+                          .arg(continuation)
+                          .arg(generation_.stopped ? tr(" <span style='color:#6e6e6e'>[end of document]</span>") : QString()));
+}
 
 void PlaygroundView::setBusy(bool busy) {
   busy_ = busy;
@@ -194,6 +383,18 @@ void PlaygroundView::setResult(const PlaygroundResult& result) {
 
 void PlaygroundView::updateStatus() {
   QStringList parts;
+  if (lm_) {
+    if (busy_) parts << tr("working…");
+    if (has_generation_) {
+      const int n = generation_.tokens.size() - generation_.prompt_tokens;
+      parts << (n == 1 ? tr("1 new token") : tr("%1 new tokens").arg(n)) + (generation_.stopped ? tr(", stopped at the end of a document") : QString());
+      if (!classroom_ && std::isfinite(generation_.latency_ms) && generation_.latency_ms > 0)
+        parts << tr("%1 ms%2").arg(generation_.latency_ms, 0, 'f', 0).arg(generation_.device.isEmpty() ? QString() : tr(" on %1").arg(generation_.device));
+    }
+    status_->setText(parts.join(QStringLiteral("  ·  ")));
+    status_->setVisible(!parts.isEmpty());
+    return;
+  }
   if (busy_) parts << tr("predicting…");
   if (has_result_) {
     if (chart_count_ == 0 && !result_.tokens.isEmpty())
@@ -303,12 +504,14 @@ void PlaygroundView::rebuildPlot() {
 }
 
 void PlaygroundView::rebuildTable() {
-  const auto& tokens = result_.tokens;
-  int layers = static_cast<int>(result_.moe_layers.size());
+  static const PlaygroundResult none;
+  const auto& tokens = lm_ ? (has_generation_ ? generation_.tokens : none.tokens) : result_.tokens;
+  const auto& moe_layers = lm_ ? generation_.moe_layers : result_.moe_layers;
+  int layers = static_cast<int>(moe_layers.size());
   for (const auto& t : tokens) layers = std::max(layers, static_cast<int>(t.experts.size()));
   QStringList header{tr("token")};
   for (int l = 0; l < layers; ++l)
-    header << (l < result_.moe_layers.size() ? tr("MoE layer %1").arg(result_.moe_layers[l]) : tr("MoE %1").arg(l));
+    header << (l < moe_layers.size() ? tr("MoE layer %1").arg(moe_layers[l]) : tr("MoE %1").arg(l));
   table_->clear();
   table_->setColumnCount(1 + layers);
   table_->setHorizontalHeaderLabels(header);
@@ -317,8 +520,9 @@ void PlaygroundView::rebuildTable() {
 
   // Top guess per masked position, shown next to the mask.
   QHash<int, QString> guess;
-  for (const auto& p : result_.predictions)
-    if (!p.top.isEmpty()) guess[p.position] = p.top.front().first;
+  if (!lm_)
+    for (const auto& p : result_.predictions)
+      if (!p.top.isEmpty()) guess[p.position] = p.top.front().first;
 
   for (int r = 0; r < tokens.size(); ++r) {
     const auto& t = tokens[r];
@@ -329,6 +533,11 @@ void PlaygroundView::rebuildTable() {
       piece->setFont(bold);
       piece->setBackground(QColor(255, 243, 196));
       piece->setToolTip(tr("Masked: the model guesses this token."));
+    }
+    if (lm_ && r >= generation_.prompt_tokens) {
+      piece->setBackground(kGeneratedRow);
+      piece->setForeground(kGenerated);
+      piece->setToolTip(tr("Generated by the model."));
     }
     table_->setItem(r, 0, piece);
     for (int l = 0; l < layers; ++l) {
@@ -358,9 +567,34 @@ void PlaygroundView::setClassroomMode(bool on) {
   updateStatus();
   rebuildPlot();
   rebuildTable();
+  rebuildGeneration();
 }
 
 bool PlaygroundView::exportView(const QString& path, QString* error) const {
+  if (lm_) {
+    if (!has_generation_) {
+      if (error) *error = tr("nothing to export yet: generate a continuation first");
+      return false;
+    }
+    if (!path.endsWith(".csv", Qt::CaseInsensitive)) {
+      if (error) *error = tr("a generation exports as CSV (its tokens and their routing)");
+      return false;
+    }
+    CsvTable t;
+    t.header = {"kind", "position", "token", "layer", "experts"};
+    for (int i = 0; i < generation_.tokens.size(); ++i) {
+      const auto& tok = generation_.tokens[i];
+      const QString kind = i < generation_.prompt_tokens ? "prompt" : "generated";
+      if (tok.experts.isEmpty()) t.rows.append({kind, QString::number(i), tok.piece, {}, {}});
+      for (int l = 0; l < tok.experts.size(); ++l) {
+        QStringList ids;
+        for (int e : tok.experts[l]) ids << QString::number(e);
+        const QString layer = l < generation_.moe_layers.size() ? QString::number(generation_.moe_layers[l]) : QString::number(l);
+        t.rows.append({kind, QString::number(i), tok.piece, layer, ids.join(' ')});
+      }
+    }
+    return writeCsv(t, path, error);
+  }
   if (!has_result_) {
     if (error) *error = tr("nothing to export yet: predict a sentence first");
     return false;

@@ -184,6 +184,12 @@ QWidget* TrainingCurvesView::buildControls() {
 
 // --- metric ---
 
+QStringList TrainingCurvesView::metricNames() const {
+  QStringList names;
+  for (int i = 0; i < metric_->count(); ++i) names << metric_->itemText(i);
+  return names;
+}
+
 void TrainingCurvesView::setMetricNames(const QStringList& names) {
   const QString before = metric_->currentText();
   setting_metric_ = true;  // the app chose: no metricChanged back to it

@@ -63,6 +63,8 @@ class TrainingCurvesView : public QWidget {
   /// Selects `name` (added to the list if missing); labels the y axis.
   void setMetricName(const QString& name);
   QString metricName() const;
+  /// The metrics offered (setMetricNames).
+  QStringList metricNames() const;
 
   /// Replaces everything drawn and fits the axes. Runs are kept until the
   /// app feeds new ones (also when the metric changes: answer metricChanged

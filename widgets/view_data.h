@@ -45,6 +45,33 @@ struct PlaygroundResult {
   QString error;  ///< non-empty: nothing else is valid
 };
 
+/// Playground, decoder LMs: how to continue a prompt.
+struct GenerationSettings {
+  int max_new_tokens = 40;
+  double temperature = 0.8;  ///< 0: greedy
+  int top_k = 40;            ///< sampling: keep the k most likely tokens (0: all)
+  quint64 seed = 0;
+};
+/// Playground, decoder LMs: a prompt and its continuation.
+struct GenerationResult {
+  QString prompt, continuation;
+  /// The prompt's tokens, then the new ones (`masked` unused), with their feature-MoE routing.
+  QVector<PlaygroundToken> tokens;
+  int prompt_tokens = 0;    ///< the first prompt_tokens of tokens are the prompt
+  QVector<int> moe_layers;  ///< block index of each feature-MoE layer, matching experts[]
+  bool stopped = false;     ///< ended at the end-of-document token
+  double latency_ms = 0;    ///< generation alone
+  QString device;
+  QString error;  ///< non-empty: nothing else is valid
+};
+/// Playground, decoder LMs: teacher-forced against token-by-token perplexity (the future-token-leak check).
+struct LeakCheckResult {
+  double teacher_forced = 0, token_by_token = 0;  ///< perplexities
+  qint64 windows = 0, targets = 0;
+  QString smoe_routing;  ///< "none", "deterministic", "partial", "learned"
+  QString error;
+};
+
 /// Speed: the engine's benchmark for one preset.
 struct SpeedRow {
   QString preset;
@@ -88,6 +115,9 @@ struct CapacityProbe {
 
 Q_DECLARE_METATYPE(smx::widgets::SnapshotPtr)
 Q_DECLARE_METATYPE(smx::widgets::PlaygroundResult)
+Q_DECLARE_METATYPE(smx::widgets::GenerationSettings)
+Q_DECLARE_METATYPE(smx::widgets::GenerationResult)
+Q_DECLARE_METATYPE(smx::widgets::LeakCheckResult)
 Q_DECLARE_METATYPE(smx::widgets::SpeedResult)
 Q_DECLARE_METATYPE(smx::widgets::StabilityPlan)
 Q_DECLARE_METATYPE(smx::widgets::CapacityProbe)

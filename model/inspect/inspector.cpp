@@ -8,11 +8,14 @@
 
 #include "model/bench/bench.h"
 #include "model/config/train_config.h"
+#include "model/nn/decoder.h"
 #include "model/nn/encoder.h"
+#include "model/store/data_dir.h"
 #include "model/text/corpus.h"
 #include "model/text/tokenizer.h"
 #include "model/train/checkpoint.h"
 #include "model/train/telemetry.h"
+#include "model/train/trainer.h"
 
 namespace fs = std::filesystem;
 
@@ -38,10 +41,55 @@ struct Inspector::Impl {
   ModelConfig model_config;
   TrainConfig training;
   torch::Device device{torch::kCPU};
-  EncoderModel model{nullptr};
+  EncoderModel model{nullptr};  // encoders
+  CausalLm lm{nullptr};         // decoder LMs
   std::optional<text::Tokenizer> tokenizer;
   int64_t seq_len = 0;
   std::vector<std::string> held_out;  // route_batch's sentences, drawn once
+  std::optional<LmWindows> lm_held_out;  // decoder LMs: leak_check's and route_batch's windows, read once
+  int64_t lm_held_out_asked = 0;         // how many windows were asked for (the corpus may have fewer)
+
+  bool decoder() const { return model_config.is_decoder(); }
+  MoeLayers moe_layers() { return decoder() ? lm->moe_layers() : model->moe_layers(); }
+  void require_encoder(const char* what) const {
+    if (decoder())
+      throw InspectError(std::string(what) + " needs an encoder (masked-language model); '" + model_config.name +
+                         "' is a decoder LM: generate text or run the leak check instead");
+  }
+  void require_decoder(const char* what) const {
+    if (!decoder())
+      throw InspectError(std::string(what) + " needs a decoder LM; '" + model_config.name +
+                         "' is an encoder (masked-language model): predict [MASK] tokens instead");
+  }
+
+  /// Decoder LMs: the text as the LM reads it (no [CLS]/[SEP], no padding), at most seq_len tokens; as
+  /// the trainer's probe.
+  Probe encode_lm(const std::vector<int32_t>& ids) const {
+    Probe p;
+    std::vector<int64_t> v(ids.begin(), ids.end());
+    if (static_cast<int64_t>(v.size()) > seq_len) v.erase(v.begin(), v.end() - seq_len);  // the newest tokens
+    p.ids = torch::tensor(v, torch::kLong).unsqueeze(0).to(device);  // [1, S]
+    for (auto id : v) p.tokens.push_back(tokenizer->piece(static_cast<int32_t>(id)));
+    return p;
+  }
+
+  /// Decoder LMs: the first `n` held-out windows of the run's corpus (read once, then reused).
+  const LmWindows& lm_windows(int64_t n, const fs::path& data_dir) {
+    if (!lm_held_out || lm_held_out_asked < n) {
+      fs::path dir = data_dir;
+      if (dir.empty()) {
+        const fs::path tok = fs::path(info.tokenizer_path).parent_path();
+        dir = tok.filename() == "tokenizers" ? tok.parent_path() : store::default_data_dir();
+      }
+      try {
+        lm_held_out = lm_heldout_windows(model_config, training, dir, n);
+        lm_held_out_asked = n;
+      } catch (const std::exception& e) {
+        throw InspectError(std::string("cannot read the run's held-out text: ") + e.what());
+      }
+    }
+    return *lm_held_out;
+  }
 
   /// [CLS] text [SEP], padded to seq_len; ids/types/mask [1, S] on the device.
   Probe encode(const std::string& text) const {
@@ -82,7 +130,7 @@ struct Inspector::Impl {
       }
     }
     if (capacity_factor > 64) throw InspectError("capacity factor " + std::to_string(capacity_factor) + " is too large (at most 64)");
-    for (auto& [l, moe] : model->moe_layers()) {
+    for (auto& [l, moe] : moe_layers()) {
       auto& rc = moe->router->mutable_config();
       saved.push_back({rc.train_capacity_factor, rc.eval_capacity_factor, rc.kind});
       if (capacity_factor > 0) moe->set_capacity_factors(rc.train_capacity_factor, capacity_factor);
@@ -90,7 +138,7 @@ struct Inspector::Impl {
     }
     auto restore = [&] {
       size_t i = 0;
-      for (auto& [l, moe] : model->moe_layers()) {
+      for (auto& [l, moe] : moe_layers()) {
         moe->set_capacity_factors(saved[i].train, saved[i].eval);
         moe->router->mutable_config().kind = saved[i].kind;
         ++i;
@@ -127,14 +175,22 @@ Inspector::Inspector(const fs::path& checkpoint, const std::string& device) : im
   }
   s.seq_len = s.training.seq_len > 0 ? std::min(s.training.seq_len, s.model_config.max_seq_len)
                                      : s.model_config.max_seq_len;
-  s.model = EncoderModel(s.model_config);
+  torch::nn::Module* module = nullptr;
   try {
-    load_checkpoint(checkpoint, *s.model, nullptr, /*restore_rng=*/false, /*strict=*/true);
+    if (s.decoder()) {
+      s.lm = CausalLm(s.model_config);
+      module = s.lm.get();
+    } else {
+      s.model = EncoderModel(s.model_config);
+      module = s.model.get();
+    }
+    load_checkpoint(checkpoint, *module, nullptr, /*restore_rng=*/false, /*strict=*/true);
   } catch (const std::exception& e) {
-    throw InspectError(e.what());
+    const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+    throw InspectError(c10_error ? c10_error->what_without_backtrace() : e.what());
   }
-  s.model->to(s.device);
-  s.model->eval();
+  module->to(s.device);
+  module->eval();
 }
 
 Inspector::~Inspector() = default;
@@ -145,9 +201,11 @@ int64_t Inspector::run_id() const { return impl_->info.run_id; }
 std::string Inspector::device() const { return impl_->device.is_cuda() ? "cuda" : "cpu"; }
 const ModelConfig& Inspector::model_config() const { return impl_->model_config; }
 const std::string& Inspector::probe_text() const { return impl_->training.probe_text; }
+bool Inspector::is_decoder() const { return impl_->decoder(); }
 
 Prediction Inspector::predict(const std::string& text, int top_k) {
   auto& s = *impl_;
+  s.require_encoder("masked-token prediction");
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) throw InspectError("type a sentence first");
   torch::NoGradGuard no_grad;
   const Probe p = s.encode(text);
@@ -193,15 +251,120 @@ Prediction Inspector::predict(const std::string& text, int top_k) {
   return out;
 }
 
+Generation Inspector::generate(const std::string& prompt, const GenerateSettings& settings) {
+  auto& s = *impl_;
+  s.require_decoder("text generation");
+  if (prompt.find_first_not_of(" \t\r\n") == std::string::npos) throw InspectError("type a prompt first");
+  if (settings.max_new_tokens < 1 || settings.max_new_tokens > 4096)
+    throw InspectError("new tokens: " + std::to_string(settings.max_new_tokens) + " is outside 1 .. 4096");
+  if (!(settings.temperature >= 0 && settings.temperature <= 100))
+    throw InspectError("temperature: " + std::to_string(settings.temperature) + " is outside 0 .. 100");
+  if (settings.top_k < 0 || settings.top_k > s.model_config.vocab_size)
+    throw InspectError("top-k: " + std::to_string(settings.top_k) + " is outside 0 .. the vocabulary (" +
+                       std::to_string(s.model_config.vocab_size) + ")");
+  const auto ids = s.tokenizer->encode(prompt);
+  if (ids.empty()) throw InspectError("the prompt has no tokens");
+  std::vector<int64_t> prompt_ids(ids.begin(), ids.end());
+  GenerateOptions o;
+  o.max_new_tokens = settings.max_new_tokens;
+  o.temperature = settings.temperature;
+  o.top_k = settings.top_k;
+  o.seed = settings.seed;
+  o.stop_token = text::Tokenizer::kSep;  // documents end with [SEP] in the LM stream (as smx generate)
+  torch::NoGradGuard no_grad;
+  if (s.device.is_cuda()) torch::cuda::synchronize();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<int64_t> produced;
+  try {
+    produced = smx::generate(s.lm, prompt_ids, o);
+  } catch (const c10::Error& e) {
+    throw InspectError(e.what_without_backtrace());
+  }
+  if (s.device.is_cuda()) torch::cuda::synchronize();
+  Generation g;
+  g.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::vector<int32_t> all(ids.begin(), ids.end()), fresh;
+  for (auto id : produced) {
+    if (id == text::Tokenizer::kSep) {
+      g.stopped = true;
+      break;
+    }
+    fresh.push_back(static_cast<int32_t>(id));
+    all.push_back(static_cast<int32_t>(id));
+  }
+  for (auto id : ids) g.prompt_tokens.push_back(s.tokenizer->piece(id));
+  for (auto id : fresh) g.new_tokens.push_back(s.tokenizer->piece(id));
+  g.continuation = s.tokenizer->decode(fresh);
+  // The routing of prompt + continuation in one pass (the newest seq_len tokens when longer).
+  const Probe p = s.encode_lm(all);
+  const size_t skipped = all.size() - p.tokens.size();
+  for (const auto& r : capture_probe_routing(s.lm, p)) {
+    g.moe_layers.push_back(r.layer);
+    std::vector<std::vector<int>> per_token(skipped);  // tokens before the window: not routed in this pass
+    for (size_t t = 0; t < r.tokens.size(); ++t) {
+      per_token.emplace_back();
+      for (int e = 0; e < r.num_experts; ++e)
+        if (r.assigned[t * r.num_experts + e]) per_token.back().push_back(e);
+    }
+    g.experts.push_back(std::move(per_token));
+  }
+  return g;
+}
+
+LeakCheck Inspector::leak_check(int windows, const fs::path& data_dir) {
+  auto& s = *impl_;
+  s.require_decoder("the leak check");
+  if (windows < 1 || windows > 256) throw InspectError("windows: " + std::to_string(windows) + " is outside 1 .. 256");
+  const LmWindows& w = s.lm_windows(windows, data_dir);
+  const int64_t rows = std::min<int64_t>(windows, w.rows);
+  auto ids = torch::from_blob(const_cast<int64_t*>(w.ids.data()), {rows, w.seq_len}, torch::kLong).clone();  // [B, S]
+  LmBatch batch{ids.to(s.device), {}};
+  torch::NoGradGuard no_grad;
+  LeakCheck r;
+  try {
+    // Both in eval mode: the routers' eval capacity, no dropout.
+    const LmLosses L = s.lm->lm_losses(batch);
+    const double tf_sum = L.nll_sum.item<double>();
+    r.targets = L.targets.item<int64_t>();
+    const auto [tbt_sum, tbt_count] = token_by_token_nll(s.lm, batch);
+    const double n = double(std::max<int64_t>(r.targets, 1));
+    r.teacher_forced_perplexity = std::exp(tf_sum / n);
+    r.token_by_token_perplexity = std::exp(tbt_sum / double(std::max<int64_t>(tbt_count, 1)));
+  } catch (const c10::Error& e) {
+    throw InspectError(e.what_without_backtrace());
+  }
+  r.windows = rows;
+  r.smoe_routing = to_string(s.model_config.smoe_routing);
+  return r;
+}
+
 std::vector<telemetry::ProbeRouting> Inspector::route(const std::string& text, double capacity_factor,
                                                       const std::string& router) {
   auto& s = *impl_;
   const std::string& t = text.find_first_not_of(" \t\r\n") == std::string::npos ? s.training.probe_text : text;
+  if (s.decoder()) {
+    // The LM's feature-MoE layers read the text as the LM does: plain tokens, no [CLS].
+    const auto ids = s.tokenizer->encode(t);
+    if (ids.empty()) throw InspectError("the text has no tokens");
+    return s.with_routing(capacity_factor, router, [&] { return capture_probe_routing(s.lm, s.encode_lm(ids)); });
+  }
   return s.with_routing(capacity_factor, router, [&] { return capture_probe_routing(s.model, s.encode(t)); });
 }
 
 std::vector<telemetry::MoeLayerStats> Inspector::route_batch(double capacity_factor, int sentences) {
   auto& s = *impl_;
+  if (s.decoder()) {
+    // Held-out windows of the run's corpus (as its evaluation reads them), at most 8 of them.
+    const LmWindows& w = s.lm_windows(std::clamp(sentences, 1, 8), {});
+    return s.with_routing(capacity_factor, "", [&] {
+      torch::NoGradGuard no_grad;
+      auto ids = torch::from_blob(const_cast<int64_t*>(w.ids.data()), {w.rows, w.seq_len}, torch::kLong).clone().to(s.device);
+      s.lm->forward(ids);
+      auto stats = capture_moe_stats(s.lm->moe_layers());
+      add_routing_details(s.lm->moe_layers(), ids, torch::ones_like(ids), [&](int32_t id) { return s.tokenizer->piece(id); }, stats);
+      return stats;
+    });
+  }
   if (s.held_out.empty()) {
     text::Corpus corpus;
     try {

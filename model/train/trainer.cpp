@@ -433,4 +433,29 @@ StepMetrics evaluate_checkpoint(const fs::path& checkpoint, const fs::path& data
   return s.evaluate(info.step, /*full=*/true);
 }
 
+LmWindows lm_heldout_windows(const ModelConfig& model, const TrainConfig& training, const fs::path& data_dir,
+                             int64_t windows) {
+  if (!model.is_decoder())
+    throw ConfigError("model '" + model.name + "' is an encoder: held-out LM windows need a decoder-LM run");
+  TrainerOptions o;
+  o.model = model;
+  o.training = training;
+  o.data_dir = data_dir;
+  Trainer t(o, nullptr);
+  Trainer::State s(t);
+  s.data_dir = data_dir.empty() ? store::default_data_dir() : data_dir;
+  s.model_config = o.model;
+  s.cfg = o.training;
+  s.setup_lm();  // the evaluation's own data path: corpus, tokenizer, cache, split
+  const int64_t available = std::max<int64_t>(int64_t(s.lm_data->num_heldout_windows()), 1);
+  const int64_t n = std::clamp<int64_t>(windows, 1, available);
+  const auto batch = make_lm_batch(*s.lm_data, text::Split::Heldout, 0, n);  // windows 0 .. n-1, as evaluate_lm
+  LmWindows w;
+  w.rows = batch.ids.size(0);
+  w.seq_len = batch.ids.size(1);
+  const auto ids = batch.ids.contiguous();
+  w.ids.assign(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + ids.numel());
+  return w;
+}
+
 }  // namespace smx

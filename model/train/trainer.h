@@ -50,6 +50,8 @@ class TrainerObserver {
   virtual void on_snapshot(const telemetry::Snapshot&) {}
 };
 
+struct LmWindows;
+
 struct TrainerOptions {
   ModelConfig model;
   TrainConfig training;
@@ -112,6 +114,7 @@ class Trainer {
   void wait_while_paused();
   friend StepMetrics evaluate_checkpoint(const std::filesystem::path&, const std::filesystem::path&, TrainerObserver*,
                                          const std::string&);
+  friend LmWindows lm_heldout_windows(const ModelConfig&, const TrainConfig&, const std::filesystem::path&, int64_t);
 };
 
 
@@ -119,5 +122,17 @@ class Trainer {
 /// accuracy; fine-tuning: the task's metrics on its whole dev split).
 StepMetrics evaluate_checkpoint(const std::filesystem::path& checkpoint, const std::filesystem::path& data_dir,
                                 TrainerObserver* observer = nullptr, const std::string& device = "auto");
+
+/// Token ids of held-out LM windows: `rows` windows of `seq_len` tokens, row-major.
+struct LmWindows {
+  int64_t rows = 0, seq_len = 0;
+  std::vector<int64_t> ids;
+};
+/// The first `windows` held-out windows (at most as many as there are) of a decoder-LM run's corpus,
+/// read exactly as the run's evaluation reads them: the same corpus, tokenizer, seq_len and split.
+/// data_dir holds the tokenized-corpus cache (empty: the default data folder). Throws ConfigError for
+/// an encoder.
+LmWindows lm_heldout_windows(const ModelConfig& model, const TrainConfig& training,
+                             const std::filesystem::path& data_dir, int64_t windows);
 
 }  // namespace smx

@@ -4,6 +4,8 @@
 // made; the inspector thread answers playground and what-if requests.
 #include "tests/app/tst_studio.h"
 
+#include <QComboBox>
+#include <QDir>
 #include <QSignalSpy>
 #include <QTemporaryDir>
 #include <QTest>
@@ -22,6 +24,7 @@
 #include "tests/store/test_files.h"
 #include "widgets/capacity_view.h"
 #include "widgets/mixing_view.h"
+#include "widgets/playground_view.h"
 #include "widgets/routing_view.h"
 #include "widgets/router_comparison_view.h"
 #include "widgets/stability_lab_view.h"
@@ -56,6 +59,30 @@ app::RunRequest demo_request(int steps, const QString& dir) {
   r.options.data_dir = dir.toStdString();
   r.options.run_name = "demo-test";
   r.label = "demo-test";
+  return r;
+}
+
+/// A tiny sMLP (deterministic sMoE + feature MoE) the fixture corpus can feed, as the studio launches LMs.
+app::RunRequest lm_request(int steps, const QString& dir) {
+  ModelConfig m = config_from_json_text(R"({"preset": "smlp-demo", "name": "tiny-lm", "d_model": 32, "d_ff": 64,
+    "num_layers": 3, "moe_layers": 1, "num_experts": 2, "max_seq_len": 32, "vocab_size": 100})");
+  TrainConfig t = recommended_pretraining(m);
+  t.corpus = (kFixtures / "corpus" / "tiny.txt").string();
+  t.steps = steps;
+  t.batch_size = 4;
+  t.warmup_steps = 2;
+  t.eval_every = 4;
+  t.eval_batches = 1;
+  t.checkpoint_every = 0;
+  t.snapshot_every = 4;
+  t.threads = 1;
+  t.device = "cpu";
+  app::RunRequest r;
+  r.options.model = m;
+  r.options.training = t;
+  r.options.data_dir = dir.toStdString();
+  r.options.run_name = "lm-test";
+  r.label = "lm-test";
   return r;
 }
 
@@ -417,6 +444,146 @@ void TestStudio::inspectorAnswersFromCheckpoint() {
   inspector.predict(dir.filePath("missing.ckpt"), "x");
   QVERIFY(arrived(predicted));
   QVERIFY(!predicted.takeFirst().at(0).value<widgets::PlaygroundResult>().error.isEmpty());
+}
+
+void TestStudio::launcherKnowsLanguageModels() {
+  app::LauncherDialog dialog(nullptr, g_dir->path(), false);
+  // Both families are offered, under their headers.
+  auto* presets = dialog.findChild<QComboBox*>("preset");
+  QVERIFY(presets);
+  QVERIFY(presets->findText("smlp-demo") >= 0 && presets->findText("demo") >= 0);
+  QVERIFY(presets->findText("smlp-demo") > presets->findText("demo"));
+  dialog.setPreset("smlp-partial-demo");
+  QVERIFY(dialog.isDecoderLm());
+  // LM fields shown and editable; encoder-only ones hidden.
+  for (const char* key : {"lm_mixing", "smoe_routing", "smoe_prefix_fraction"}) QVERIFY2(dialog.fieldVisible("model", key), key);
+  QCOMPARE(dialog.value("model", "smoe_routing"), QString("partial"));
+  QVERIFY(dialog.fieldEnabled("model", "smoe_prefix_fraction"));
+  for (const char* key : {"mixing", "attention_layers", "type_vocab_size"}) QVERIFY2(!dialog.fieldVisible("model", key), key);
+  QVERIFY(!dialog.fieldVisible("training", "max_predictions"));
+  QVERIFY(!dialog.fieldEnabled("training", "task"));  // next-token prediction only
+  QVERIFY(dialog.setValue("model", "smoe_prefix_fraction", "0.25"));
+  QVERIFY(dialog.setValue("training", "steps", "7"));
+  QVERIFY2(dialog.validate(), qPrintable(dialog.errorText()));
+  const auto& r = dialog.requests().front().options;
+  QVERIFY(r.model.is_decoder());
+  QCOMPARE(r.model.smoe_routing, SmoeRouting::Partial);
+  QCOMPARE(r.model.smoe_prefix_fraction, 0.25);
+  QCOMPARE(r.training.steps, int64_t(7));
+  // Recommended LM training settings come from recommended_pretraining.
+  const TrainConfig rec = recommended_pretraining(preset("smlp-partial-demo"));
+  QCOMPARE(r.training.learning_rate, rec.learning_rate);
+  QCOMPARE(QString::fromStdString(r.training.schedule), QString("inverse-sqrt"));
+  QCOMPARE(r.training.adam_beta2, 0.98);
+  // The routing prefix means something for partial prediction only.
+  QVERIFY(dialog.setValue("model", "smoe_routing", "deterministic"));
+  QVERIFY(!dialog.fieldEnabled("model", "smoe_prefix_fraction"));
+  // Back to an encoder: its fields return, the LM ones go, and nothing LM-only leaks into the config.
+  dialog.setPreset("demo");
+  QVERIFY(!dialog.isDecoderLm());
+  QVERIFY(dialog.fieldVisible("model", "mixing"));
+  QVERIFY(!dialog.fieldVisible("model", "smoe_routing"));
+  QVERIFY(dialog.fieldEnabled("training", "task"));
+  QVERIFY2(dialog.validate(), qPrintable(dialog.errorText()));
+  QCOMPARE(dialog.requests().front().options.model.smoe_routing, SmoeRouting::None);
+  QVERIFY(!dialog.requests().front().options.model.is_decoder());
+}
+
+void TestStudio::languageModelRunInTheWindow() {
+  QTemporaryDir dir;
+  app::MainWindow window(dir.path());
+  window.resize(1400, 900);
+  window.show();
+  // An encoder metric chosen before: the LM run shows its perplexity instead.
+  Q_EMIT window.curvesView()->metricChanged("accuracy/mlm");
+  QSignalSpy ended(window.controller(), &app::RunController::runEnded);
+  window.launch({lm_request(8, dir.path())});
+  const auto args = wait_ended(ended);
+  QVERIFY2(args.size() > 3 && args.at(3).toString() == "finished", qPrintable(args.value(4).toString()));
+  const qint64 id = args.at(0).toLongLong();
+  QCOMPARE(window.focusedRun(), id);
+  // Run list: kind lm, best held-out perplexity.
+  QTRY_VERIFY(window.runList()->rowOf(id) >= 0);
+  const int row = window.runList()->rowOf(id);
+  QCOMPARE(window.runList()->data(window.runList()->index(row, app::RunListModel::Task)).toString(), QString("lm"));
+  QVERIFY2(window.runList()->headline(id).startsWith("perplexity"), qPrintable(window.runList()->headline(id)));
+  // Curves: perplexity picked, and loss/nll among the metrics.
+  window.focusRun(id);
+  const QString shown = window.curvesView()->metricName();
+  QVERIFY2(shown == "eval/perplexity" || shown == "loss/nll", qPrintable(shown));
+  QVERIFY(window.curvesView()->metricNames().contains("loss/nll"));
+  QVERIFY(window.curvesView()->metricNames().contains("eval/perplexity"));
+  QVERIFY(window.curvesView()->graphCount() >= 1);
+  // Mixing: the SGU and the sMoE (experts and channel map) with their sentences.
+  QTRY_VERIFY(window.mixingView()->mixingLayerCount() >= 2);
+  bool saw_sgu = false, saw_channels = false;
+  for (int i = 0; i < window.mixingView()->mixingLayerCount(); ++i) {
+    window.mixingView()->setCurrentMixingLayer(i);
+    const QStringList names = window.mixingView()->matrixNames();
+    if (window.mixingView()->caption().contains("sgu")) saw_sgu = window.mixingView()->explanation().contains("Causal");
+    if (names.contains("channels to experts")) {
+      window.mixingView()->setCurrentMatrix(names.indexOf("channels to experts"));
+      saw_channels = window.mixingView()->explanation().contains("fixed contiguous bands");
+    }
+  }
+  QVERIFY(saw_sgu);
+  QVERIFY(saw_channels);
+
+  // Playground: generation instead of masked prediction, and the leak check; both on the inspector thread.
+  auto* play = window.playgroundView();
+  QVERIFY(play->isLanguageModel());
+  QSignalSpy generated(window.inspector(), &app::InspectorWorker::generated);
+  widgets::GenerationSettings g;
+  g.max_new_tokens = 5;
+  g.temperature = 0;
+  play->setText("a dog");
+  Q_EMIT play->generateRequested(play->text(), g);
+  QVERIFY(arrived(generated));
+  const auto gen = generated.takeFirst().at(0).value<widgets::GenerationResult>();
+  QVERIFY2(gen.error.isEmpty(), qPrintable(gen.error));
+  QVERIFY(gen.prompt_tokens >= 1 && gen.tokens.size() <= gen.prompt_tokens + 5);
+  QCOMPARE(gen.moe_layers.size(), 1);
+  QTRY_VERIFY(play->generatedText().startsWith("a dog"));
+  QSignalSpy leak(window.inspector(), &app::InspectorWorker::leakChecked);
+  Q_EMIT play->leakCheckRequested();
+  QVERIFY(arrived(leak, 300000));
+  const auto lr = leak.takeFirst().at(0).value<widgets::LeakCheckResult>();
+  QVERIFY2(lr.error.isEmpty(), qPrintable(lr.error));
+  QVERIFY(std::abs(lr.token_by_token / lr.teacher_forced - 1) < 1e-4);  // a causal model
+  QTRY_VERIFY(play->leakText().contains("Equal"));
+  // Masked prediction on the LM's checkpoint says why not.
+  QSignalSpy predicted(window.inspector(), &app::InspectorWorker::predicted);
+  window.inspector()->predict(QString::fromStdString(args.at(5).value<RunOutcome>().last_checkpoint.string()), "a [MASK]");
+  QVERIFY(arrived(predicted));
+  QVERIFY(predicted.takeFirst().at(0).value<widgets::PlaygroundResult>().error.contains("decoder LM"));
+  // Fine-tuning from the LM run is refused by the launcher.
+  app::LauncherDialog dialog(window.runList()->store(), dir.path(), false);
+  dialog.setStartFromRun(id);
+  dialog.setPreset("demo");
+  dialog.setValue("training", "task", "wordnet-lexname");
+  QVERIFY(dialog.validate());  // the LM run is not offered: this fine-tunes the demo from scratch
+  QVERIFY(dialog.requests().front().options.init_checkpoint.empty());
+
+  // Screenshots for a person to look at (SMX_SCREENSHOTS=folder).
+  if (const QByteArray shots = qgetenv("SMX_SCREENSHOTS"); !shots.isEmpty()) {
+    QDir().mkpath(QString::fromUtf8(shots));
+    for (const QString& tab : {"Playground", "Mixing", "Curves"}) {
+      window.showTab(tab);
+      if (tab == "Mixing")
+        for (int i = 0; i < window.mixingView()->mixingLayerCount(); ++i) {
+          window.mixingView()->setCurrentMixingLayer(i);
+          if (window.mixingView()->caption().contains("smoe")) break;
+        }
+      QTest::qWait(400);
+      window.grab().save(QString::fromUtf8(shots) + "/lm-" + tab.toLower() + ".png");
+    }
+  }
+  // Back to an encoder run: the playground predicts again.
+  window.launch({demo_request(2, dir.path())});
+  const auto enc = wait_ended(ended);
+  QVERIFY(!enc.isEmpty());
+  window.focusRun(enc.at(0).toLongLong());
+  QVERIFY(!play->isLanguageModel());
 }
 
 void TestStudio::stabilityLabRunsABatch() {

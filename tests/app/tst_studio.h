@@ -15,6 +15,8 @@ class TestStudio : public QObject {
   void runListKeepsToTheDataFolder();
   void windowShowsLiveRun();
   void inspectorAnswersFromCheckpoint();
+  void launcherKnowsLanguageModels();
+  void languageModelRunInTheWindow();
   void stabilityLabRunsABatch();
   void routerComparisonTrainsOnTheSameData();
   void restartKeepsOnlyLastingArguments();

@@ -8,6 +8,7 @@
 
 #include <torch/torch.h>
 
+#include "model/inspect/inspector.h"
 #include "model/nn/decoder.h"
 #include "model/store/run_store.h"
 #include "model/store/snapshot.h"
@@ -226,6 +227,108 @@ void TestLmTraining::lmSnapshotsFeedTheViews() {
   }
   QCOMPARE(sgu_layers, 2);
   QCOMPARE(smoe_layers, 1);
+}
+
+void TestLmTraining::inspectorGeneratesAndChecksLeaks() {
+  // Two tiny sMLPs trained a few steps: deterministic sMoE routing (causal) and learned (leaks).
+  auto train = [](SmoeRouting routing) {
+    TrainerOptions o;
+    o.model = tiny_lm();
+    o.model.smoe_routing = routing;
+    o.training = recommended_pretraining(o.model);
+    o.training.corpus = (kFixtures / "corpus" / "tiny.txt").string();
+    o.training.steps = 6;
+    o.training.batch_size = 4;
+    o.training.warmup_steps = 2;
+    o.training.eval_every = 0;
+    o.training.eval_batches = 1;
+    o.training.checkpoint_every = 0;
+    o.training.snapshot_every = 0;
+    o.training.threads = 1;
+    o.training.device = "cpu";
+    o.data_dir = g_dir->path().toStdString();
+    const RunOutcome out = Trainer(o).run();
+    return out.last_checkpoint;
+  };
+  const fs::path causal_ckpt = train(SmoeRouting::Deterministic), leaky_ckpt = train(SmoeRouting::Learned);
+  QVERIFY(!causal_ckpt.empty() && !leaky_ckpt.empty());
+
+  inspect::Inspector lm(causal_ckpt, "cpu");
+  QVERIFY(lm.is_decoder());
+  // Generation: greedy is repeatable; the prompt's and the new tokens' routing through the feature MoE.
+  inspect::GenerateSettings g;
+  g.max_new_tokens = 6;
+  const auto a = lm.generate("a dog", g), b = lm.generate("a dog", g);
+  QVERIFY(!a.prompt_tokens.empty());
+  QVERIFY(a.new_tokens.size() <= 6);
+  QVERIFY(a.new_tokens.size() == 6 || a.stopped);
+  QCOMPARE(a.new_tokens, b.new_tokens);
+  QCOMPARE(a.continuation, b.continuation);
+  QCOMPARE(int(a.moe_layers.size()), 1);
+  QCOMPARE(a.experts[0].size(), a.prompt_tokens.size() + a.new_tokens.size());
+  g.temperature = 1.0;
+  g.top_k = 5;
+  g.seed = 4;
+  QCOMPARE(lm.generate("a dog", g).new_tokens, lm.generate("a dog", g).new_tokens);
+  g.top_k = 100000;
+  QVERIFY_EXCEPTION_THROWN(lm.generate("a dog", g), inspect::InspectError);
+  QVERIFY_EXCEPTION_THROWN(lm.generate("   ", {}), inspect::InspectError);
+  // Masked prediction does not apply to a decoder LM: a clear message, not a crash.
+  try {
+    lm.predict("a [MASK] dog");
+    QFAIL("predict accepted a decoder LM");
+  } catch (const inspect::InspectError& e) {
+    QVERIFY2(QString(e.what()).contains("decoder LM"), e.what());
+  }
+  // Routing what-ifs and the capacity probe go through the LM's feature-MoE layers.
+  const auto routed = lm.route("a dog barks", 2.0);
+  QCOMPARE(int(routed.size()), 1);
+  QCOMPARE(int(routed[0].tokens.size()), int(routed[0].assigned.size() / size_t(routed[0].num_experts)));
+  QCOMPARE(int(lm.route_batch(1.0, 4).size()), 1);
+
+  // The leak check: teacher-forced = token-by-token for the causal model (SMLP.md check 2: 1e-4 rel.).
+  const auto c = lm.leak_check(2, g_dir->path().toStdString());
+  qInfo("causal: teacher-forced %.4f, token-by-token %.4f (%lld targets)", c.teacher_forced_perplexity,
+        c.token_by_token_perplexity, (long long)c.targets);
+  QVERIFY(c.windows >= 1 && c.targets > 0);
+  QVERIFY(std::isfinite(c.teacher_forced_perplexity) && c.teacher_forced_perplexity > 1);
+  QVERIFY(std::abs(c.token_by_token_perplexity / c.teacher_forced_perplexity - 1) < 1e-4);
+  QCOMPARE(QString::fromStdString(c.smoe_routing), QString("deterministic"));
+  // Asked again (data folder from the tokenizer's): the same windows, the same number.
+  const auto again = lm.leak_check(2);  // data folder from the tokenizer's: the same windows
+  QCOMPARE(again.teacher_forced_perplexity, c.teacher_forced_perplexity);
+
+  // The learned sMoE reads future tokens: the two numbers differ.
+  inspect::Inspector leaky(leaky_ckpt, "cpu");
+  const auto l = leaky.leak_check(2, g_dir->path().toStdString());
+  qInfo("learned: teacher-forced %.4f, token-by-token %.4f", l.teacher_forced_perplexity, l.token_by_token_perplexity);
+  // After a few steps the router is barely trained, so the gap is small; it is still far above the causal
+  // model's float rounding.
+  const double causal_gap = std::abs(c.token_by_token_perplexity / c.teacher_forced_perplexity - 1);
+  const double leaky_gap = std::abs(l.token_by_token_perplexity / l.teacher_forced_perplexity - 1);
+  qInfo("relative gap: causal %.2e, learned %.2e", causal_gap, leaky_gap);
+  QVERIFY2(leaky_gap > 1e-6 && leaky_gap > 10 * causal_gap,
+           "the learned sMoE should leak: teacher-forced and token-by-token perplexity agree");
+  QCOMPARE(QString::fromStdString(l.smoe_routing), QString("learned"));
+
+  // An encoder checkpoint refuses generation and the leak check with a message.
+  TrainerOptions e;
+  e.model = config_from_json_text(R"({"preset": "demo", "d_model": 32, "d_ff": 64, "num_layers": 2, "attention_layers": 1,
+    "moe_layers": 1, "num_experts": 2, "num_heads": 2, "max_seq_len": 32, "vocab_size": 100})");
+  e.training = recommended_pretraining(e.model);
+  e.training.corpus = (kFixtures / "corpus" / "tiny.txt").string();
+  e.training.steps = 2;
+  e.training.batch_size = 4;
+  e.training.eval_every = 0;
+  e.training.eval_batches = 1;
+  e.training.snapshot_every = 0;
+  e.training.threads = 1;
+  e.training.device = "cpu";
+  e.data_dir = g_dir->path().toStdString();
+  inspect::Inspector encoder(Trainer(e).run().last_checkpoint, "cpu");
+  QVERIFY(!encoder.is_decoder());
+  QVERIFY_EXCEPTION_THROWN(encoder.generate("a dog"), inspect::InspectError);
+  QVERIFY_EXCEPTION_THROWN(encoder.leak_check(), inspect::InspectError);
 }
 
 QTEST_GUILESS_MAIN(TestLmTraining)

@@ -1,5 +1,6 @@
 // Decoder LMs end to end: contiguous-stream LM data with its held-out split, the inverse-sqrt
-// schedule, and the trainer's LM objective (run store, held-out perplexity, checkpoint, eval, resume).
+// schedule, and the trainer's LM objective (run store, held-out perplexity, checkpoint, eval, resume);
+// the studio's Inspector on LM checkpoints (generation, the future-token-leak check).
 #pragma once
 #include <QObject>
 
@@ -12,4 +13,5 @@ class TestLmTraining : public QObject {
   void inverseSqrtSchedule();
   void trainerRunsTheLmObjective();
   void lmSnapshotsFeedTheViews();
+  void inspectorGeneratesAndChecksLeaks();
 };

@@ -602,4 +602,95 @@ void TestLabViews::benchSpeedReplot() {
   QCOMPARE(v.barCount(), 10);
 }
 
+void TestLabViews::playgroundLanguageModelMode() {
+  using namespace smx::widgets;
+  PlaygroundView view;
+  view.setText("a [MASK] barks");
+  view.setLanguageModel(true);
+  QVERIFY(view.isLanguageModel());
+  QCOMPARE(view.text(), QString("a dog is a"));  // each mode keeps its own text
+  auto* button = view.findChild<QPushButton*>("predict");
+  QCOMPARE(button->text(), QString("Generate"));
+  QVERIFY(view.findChild<QWidget*>("lmControls")->isVisibleTo(&view));
+
+  // Generate with the settings of the controls.
+  QSignalSpy gen(&view, &PlaygroundView::generateRequested);
+  QSignalSpy pred(&view, &PlaygroundView::predictRequested);
+  GenerationSettings g;
+  g.max_new_tokens = 7;
+  g.temperature = 0;
+  g.top_k = 3;
+  g.seed = 11;
+  view.setGenerationSettings(g);
+  button->click();
+  QCOMPARE(gen.size(), 1);
+  QCOMPARE(pred.size(), 0);
+  QCOMPARE(gen.at(0).at(0).toString(), QString("a dog is a"));
+  const auto got = gen.at(0).at(1).value<GenerationSettings>();
+  QCOMPARE(got.max_new_tokens, 7);
+  QCOMPARE(got.temperature, 0.0);
+  QCOMPARE(got.top_k, 3);
+  QCOMPARE(got.seed, quint64(11));
+
+  // A continuation: prompt + new tokens with their routing; the new rows are marked.
+  GenerationResult r;
+  r.prompt = "a dog is a";
+  r.continuation = "domestic animal";
+  for (const char* p : {"▁a", "▁dog", "▁is", "▁a", "▁domestic", "▁animal"}) {
+    PlaygroundToken t;
+    t.piece = p;
+    t.experts = {{1}};
+    r.tokens.push_back(t);
+  }
+  r.prompt_tokens = 4;
+  r.moe_layers = {2};
+  r.latency_ms = 12;
+  r.device = "cpu";
+  view.setGeneration(r);
+  QVERIFY(view.generatedText().contains("a dog is a domestic animal"));
+  QCOMPARE(view.tokenRowCount(), 6);
+  QVERIFY(view.statusText().contains("2 new tokens"));
+  // An error keeps the continuation.
+  GenerationResult bad;
+  bad.error = "the prompt has no tokens";
+  view.setGeneration(bad);
+  QCOMPARE(view.errorText(), bad.error);
+  QVERIFY(view.generatedText().contains("domestic animal"));
+
+  // The leak check, both numbers side by side with the explanation.
+  QSignalSpy leak(&view, &PlaygroundView::leakCheckRequested);
+  view.findChild<QPushButton*>("leakCheck")->click();
+  QCOMPARE(leak.size(), 1);
+  LeakCheckResult lr;
+  lr.teacher_forced = 20.0;
+  lr.token_by_token = 40.0;
+  lr.windows = 4;
+  lr.targets = 252;
+  lr.smoe_routing = "learned";
+  view.setLeakCheck(lr);
+  QVERIFY2(view.leakText().contains("20.00") && view.leakText().contains("40.00"), qPrintable(view.leakText()));
+  QVERIFY(view.leakText().contains("Not equal"));
+  QVERIFY(view.leakText().contains("causal model gives equal numbers"));
+  lr.token_by_token = 20.0;
+  lr.smoe_routing = "deterministic";
+  view.setLeakCheck(lr);
+  QVERIFY(view.leakText().contains("Equal"));
+
+  // CSV export of the generation; busy turns both buttons off.
+  QTemporaryDir dir;
+  QString error;
+  QVERIFY2(view.exportView(dir.filePath("gen.csv"), &error), qPrintable(error));
+  QVERIFY(!view.exportView(dir.filePath("gen.png"), &error));
+  view.setBusy(true);
+  QVERIFY(!button->isEnabled());
+  QVERIFY(!view.findChild<QPushButton*>("leakCheck")->isEnabled());
+  view.setBusy(false);
+
+  // Back to masked prediction: its text returns, the LM controls go.
+  view.setLanguageModel(false);
+  QCOMPARE(view.text(), QString("a [MASK] barks"));
+  QCOMPARE(button->text(), QString("Predict"));
+  QVERIFY(!view.findChild<QWidget*>("lmControls")->isVisibleTo(&view));
+}
+
 QTEST_MAIN(TestLabViews)

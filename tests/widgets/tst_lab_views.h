@@ -25,6 +25,7 @@ class TestLabViews : public QObject {
   void playgroundBadInput();
   void playgroundExports();
   void benchPlaygroundReplot();
+  void playgroundLanguageModelMode();
   // speed
   void speedBarsAndRatios();
   void speedMissingRowsAreNoted();

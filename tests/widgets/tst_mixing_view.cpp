@@ -372,4 +372,71 @@ void TestMixingView::benchReplot() {
   }
 }
 
+
+void TestMixingView::decoderLmKinds() {
+  // A decoder LM's snapshot (sMLP paper): block 0 a causal SGU, block 1 a partial sMoE (2 experts,
+  // n = 64, 8 gate channels) and, for the same block, its probe routing; block 2 a deterministic sMoE.
+  constexpr int n = 64, C = 8, E = 2;
+  auto causal = [](int r, int c) { return c <= r ? 1.0f / float(r + 1) : 0.0f; };
+  auto s = std::make_shared<Snapshot>();
+  s->step = 50;
+  MixingSnapshot sgu;
+  sgu.layer = 0;
+  sgu.kind = "sgu";
+  sgu.matrices.push_back(matrix("sequence", n, n, causal));
+  MixingSnapshot partial;
+  partial.layer = 1;
+  partial.kind = "smoe-partial";
+  for (int e = 0; e < E; ++e) partial.matrices.push_back(matrix("expert " + std::to_string(e), n, n, causal));
+  partial.matrices.push_back(matrix("channels to experts", C, E, [](int r, int c) { return c == 0 ? 0.25f + 0.05f * r : 0.75f - 0.05f * r; }));
+  MixingSnapshot probe;
+  probe.layer = 1;
+  probe.kind = "smoe-probe";
+  probe.matrices.push_back(matrix("probe: channels to experts", C, E, [](int r, int c) { return (r + c) % 2 ? 0.9f : 0.1f; }));
+  MixingSnapshot det;
+  det.layer = 2;
+  det.kind = "smoe-deterministic";
+  for (int e = 0; e < E; ++e) det.matrices.push_back(matrix("expert " + std::to_string(e), n, n, causal));
+  det.matrices.push_back(matrix("channels to experts", C, E, [](int r, int c) { return r * E / C == c ? 1.0f : 0.0f; }));
+  s->mixing = {sgu, partial, probe, det};
+
+  MixingView view;
+  view.resize(1000, 700);
+  view.setSnapshots({s});
+  // Both entries of block 1 are listed (one block, two kinds).
+  QCOMPARE(view.mixingLayerCount(), 4);
+
+  view.setCurrentMixingLayer(0);
+  QCOMPARE(view.matrixNames(), QStringList{"sequence"});
+  QVERIFY2(view.explanation().contains("Causal spatial gating unit"), qPrintable(view.explanation()));
+  QCOMPARE(view.cellCount(), n * n);
+  QCOMPARE(view.cellValue(3, 10), 0.0);  // above the diagonal: the future
+
+  view.setCurrentMixingLayer(1);
+  QCOMPARE(view.matrixNames(), (QStringList{"expert 0", "expert 1", "channels to experts"}));
+  QVERIFY(view.caption().contains("smoe-partial"));
+  QVERIFY(view.explanation().contains("expert 0"));
+  view.setCurrentMatrix(2);
+  QCOMPARE(view.cellCount(), C * E);
+  QVERIFY(std::abs(view.cellValue(1, 0) - 0.30) < 1e-6);
+  QVERIFY2(view.explanation().contains("p = 12 at n = 64") && view.explanation().contains("prefix/target"),
+           qPrintable(view.explanation()));
+
+  view.setCurrentMixingLayer(2);  // the probe entry of block 1
+  QCOMPARE(view.matrixNames(), QStringList{"probe: channels to experts"});
+  QVERIFY(view.caption().contains("smoe-probe"));
+  QVERIFY(std::abs(view.cellValue(0, 1) - 0.9) < 1e-6);
+  QVERIFY(view.explanation().contains("probe text"));
+
+  view.setCurrentMixingLayer(3);
+  view.setCurrentMatrix(2);
+  QVERIFY2(view.explanation().contains("fixed contiguous bands"), qPrintable(view.explanation()));
+  QCOMPARE(view.cellValue(5, 1), 1.0);  // channel 5 of 8 -> expert floor(5·2/8) = 1
+
+  // An encoder kind has no such sentence.
+  view.setSnapshots({snapshot(0)});
+  view.setCurrentMixingLayer(0);
+  QVERIFY(view.explanation().isEmpty());
+}
+
 QTEST_MAIN(TestMixingView)

@@ -18,4 +18,5 @@ class TestMixingView : public QObject {
   void emptyStates();
   void inconsistentMatricesDoNotCrash();
   void benchReplot();
+  void decoderLmKinds();
 };
