@@ -191,7 +191,7 @@ void TestLmTraining::lmSnapshotsFeedTheViews() {
   QCOMPARE(QString::fromStdString(out.status), QString("finished"));
   store::RunStore s(fs::path(g_dir->path().toStdString()) / "runs.sqlite");
   const auto snaps = s.snapshots(out.run_id);
-  QCOMPARE(int(snaps.size()), 3);  // steps 0 (before training), 5 and 10
+  QCOMPARE(int(snaps.size()), 3);  // steps 0 (the initialisation, as encoders), 5 and 10
   const telemetry::Snapshot snap = telemetry::load_snapshot(s.snapshot_file(snaps.back()));
   QCOMPARE(snap.step, int64_t(10));
   // The feature MoE: every token of the batch routed (Hash never drops), top tokens per expert.
@@ -219,8 +219,9 @@ void TestLmTraining::lmSnapshotsFeedTheViews() {
       if (mat.name.find("channels to experts") != std::string::npos) {
         QCOMPARE(mat.cols, 2);
         for (int r = 0; r < mat.rows; ++r)
-          QVERIFY2(std::abs(mat.values[size_t(r * 2)] + mat.values[size_t(r * 2 + 1)] - 1.f) < 2e-3f,  // float16 on disk
-                   qPrintable(QString("%1 row %2: %3 + %4").arg(QString::fromStdString(mat.name)).arg(r)
+          // Snapshot matrices are stored as float16: each value is off by up to half an ulp (2.4e-4 near 0.5).
+          QVERIFY2(std::abs(mat.values[size_t(r * 2)] + mat.values[size_t(r * 2 + 1)] - 1.f) < 1e-3f,
+                   qPrintable(QString("%1 %2 row %3: %4 + %5").arg(QString::fromStdString(m.kind), QString::fromStdString(mat.name)).arg(r)
                                   .arg(mat.values[size_t(r * 2)]).arg(mat.values[size_t(r * 2 + 1)])));
       }
     }
