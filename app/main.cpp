@@ -37,7 +37,7 @@ struct StudioOptions {
                                  "Preset of the demo run (default: demo; e.g. smlp-demo, a decoder language model).",
                                  "name"};
   QCommandLineOption classroom{"classroom", "Start in classroom mode (large fonts, fewer controls)."};
-  QCommandLineOption tab{"tab", "Open this view: Curves, Routing, Capacity, Mixing, Stability lab, Playground, Speed, Model.",
+  QCommandLineOption tab{"tab", "Open this view: Curves, Routing, Capacity, Mixing, Stability lab, Playground, Speed, Model, Routers.",
                          "name"};
   QCommandLineOption tour{"tour",
                           "Once the focused run has 3 snapshots, save a screenshot of every view into this "
