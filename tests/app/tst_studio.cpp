@@ -38,52 +38,41 @@ namespace {
 QTemporaryDir* g_dir = nullptr;
 const fs::path kFixtures = SMX_FIXTURES_DIR;
 
+/// A run of `m` on the tiny fixture corpus, named `name`; evaluations and snapshots every `every` steps (0: none).
+app::RunRequest fixture_request(const ModelConfig& m, int steps, int every, const QString& dir, const char* name) {
+  TrainConfig t = recommended_pretraining(m);
+  t.corpus = (kFixtures / "corpus" / "tiny.txt").string();
+  t.steps = steps;
+  t.batch_size = 4;
+  if (m.is_decoder()) t.warmup_steps = 2;
+  t.eval_every = every;
+  t.eval_batches = m.is_decoder() ? 1 : 2;
+  t.checkpoint_every = 0;
+  t.snapshot_every = m.is_decoder() ? every : 2;
+  t.threads = 1;
+  t.device = "cpu";
+  app::RunRequest r;
+  r.options.model = m;
+  r.options.training = t;
+  r.options.data_dir = dir.toStdString();
+  r.options.run_name = name;
+  r.label = name;
+  return r;
+}
+
 /// The demo architecture with a vocabulary and length that the tiny fixture corpus can feed.
 app::RunRequest demo_request(int steps, const QString& dir) {
   ModelConfig m = preset("demo");
   m.vocab_size = 100;
   m.max_seq_len = 32;
-  TrainConfig t = recommended_pretraining(m);
-  t.corpus = (kFixtures / "corpus" / "tiny.txt").string();
-  t.steps = steps;
-  t.batch_size = 4;
-  t.eval_every = 0;
-  t.eval_batches = 2;
-  t.checkpoint_every = 0;
-  t.snapshot_every = 2;
-  t.threads = 1;
-  t.device = "cpu";
-  app::RunRequest r;
-  r.options.model = m;
-  r.options.training = t;
-  r.options.data_dir = dir.toStdString();
-  r.options.run_name = "demo-test";
-  r.label = "demo-test";
-  return r;
+  return fixture_request(m, steps, 0, dir, "demo-test");
 }
 
 /// A tiny sMLP (deterministic sMoE + feature MoE) the fixture corpus can feed, as the studio launches LMs.
 app::RunRequest lm_request(int steps, const QString& dir) {
-  ModelConfig m = config_from_json_text(R"({"preset": "smlp-demo", "name": "tiny-lm", "d_model": 32, "d_ff": 64,
+  const ModelConfig m = config_from_json_text(R"({"preset": "smlp-demo", "name": "tiny-lm", "d_model": 32, "d_ff": 64,
     "num_layers": 3, "moe_layers": 1, "num_experts": 2, "max_seq_len": 32, "vocab_size": 100})");
-  TrainConfig t = recommended_pretraining(m);
-  t.corpus = (kFixtures / "corpus" / "tiny.txt").string();
-  t.steps = steps;
-  t.batch_size = 4;
-  t.warmup_steps = 2;
-  t.eval_every = 4;
-  t.eval_batches = 1;
-  t.checkpoint_every = 0;
-  t.snapshot_every = 4;
-  t.threads = 1;
-  t.device = "cpu";
-  app::RunRequest r;
-  r.options.model = m;
-  r.options.training = t;
-  r.options.data_dir = dir.toStdString();
-  r.options.run_name = "lm-test";
-  r.label = "lm-test";
-  return r;
+  return fixture_request(m, steps, 4, dir, "lm-test");
 }
 
 /// Waits for runEnded and returns its arguments.

@@ -28,6 +28,24 @@ ModelConfig tiny_lm() {
     "num_layers": 3, "moe_layers": 1, "num_experts": 2, "max_seq_len": 32, "vocab_size": 100,
     "router": {"eval_capacity_factor": 2.0, "max_group_size": 512}})");
 }
+// Training options of a short tiny-LM run on the fixture corpus (no evaluations or checkpoints between).
+TrainerOptions tiny_lm_run(const ModelConfig& model, int64_t steps, int64_t snapshot_every) {
+  TrainerOptions o;
+  o.model = model;
+  o.training = recommended_pretraining(o.model);
+  o.training.corpus = (kFixtures / "corpus" / "tiny.txt").string();
+  o.training.steps = steps;
+  o.training.batch_size = 4;
+  o.training.warmup_steps = 2;
+  o.training.eval_every = 0;
+  o.training.eval_batches = 1;
+  o.training.checkpoint_every = 0;
+  o.training.snapshot_every = snapshot_every;
+  o.training.threads = 1;
+  o.training.device = "cpu";
+  o.data_dir = g_dir->path().toStdString();
+  return o;
+}
 }  // namespace
 
 void TestLmTraining::initTestCase() { g_dir = new QTemporaryDir; }
@@ -170,23 +188,11 @@ void TestLmTraining::trainerRunsTheLmObjective() {
 void TestLmTraining::lmSnapshotsFeedTheViews() {
   // A partial-prediction sMLP with a Hash-routed feature MoE (balanced table from the corpus): its
   // snapshots carry what the studio's views draw for encoders, plus the sMoE's channel routing.
-  TrainerOptions o;
-  o.model = tiny_lm();
-  o.model.smoe_routing = SmoeRouting::Partial;
-  o.model.router.kind = RouterKind::Hash;
-  o.model.router.hash_table = HashTable::Balanced;
-  o.training = recommended_pretraining(o.model);
-  o.training.corpus = (kFixtures / "corpus" / "tiny.txt").string();
-  o.training.steps = 10;
-  o.training.batch_size = 4;
-  o.training.warmup_steps = 2;
-  o.training.eval_every = 0;
-  o.training.eval_batches = 1;
-  o.training.checkpoint_every = 0;
-  o.training.snapshot_every = 5;
-  o.training.threads = 1;
-  o.training.device = "cpu";
-  o.data_dir = g_dir->path().toStdString();
+  ModelConfig m = tiny_lm();
+  m.smoe_routing = SmoeRouting::Partial;
+  m.router.kind = RouterKind::Hash;
+  m.router.hash_table = HashTable::Balanced;
+  const TrainerOptions o = tiny_lm_run(m, 10, 5);
   const RunOutcome out = Trainer(o).run();
   QCOMPARE(QString::fromStdString(out.status), QString("finished"));
   store::RunStore s(fs::path(g_dir->path().toStdString()) / "runs.sqlite");
@@ -233,21 +239,9 @@ void TestLmTraining::lmSnapshotsFeedTheViews() {
 void TestLmTraining::inspectorGeneratesAndChecksLeaks() {
   // Two tiny sMLPs trained a few steps: deterministic sMoE routing (causal) and learned (leaks).
   auto train = [](SmoeRouting routing) {
-    TrainerOptions o;
-    o.model = tiny_lm();
-    o.model.smoe_routing = routing;
-    o.training = recommended_pretraining(o.model);
-    o.training.corpus = (kFixtures / "corpus" / "tiny.txt").string();
-    o.training.steps = 6;
-    o.training.batch_size = 4;
-    o.training.warmup_steps = 2;
-    o.training.eval_every = 0;
-    o.training.eval_batches = 1;
-    o.training.checkpoint_every = 0;
-    o.training.snapshot_every = 0;
-    o.training.threads = 1;
-    o.training.device = "cpu";
-    o.data_dir = g_dir->path().toStdString();
+    ModelConfig m = tiny_lm();
+    m.smoe_routing = routing;
+    const TrainerOptions o = tiny_lm_run(m, 6, 0);
     const RunOutcome out = Trainer(o).run();
     return out.last_checkpoint;
   };
