@@ -28,8 +28,10 @@ ModelConfig tiny_lm() {
     "num_layers": 3, "moe_layers": 1, "num_experts": 2, "max_seq_len": 32, "vocab_size": 100,
     "router": {"eval_capacity_factor": 2.0, "max_group_size": 512}})");
 }
-// Training options of a short tiny-LM run on the fixture corpus (no evaluations or checkpoints between).
-TrainerOptions tiny_lm_run(const ModelConfig& model, int64_t steps, int64_t snapshot_every) {
+
+// Training options of a short run of a tiny model (an LM, or an encoder) on the fixture corpus, no
+// evaluations or checkpoints between.
+TrainerOptions tiny_run(const ModelConfig& model, int64_t steps, int64_t snapshot_every) {
   TrainerOptions o;
   o.model = model;
   o.training = recommended_pretraining(o.model);
@@ -118,19 +120,12 @@ void TestLmTraining::inverseSqrtSchedule() {
 }
 
 void TestLmTraining::trainerRunsTheLmObjective() {
-  TrainerOptions o;
-  o.model = tiny_lm();
-  o.training = recommended_pretraining(o.model);
-  o.training.corpus = (kFixtures / "corpus" / "tiny.txt").string();
-  o.training.steps = 40;
+  TrainerOptions o = tiny_run(tiny_lm(), 40, 50);
   o.training.batch_size = 8;
   o.training.warmup_steps = 5;
   o.training.eval_every = 20;
   o.training.eval_batches = 2;
   o.training.checkpoint_every = 20;
-  o.training.threads = 1;
-  o.training.device = "cpu";
-  o.data_dir = g_dir->path().toStdString();
   Trainer trainer(o);
   const RunOutcome out = trainer.run();
   QCOMPARE(QString::fromStdString(out.status), QString("finished"));
@@ -192,7 +187,7 @@ void TestLmTraining::lmSnapshotsFeedTheViews() {
   m.smoe_routing = SmoeRouting::Partial;
   m.router.kind = RouterKind::Hash;
   m.router.hash_table = HashTable::Balanced;
-  const TrainerOptions o = tiny_lm_run(m, 10, 5);
+  const TrainerOptions o = tiny_run(m, 10, 5);
   const RunOutcome out = Trainer(o).run();
   QCOMPARE(QString::fromStdString(out.status), QString("finished"));
   store::RunStore s(fs::path(g_dir->path().toStdString()) / "runs.sqlite");
@@ -241,7 +236,7 @@ void TestLmTraining::inspectorGeneratesAndChecksLeaks() {
   auto train = [](SmoeRouting routing) {
     ModelConfig m = tiny_lm();
     m.smoe_routing = routing;
-    const TrainerOptions o = tiny_lm_run(m, 6, 0);
+    const TrainerOptions o = tiny_run(m, 6, 0);
     const RunOutcome out = Trainer(o).run();
     return out.last_checkpoint;
   };
@@ -307,19 +302,9 @@ void TestLmTraining::inspectorGeneratesAndChecksLeaks() {
   QCOMPARE(QString::fromStdString(l.smoe_routing), QString("learned"));
 
   // An encoder checkpoint refuses generation and the leak check with a message.
-  TrainerOptions e;
-  e.model = config_from_json_text(R"({"preset": "demo", "d_model": 32, "d_ff": 64, "num_layers": 2, "attention_layers": 1,
-    "moe_layers": 1, "num_experts": 2, "num_heads": 2, "max_seq_len": 32, "vocab_size": 100})");
-  e.training = recommended_pretraining(e.model);
-  e.training.corpus = (kFixtures / "corpus" / "tiny.txt").string();
-  e.training.steps = 2;
-  e.training.batch_size = 4;
-  e.training.eval_every = 0;
-  e.training.eval_batches = 1;
-  e.training.snapshot_every = 0;
-  e.training.threads = 1;
-  e.training.device = "cpu";
-  e.data_dir = g_dir->path().toStdString();
+  const TrainerOptions e = tiny_run(
+      config_from_json_text(R"({"preset": "demo", "d_model": 32, "d_ff": 64, "num_layers": 2, "attention_layers": 1,
+    "moe_layers": 1, "num_experts": 2, "num_heads": 2, "max_seq_len": 32, "vocab_size": 100})"), 2, 0);
   inspect::Inspector encoder(Trainer(e).run().last_checkpoint, "cpu");
   QVERIFY(!encoder.is_decoder());
   QVERIFY_EXCEPTION_THROWN(encoder.generate("a dog"), inspect::InspectError);
