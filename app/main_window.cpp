@@ -243,8 +243,7 @@ void MainWindow::buildViews() {
   connect(compare_, &widgets::RouterComparisonView::cancelRequested, this, &MainWindow::cancelComparison);
   connect(lab_, &widgets::StabilityLabView::cancelRequested, this, [this] {
     if (lab_group_.isEmpty()) return;
-    controller_->clearQueue(lab_group_);
-    if (controller_->currentRequest() && controller_->currentRequest()->group == lab_group_) controller_->stop();
+    controller_->cancelGroup(lab_group_);
     for (auto& c : lab_cells_)
       if (c.status == "queued") c.status = "cancelled";
     lab_->setCells(lab_cells_);

@@ -131,8 +131,7 @@ void MainWindow::updateComparisonRow(qint64 runId, const QString& group, const Q
 
 void MainWindow::cancelComparison() {
   if (compare_group_.isEmpty()) return;
-  controller_->clearQueue(compare_group_);
-  if (controller_->currentRequest() && controller_->currentRequest()->group == compare_group_) controller_->stop();
+  controller_->cancelGroup(compare_group_);
   for (auto& r : compare_rows_)
     if (r.status == "queued") r.status = "cancelled";
   compare_->setRows(compare_rows_);

@@ -165,6 +165,12 @@ void RunController::clearQueue(const QString& group) {
   if (queue_.size() != before) Q_EMIT queueChanged();
 }
 
+void RunController::cancelGroup(const QString& group) {
+  if (group.isEmpty()) return;
+  clearQueue(group);
+  if (currentRequest() && currentRequest()->group == group) stop();
+}
+
 void RunController::requestDrain() {
   if (drain_requested_.exchange(true)) return;  // one queued drain at a time
   QMetaObject::invokeMethod(this, [this] { drain(); }, Qt::QueuedConnection);

@@ -58,6 +58,9 @@ class RunController : public QObject {
   void stop();
   /// Drops queued (not running) jobs of a group, or all when group is empty.
   void clearQueue(const QString& group = {});
+  /// Cancels a group (the lab's batch, a router comparison): drops its queued
+  /// jobs and stops its run if one is running now.
+  void cancelGroup(const QString& group);
 
   bool busy() const { return running_; }
   bool paused() const { return paused_; }
