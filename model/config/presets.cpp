@@ -50,28 +50,49 @@ ModelConfig with_capacity(ModelConfig c, const std::string& name, double cf) {
   return c;
 }
 
-ModelConfig sparse_bert(const std::string& name, int64_t moe) {
-  ModelConfig c = bert(name, 12, 768, 3072, 12);
+// A "sparse BERT" of a dense BERT preset: the same model with `moe` of its feed-forward sublayers (MIDDLE
+// layout) replaced by Experts-Choose MoE, as the paper's sparse BERT-4 and -12 are of BERT-Base (Table 10).
+ModelConfig sparse_bert_of(ModelConfig c, const std::string& name, int64_t moe, int64_t experts) {
+  c.name = name;
   c.moe_layers = moe;
   c.moe_layout = Layout::Middle;
-  c.num_experts = 16;
+  c.num_experts = experts;
   c.router.kind = RouterKind::ExpertsChoose;
+  c.router.train_capacity_factor = c.router.eval_capacity_factor = 1.0;
   return c;
 }
 
-ModelConfig demo() {
-  // Small enough to train visibly on a 2-core CPU: ~1.5M parameters, 64 tokens.
-  ModelConfig c = sparse_mixer("demo", 4, 128, 256, 4, 1, 2, 8);
+ModelConfig sparse_bert(const std::string& name, int64_t moe) {
+  return sparse_bert_of(bert(name, 12, 768, 3072, 12), name, moe, 16);
+}
+
+// Sized for a laptop CPU: 64 tokens, a 4000-piece vocabulary and small groups.
+ModelConfig demo_sized(ModelConfig c) {
   c.vocab_size = 4000;
   c.max_seq_len = 64;
   c.router.max_group_size = 512;
   return c;
 }
 
+ModelConfig demo() {
+  // Small enough to train visibly on a 2-core CPU: ~1.5M parameters, 64 tokens.
+  return demo_sized(sparse_mixer("demo", 4, 128, 256, 4, 1, 2, 8));
+}
+
+// The stability lab's Table 10 set at the demo's size: BERT (attention in every layer), and BERT with MoE in
+// half and in all of its layers; the Sparse Mixer of the set is `demo` itself.
+ModelConfig demo_bert() { return demo_sized(bert("demo-bert", 4, 128, 256, 4)); }
+ModelConfig demo_sparse_bert(int64_t moe) {
+  return sparse_bert_of(demo_bert(), "demo-sparse-bert-" + std::to_string(moe), moe, 8);
+}
+
 using Factory = std::function<ModelConfig()>;
 const std::vector<std::pair<std::string, Factory>>& registry() {
   static const std::vector<std::pair<std::string, Factory>> r = {
       {"demo", demo},
+      {"demo-bert", demo_bert},
+      {"demo-sparse-bert-2", [] { return demo_sparse_bert(2); }},
+      {"demo-sparse-bert-4", [] { return demo_sparse_bert(4); }},
       {"bert-base", [] { return bert("bert-base", 12, 768, 3072, 12); }},
       {"sparse-mixer", [] { return sparse_mixer("sparse-mixer", 14, 512, 2048, 8, 4, 4, 16); }},
       {"fast-sparse-mixer",
@@ -86,6 +107,15 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
       {"bert-l8-h512", [] { return bert("bert-l8-h512", 8, 512, 2048, 8); }},
       {"bert-l18-h768", [] { return bert("bert-l18-h768", 18, 768, 3072, 12); }},
       {"bert-large", [] { return bert("bert-large", 24, 1024, 4096, 16); }},
+      // Sparse BERTs of the small BERTs (MoE in half and in all layers, 16 experts as their Sparse Mixers).
+      {"sparse-bert-l2-h256-moe1", [] { return sparse_bert_of(preset("bert-l2-h256"), "sparse-bert-l2-h256-moe1", 1, 16); }},
+      {"sparse-bert-l2-h256-moe2", [] { return sparse_bert_of(preset("bert-l2-h256"), "sparse-bert-l2-h256-moe2", 2, 16); }},
+      {"sparse-bert-l4-h256-moe2", [] { return sparse_bert_of(preset("bert-l4-h256"), "sparse-bert-l4-h256-moe2", 2, 16); }},
+      {"sparse-bert-l4-h256-moe4", [] { return sparse_bert_of(preset("bert-l4-h256"), "sparse-bert-l4-h256-moe4", 4, 16); }},
+      {"sparse-bert-l4-h512-moe2", [] { return sparse_bert_of(preset("bert-l4-h512"), "sparse-bert-l4-h512-moe2", 2, 16); }},
+      {"sparse-bert-l4-h512-moe4", [] { return sparse_bert_of(preset("bert-l4-h512"), "sparse-bert-l4-h512-moe4", 4, 16); }},
+      {"sparse-bert-l8-h512-moe4", [] { return sparse_bert_of(preset("bert-l8-h512"), "sparse-bert-l8-h512-moe4", 4, 16); }},
+      {"sparse-bert-l8-h512-moe8", [] { return sparse_bert_of(preset("bert-l8-h512"), "sparse-bert-l8-h512-moe8", 8, 16); }},
       {"sparse-mixer-l2-h256", [] { return sparse_mixer("sparse-mixer-l2-h256", 2, 256, 1024, 4, 2, 2, 16); }},
       {"sparse-mixer-l4-h256", [] { return sparse_mixer("sparse-mixer-l4-h256", 4, 256, 1024, 4, 2, 2, 16); }},
       {"sparse-mixer-l4-h512", [] { return sparse_mixer("sparse-mixer-l4-h512", 4, 512, 2048, 8, 2, 2, 16); }},

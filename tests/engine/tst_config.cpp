@@ -2,6 +2,8 @@
 
 #include <QtTest>
 
+#include <tuple>
+
 #include "model/config/cost.h"
 #include "model/config/model_config.h"
 #include "model/nn/encoder.h"
@@ -61,6 +63,49 @@ void TestConfig::presetsHaveDesignShapes() {
     QCOMPARE(c.router.eval_capacity_factor, cf);
   }
   if (c.attention_layers < c.num_layers) QVERIFY(c.mixing == MixingKind::Linear);
+}
+
+void TestConfig::table10PresetsAtDemoSize() {
+  // The stability lab's Table 10 set: demo (Sparse Mixer), demo-bert, demo-sparse-bert-2 and -4 share the
+  // demo's size and differ only in mixing and in which feed-forward sublayers are MoE.
+  const ModelConfig demo = preset("demo");
+  for (const char* name : {"demo-bert", "demo-sparse-bert-2", "demo-sparse-bert-4"}) {
+    const ModelConfig c = preset(name);
+    QCOMPARE(c.num_layers, demo.num_layers);
+    QCOMPARE(c.d_model, demo.d_model);
+    QCOMPARE(c.d_ff, demo.d_ff);
+    QCOMPARE(c.num_heads, demo.num_heads);
+    QCOMPARE(c.vocab_size, demo.vocab_size);
+    QCOMPARE(c.max_seq_len, demo.max_seq_len);
+    QCOMPARE(c.router.max_group_size, demo.router.max_group_size);
+    QCOMPARE(layers_where(c, true), QString("0,1,2,3"));  // attention everywhere, as BERT
+  }
+  QCOMPARE(layers_where(preset("demo-bert"), false), QString());
+  QCOMPARE(layers_where(preset("demo-sparse-bert-2"), false), layers_where(demo, false));  // the demo's MoE layers
+  QCOMPARE(layers_where(preset("demo-sparse-bert-4"), false), QString("0,1,2,3"));
+  QCOMPARE(preset("demo-sparse-bert-4").num_experts, demo.num_experts);
+  QVERIFY(preset("demo-sparse-bert-4").router.kind == RouterKind::ExpertsChoose);
+  // Parameters (the cost model, itself checked against the modules below): BERT 1,105,188; each MoE layer
+  // adds 7 more experts' FFNs (7 x 65,920) and a router (128 x 8 + 8).
+  const int64_t per_moe = 7 * (2 * 128 * 256 + 256 + 128) + 128 * 8 + 8;
+  QCOMPARE(model_cost(preset("demo-bert")).total_params, int64_t(1105188));
+  QCOMPARE(model_cost(preset("demo-sparse-bert-2")).total_params, 1105188 + 2 * per_moe);
+  QCOMPARE(model_cost(preset("demo-sparse-bert-4")).total_params, 1105188 + 4 * per_moe);
+  QCOMPARE(model_cost(preset("demo-sparse-bert-4")).total_params, int64_t(2955076));
+
+  // Sparse BERTs of the small BERTs: the BERT's shape, MoE in half or all of its layers.
+  for (const auto& [name, dense, moe] : std::vector<std::tuple<std::string, std::string, int>>{
+           {"sparse-bert-l2-h256-moe1", "bert-l2-h256", 1}, {"sparse-bert-l4-h256-moe2", "bert-l4-h256", 2},
+           {"sparse-bert-l4-h256-moe4", "bert-l4-h256", 4}, {"sparse-bert-l8-h512-moe8", "bert-l8-h512", 8}}) {
+    const ModelConfig c = preset(name), d = preset(dense);
+    QCOMPARE(c.num_layers, d.num_layers);
+    QCOMPARE(c.d_model, d.d_model);
+    QCOMPARE(c.attention_layers, d.num_layers);
+    QCOMPARE(c.moe_layers, int64_t(moe));
+    QCOMPARE(c.num_experts, int64_t(16));
+    QCOMPARE(model_cost(c).total_params - model_cost(d).total_params,
+             moe * (15 * (2 * d.d_model * d.d_ff + d.d_ff + d.d_model) + d.d_model * 16 + 16));
+  }
 }
 
 void TestConfig::layoutsFollowReferenceRules_data() {

@@ -8,6 +8,7 @@ class TestConfig : public QObject {
  private Q_SLOTS:
   void presetsHaveDesignShapes_data();
   void presetsHaveDesignShapes();
+  void table10PresetsAtDemoSize();
   void layoutsFollowReferenceRules_data();
   void layoutsFollowReferenceRules();
   void jsonRoundTrip();
