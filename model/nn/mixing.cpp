@@ -2,6 +2,7 @@
 // H heads, Dh = D / H, N = max_seq_len.
 #include "model/nn/mixing.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "model/core/compat.h"
@@ -30,6 +31,20 @@ torch::Tensor SelfAttention::forward(const torch::Tensor& x, const torch::Tensor
     auto future = torch::ones({S, S}, q.options().dtype(torch::kBool)).triu(1);      // [S, S], j > i
     auto causal = torch::zeros({S, S}, q.options()).masked_fill(future, -1e9).view({1, 1, S, S});
     additive = additive.defined() ? additive + causal : causal;                     // [B or 1, 1, S, S]
+  }
+  if (track_statistics && is_training()) {
+    // Attention collapse (entropy falling towards 0, scores growing) is what the paper blames for sparse
+    // BERT's instability; measured on a few examples so it costs little.
+    torch::NoGradGuard no_grad;
+    const int64_t n = std::min<int64_t>(B, kStatisticsExamples);
+    auto scores = torch::matmul(q.narrow(0, 0, n), k.narrow(0, 0, n).transpose(-2, -1)).div(std::sqrt(double(Dh)));
+    auto masked = additive.defined() ? scores + additive.narrow(0, 0, std::min<int64_t>(additive.size(0), n)) : scores;
+    auto probs = torch::softmax(masked.to(torch::kFloat), -1);                             // [n, H, S, S]
+    auto entropy = -(probs * probs.clamp_min(1e-30).log()).sum(-1);                       // [n, H, S]
+    auto rows = mask.defined() ? mask.narrow(0, 0, n).to(torch::kFloat).view({n, 1, S}).expand({n, H, S})
+                               : torch::ones({n, H, S}, entropy.options());
+    last_entropy = (entropy * rows).sum() / rows.sum().clamp_min(1);
+    last_logit_max = masked.max().to(torch::kFloat);
   }
   const double p = is_training() ? dropout_ : 0.0;
   torch::Tensor context;  // [B, H, S, Dh]

@@ -41,6 +41,12 @@ class SelfAttention : public MixingSublayer {
   /// When true, the next forward passes keep their probabilities [B, H, S, S].
   bool record_probabilities = false;
   torch::Tensor last_probabilities;
+  /// When true, training forward passes measure the attention's health on the batch's first
+  /// kStatisticsExamples examples (no gradient; a few percent of the layer's cost): the mean entropy of
+  /// the real query rows' distributions (nats) and the largest pre-softmax score. Both 0-dim tensors.
+  bool track_statistics = false;
+  torch::Tensor last_entropy, last_logit_max;
+  static constexpr int64_t kStatisticsExamples = 4;
 
  private:
   int64_t d_model_, num_heads_;

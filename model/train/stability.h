@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace smx {
 
@@ -33,5 +35,32 @@ class StabilityMonitor {
   int64_t window_;
   std::deque<double> history_;
 };
+
+/// How a whole run fared, for the stability lab (the paper's Table 10 counts stable runs). A run diverged
+/// when it went non-finite, or when a loss spike never recovered: after the spike, the median of
+/// `recovery_window` consecutive losses never came back to within 5% of the median the spike was measured
+/// against. A spike that recovers leaves the run stable (counted, and named, as "recovered").
+struct RunStability {
+  enum Kind { Stable, Recovered, NonFinite, Unrecovered } kind = Stable;
+  int64_t step = -1;       ///< the step of the first non-finite event or of the first unrecovered spike
+  double reference = 0;    ///< Unrecovered: the pre-spike median loss
+  bool diverged() const { return kind == NonFinite || kind == Unrecovered; }
+  /// "stable", "recovered from a spike at step 40", "non-finite at step 85", "spike at step 120, no recovery"
+  std::string describe() const;
+};
+
+/// Classifies a run from its logged losses ((step, loss) in step order), the steps of its loss-spike events,
+/// and the step of its first non-finite event (-1: none). `spike_window` is the monitor's median window
+/// (the reference of each spike is recomputed from the losses before it).
+RunStability classify_run(const std::vector<std::pair<int64_t, double>>& losses,
+                          const std::vector<int64_t>& spike_steps, int64_t nonfinite_step, int64_t spike_window,
+                          int64_t recovery_window = 10);
+
+/// When a curve turned: the first step in (from_step, to_step] at which `series` reached `factor` times
+/// (rising) or 1/factor times (falling) its baseline, the median of its first five values at or after
+/// from_step. -1 if it never did. The lab orders these for a diverged run's lead-up (router logits growing,
+/// attention entropy collapsing, the gradient norm exploding) to say what went wrong first.
+int64_t first_departure(const std::vector<std::pair<int64_t, double>>& series, int64_t from_step, int64_t to_step,
+                        bool rising, double factor);
 
 }  // namespace smx

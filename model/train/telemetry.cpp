@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "model/nn/mixing.h"
 #include "model/nn/routing.h"
@@ -189,6 +190,26 @@ std::vector<std::pair<std::string, double>> moe_scalars(const std::vector<teleme
           {"router/confidence", confidence / n},
           {"moe/dead_experts", dead},          {"moe/load_spread", spread / n},
           {"moe/dropped_fraction", dropped / n}, {"moe/unrouted_fraction", unrouted / n}};
+}
+
+std::vector<SelfAttention*> attention_sublayers(torch::nn::Module& model) {
+  std::vector<SelfAttention*> out;
+  for (const auto& m : model.modules(/*include_self=*/false))
+    if (auto* a = dynamic_cast<SelfAttention*>(m.get())) out.push_back(a);
+  return out;
+}
+
+std::vector<std::pair<std::string, double>> attention_scalars(const std::vector<SelfAttention*>& layers) {
+  double entropy = 0, logit_max = -std::numeric_limits<double>::infinity();
+  int n = 0;
+  for (const auto* a : layers) {
+    if (!a->last_entropy.defined()) continue;
+    entropy += a->last_entropy.item<double>();
+    logit_max = std::max(logit_max, a->last_logit_max.item<double>());
+    ++n;
+  }
+  if (n == 0) return {};
+  return {{"attention/entropy", entropy / n}, {"attention/logit_max", logit_max}};
 }
 
 std::vector<telemetry::ProbeRouting> capture_probe_routing(EncoderModel& model, const Probe& probe,

@@ -42,6 +42,13 @@ void add_routing_details(const MoeLayers& moe_layers, const torch::Tensor& ids, 
 /// logit_max and dead experts).
 std::vector<std::pair<std::string, double>> moe_scalars(const std::vector<telemetry::MoeLayerStats>& layers);
 
+/// A model's self-attention sublayers (encoder or LM), in module order.
+std::vector<SelfAttention*> attention_sublayers(torch::nn::Module& model);
+/// Scalars of the attention sublayers' last training pass (track_statistics on):
+/// attention/entropy (mean over layers, nats) and attention/logit_max (max over
+/// layers). Empty when no layer has measured yet.
+std::vector<std::pair<std::string, double>> attention_scalars(const std::vector<SelfAttention*>& layers);
+
 /// The probe text, tokenized, as a batch of one: ids [1, S], its token strings.
 struct Probe {
   torch::Tensor ids, types, mask;

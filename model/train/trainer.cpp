@@ -228,6 +228,9 @@ void Trainer::State::loop() {
   module().train();
   store->set_status(run_id, "running");
   StabilityMonitor monitor(cfg.spike_factor, cfg.spike_window);
+  // Attention health per step (entropy, largest score): what the stability lab reads when a run diverges.
+  const std::vector<SelfAttention*> attention = attention_sublayers(module());
+  for (auto* a : attention) a->track_statistics = true;
   const uint64_t micro = static_cast<uint64_t>(cfg.accumulation);
   const uint64_t first_batch = static_cast<uint64_t>(start_step) * micro;
   std::unique_ptr<Prefetcher<PretrainBatch>> pretrain_batches;
@@ -347,6 +350,7 @@ void Trainer::State::loop() {
       if (!apply) m.values.emplace_back("stability/skipped", 1.0);
       auto moe = capture_moe_stats(lm_run() ? lm->moe_layers() : model->moe_layers());
       for (auto& kv : moe_scalars(moe)) m.values.push_back(kv);
+      for (auto& kv : attention_scalars(attention)) m.values.push_back(kv);
       store->log_metrics(run_id, done, m.wall_seconds, m.values);
       store->set_last_step(run_id, done);
       if (owner.observer_) owner.observer_->on_step(m);

@@ -15,6 +15,7 @@
 #include "model/store/run_store.h"
 #include "model/store/snapshot.h"
 #include "model/train/checkpoint.h"
+#include "model/train/stability.h"
 #include "model/train/trainer.h"
 
 using namespace smx;
@@ -89,6 +90,11 @@ void TestTrainer::pretrainRecordsEverything() {
                         "eval/accuracy_mlm", "eval/accuracy_nsp"})
     QVERIFY2(std::find(names.begin(), names.end(), n) != names.end(), n);
   QCOMPARE(int(s.metric(out.run_id, "loss/total").size()), 8);
+  // Attention health (the tiny model has one attention layer): entropy within [0, log S], a finite score.
+  const auto entropy = s.metric(out.run_id, "attention/entropy");
+  QCOMPARE(int(entropy.size()), 8);
+  for (const auto& p : entropy) QVERIFY2(p.value > 0 && p.value <= std::log(32.0) + 1e-6, qPrintable(QString::number(p.value)));
+  QVERIFY(std::isfinite(s.metric(out.run_id, "attention/logit_max").back().value));
   // The learning rate warms up, then decays to zero at the end.
   const auto lr = s.metric(out.run_id, "optim/lr");
   QVERIFY(lr[0].value < lr[1].value);
@@ -329,6 +335,55 @@ void TestTrainer::pauseAndStopFromAnotherThread() {
   }
   QVERIFY(paused && continued);
   QVERIFY(fs::exists(out.last_checkpoint));  // a stopped run checkpoints
+}
+
+void TestTrainer::runStabilityIsClassifiedFromLossesAndEvents() {
+  // A falling loss: stable.
+  std::vector<std::pair<int64_t, double>> falling;
+  for (int64_t s = 1; s <= 100; ++s) falling.emplace_back(s, 8.0 - 0.02 * double(s));
+  QCOMPARE(int(classify_run(falling, {}, -1, 100).kind), int(RunStability::Stable));
+  // A spike at step 50 that comes back within a few steps: stable, named "recovered".
+  auto bump = falling;
+  for (int64_t s = 50; s < 55; ++s) bump[s - 1].second = 20;
+  auto v = classify_run(bump, {50}, -1, 100);
+  QCOMPARE(int(v.kind), int(RunStability::Recovered));
+  QCOMPARE(v.step, int64_t(50));
+  QVERIFY(!v.diverged());
+  // A spike after which the loss stays above the median before it: diverged at the spike's step.
+  auto blowup = falling;
+  for (int64_t s = 60; s <= 100; ++s) blowup[s - 1].second = 7.9;
+  v = classify_run(blowup, {60}, -1, 100);
+  QCOMPARE(int(v.kind), int(RunStability::Unrecovered));
+  QCOMPARE(v.step, int64_t(60));
+  QVERIFY(v.diverged());
+  QVERIFY(std::abs(v.reference - (8.0 - 0.02 * 30)) < 0.03);  // median of steps 1..59
+  QVERIFY(QString::fromStdString(v.describe()).contains("step 60"));
+  // A recovered spike, then one that never recovers: the second is the divergence.
+  auto both = bump;
+  for (int64_t s = 80; s <= 100; ++s) both[s - 1].second = 9;
+  v = classify_run(both, {50, 80}, -1, 100);
+  QCOMPARE(int(v.kind), int(RunStability::Unrecovered));
+  QCOMPARE(v.step, int64_t(80));
+  // Non-finite wins over everything, at its own step.
+  v = classify_run(both, {50, 80}, 70, 100);
+  QCOMPARE(int(v.kind), int(RunStability::NonFinite));
+  QCOMPARE(v.step, int64_t(70));
+}
+
+void TestTrainer::firstDepartureFindsWhereACurveTurned() {
+  std::vector<std::pair<int64_t, double>> logits, entropy;
+  for (int64_t s = 0; s <= 100; ++s) {
+    logits.emplace_back(s, s < 60 ? 2.0 : 2.0 + 0.2 * double(s - 60));  // 3.0 (1.5x) at step 65
+    entropy.emplace_back(s, s < 80 ? 2.0 : 0.5);                         // collapses at 80
+  }
+  QCOMPARE(first_departure(logits, 40, 100, true, 1.5), int64_t(65));
+  QCOMPARE(first_departure(entropy, 40, 100, false, 1.5), int64_t(80));
+  QCOMPARE(first_departure(entropy, 40, 100, true, 1.5), int64_t(-1));  // it never rose
+  QCOMPARE(first_departure(logits, 40, 64, true, 1.5), int64_t(-1));    // not before step 65
+  QCOMPARE(first_departure({}, 0, 10, true, 1.5), int64_t(-1));
+  auto nan = logits;
+  nan[70].second = std::numeric_limits<double>::quiet_NaN();
+  QCOMPARE(first_departure(nan, 66, 100, true, 1.5), int64_t(70));  // non-finite counts as departed
 }
 
 void TestTrainer::cleanupTestCase() {

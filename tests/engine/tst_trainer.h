@@ -16,5 +16,7 @@ class TestTrainer : public QObject {
   void killDuringCheckpointWriteLeavesLoadableCheckpoint();
   void finetuneFromCheckpoint();
   void pauseAndStopFromAnotherThread();
+  void runStabilityIsClassifiedFromLossesAndEvents();
+  void firstDepartureFindsWhereACurveTurned();
   void cleanupTestCase();
 };
