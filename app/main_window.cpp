@@ -140,14 +140,9 @@ void MainWindow::buildViews() {
   for (const auto& p : lm_preset_names()) presets << QString::fromStdString(p);  // decoder LMs (sMLP family)
   lab_->setAvailableConfigs(presets);
   {
-    // Small enough for a laptop CPU: attention everywhere vs mostly linear mixing + MoE.
-    widgets::StabilityPlan plan;
-    plan.configs = {"bert-l2-h256", "sparse-mixer-l2-h256"};
-    plan.seeds = 3;
-    plan.learning_rate = 1e-3;
-    plan.batch = 32;
-    plan.steps = 300;
+    widgets::StabilityPlan plan = defaultLabPlan();
     lab_->setPlan(plan);
+    lab_->setPaperReferences(labPaperReferences(plan.configs));
   }
   tabs_->addTab(lab_, tr("Stability lab"));
   playground_ = new widgets::PlaygroundView;
@@ -239,6 +234,8 @@ void MainWindow::buildViews() {
     inspector_->bench({"bert-base", "sparse-mixer", "fast-sparse-mixer"}, batch, seq, {});
   });
   connect(lab_, &widgets::StabilityLabView::runRequested, this, &MainWindow::runLab);
+  connect(lab_, &widgets::StabilityLabView::routingAtStepRequested, this, &MainWindow::showLabRouting);
+  connect(lab_, &widgets::StabilityLabView::curvesRequested, this, &MainWindow::showLabCurves);
   connect(compare_, &widgets::RouterComparisonView::compareRequested, this, &MainWindow::runComparison);
   connect(compare_, &widgets::RouterComparisonView::cancelRequested, this, &MainWindow::cancelComparison);
   connect(lab_, &widgets::StabilityLabView::cancelRequested, this, [this] {

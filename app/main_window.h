@@ -74,6 +74,13 @@ class MainWindow : public QMainWindow {
   int snapshotCount() const { return focus_snapshots_.size(); }
   void showTab(const QString& name);
   QString currentTabName() const;
+  /// The paper's Table 10 row (BERT, Sparse Mixer, sparse BERT-4 or -12) each lab config stands for.
+  static QHash<QString, widgets::StabilityReference> labPaperReferences(const QStringList& configs);
+  /// The lab's default batch: the Table 10 set at demo size with the setting that reproduces its ordering.
+  static widgets::StabilityPlan defaultLabPlan();
+  /// A diverged lab run's links: its routing snapshot nearest `step`, or its router curves.
+  void showLabRouting(qint64 runId, qint64 step);
+  void showLabCurves(qint64 runId, qint64 step);
   /// Writes the current tab's view (by the suffix: png, svg, pdf, csv); false with *error.
   bool exportCurrentView(const QString& path, QString* error = nullptr);
 
@@ -133,6 +140,7 @@ class MainWindow : public QMainWindow {
   void updateLabCell(qint64 runId, const QString& group, const QString& label, const QString& status,
                      const RunOutcome* outcome);
   void refreshLabCurves();
+  void selectRunInList(qint64 runId);
 
   // router comparison (main_window_compare.cpp)
   void runComparison(const widgets::RouterComparisonPlan& plan);

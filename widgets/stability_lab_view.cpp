@@ -31,7 +31,8 @@ namespace smx::widgets {
 
 namespace {
 
-enum Column { kConfig, kStable, kDivergence, kLoss, kSeeds, kColumns };
+enum Column { kConfig, kPaper, kStable, kDivergence, kLoss, kSeeds, kColumns };
+enum DiagnosisColumn { kRun, kVerdict, kFirst, kDiagnosisColumns };
 // The seed grid column keeps the runs' statuses here, in seed order.
 constexpr int kStatusesRole = Qt::UserRole + 1;
 constexpr double kClassroomScale = 1.5;
@@ -181,6 +182,20 @@ StabilityLabView::StabilityLabView(QWidget* parent) : QWidget(parent) {
   steps_->setSingleStep(100);
   steps_->setValue(300);
   steps_->setToolTip(tr("Training steps per run. A run that survives all of them counts as stable."));
+  warmup_ = new QSpinBox(this);
+  warmup_->setObjectName("warmup");
+  warmup_->setRange(-1, 1'000'000);
+  warmup_->setSpecialValueText(tr("10% of steps"));
+  warmup_->setValue(-1);
+  warmup_->setToolTip(tr("Steps over which the learning rate rises from 0 to its peak. A short warm-up "
+                         "is a classic way to make a fragile model diverge."));
+  clip_ = new QDoubleSpinBox(this);
+  clip_->setObjectName("clip");
+  clip_->setRange(0, 1000);
+  clip_->setDecimals(2);
+  clip_->setSpecialValueText(tr("off"));
+  clip_->setValue(1.0);
+  clip_->setToolTip(tr("Largest gradient norm of a step (larger gradients are scaled down); 0 turns clipping off."));
   run_ = new QPushButton(tr("Run batch"), this);
   run_->setObjectName("run");
   run_->setDefault(true);
@@ -206,6 +221,8 @@ StabilityLabView::StabilityLabView(QWidget* parent) : QWidget(parent) {
   form_->addRow(tr("Learning rate"), learning_rate_);
   form_->addRow(tr("Batch size"), batch_);
   form_->addRow(tr("Steps"), steps_);
+  form_->addRow(tr("Warm-up"), warmup_);
+  form_->addRow(tr("Gradient clip"), clip_);
   box_layout->addLayout(form_);
   auto* buttons = new QHBoxLayout;
   buttons->addWidget(run_);
@@ -219,16 +236,22 @@ StabilityLabView::StabilityLabView(QWidget* parent) : QWidget(parent) {
   // --- the results ---
   table_ = new QTableWidget(0, kColumns, this);
   table_->setObjectName("results");
-  table_->setHorizontalHeaderLabels({tr("config"), tr("stable"), tr("divergence steps"), tr("mean final loss"),
-                                     tr("runs by seed")});
+  table_->setHorizontalHeaderLabels({tr("config"), tr("paper (Table 10)"), tr("stable"), tr("divergence steps"),
+                                     tr("mean final loss"), tr("runs by seed")});
   table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
   table_->horizontalHeader()->setStretchLastSection(true);
   table_->verticalHeader()->hide();
   table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
   table_->setItemDelegateForColumn(kSeeds, new SeedCellsDelegate(table_));
-  table_->horizontalHeaderItem(kStable)->setToolTip(tr("Runs that trained to the end out of all runs of this model."));
+  table_->horizontalHeaderItem(kPaper)->setToolTip(
+      tr("The model of the Sparse Mixer paper's Table 10 this config stands for, and its stable runs out of 4 "
+         "seeds at batch 64 · batch 256 (BERT-Base size, 1M steps)."));
+  table_->horizontalHeaderItem(kStable)->setToolTip(
+      tr("Runs that trained to the end without diverging, out of all runs of this model. A loss spike the run "
+         "recovered from does not count as divergence."));
   table_->horizontalHeaderItem(kDivergence)
-      ->setToolTip(tr("The step at which each diverged run's loss became infinite, NaN or spiked."));
+      ->setToolTip(tr("The step at which each diverged run's loss became infinite or NaN, or spiked and never "
+                      "came back."));
   table_->horizontalHeaderItem(kLoss)->setToolTip(tr("Average loss at the last step over the stable runs."));
   legend_ = new QLabel(legend_html(), this);
   legend_->setTextFormat(Qt::RichText);
@@ -236,11 +259,44 @@ StabilityLabView::StabilityLabView(QWidget* parent) : QWidget(parent) {
   curves_->setMetricName(tr("total loss"));
   curves_->setToolTip(tr("Loss of every run of the batch. A curve that stops early or shoots up diverged."));
 
+  diagnosis_ = new QTableWidget(0, kDiagnosisColumns, this);
+  diagnosis_->setObjectName("diagnosis");
+  diagnosis_->setHorizontalHeaderLabels({tr("diverged run"), tr("what happened"), tr("what went wrong first")});
+  diagnosis_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+  diagnosis_->horizontalHeader()->setStretchLastSection(true);
+  diagnosis_->verticalHeader()->hide();
+  diagnosis_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  diagnosis_->setSelectionBehavior(QAbstractItemView::SelectRows);
+  diagnosis_->setSelectionMode(QAbstractItemView::SingleSelection);
+  diagnosis_->setWordWrap(true);
+  diagnosis_->setToolTip(tr("Why each diverged run failed. Double-click a row to see its routing at the step it "
+                            "diverged."));
+  show_routing_ = new QPushButton(tr("Routing at that step"), this);
+  show_routing_->setObjectName("showRouting");
+  show_routing_->setToolTip(tr("Open the selected run's routing snapshot nearest the step it diverged."));
+  show_curves_ = new QPushButton(tr("Router curves"), this);
+  show_curves_->setObjectName("showCurves");
+  show_curves_->setToolTip(tr("Show the selected run's router logit and entropy curves (Curves tab)."));
+  auto* why_box = new QWidget(this);
+  auto* why_layout = new QVBoxLayout(why_box);
+  why_layout->setContentsMargins(0, 0, 0, 0);
+  auto* why_title = new QLabel(tr("<b>Why they diverged</b>"), this);
+  why_layout->addWidget(why_title);
+  why_layout->addWidget(diagnosis_, 1);
+  auto* why_buttons = new QHBoxLayout;
+  why_buttons->addWidget(show_routing_);
+  why_buttons->addWidget(show_curves_);
+  why_buttons->addStretch(1);
+  why_layout->addLayout(why_buttons);
+  why_box->setObjectName("whyBox");
+  why_box->hide();
+
   auto* table_box = new QWidget(this);
   auto* table_layout = new QVBoxLayout(table_box);
   table_layout->setContentsMargins(0, 0, 0, 0);
   table_layout->addWidget(table_, 1);
   table_layout->addWidget(legend_);
+  table_layout->addWidget(why_box, 1);
   auto* split = new QSplitter(Qt::Vertical, this);
   split->addWidget(table_box);
   split->addWidget(curves_);
@@ -262,6 +318,15 @@ StabilityLabView::StabilityLabView(QWidget* parent) : QWidget(parent) {
   connect(run_, &QPushButton::clicked, this, &StabilityLabView::requestRun);
   connect(cancel_, &QPushButton::clicked, this, [this] { Q_EMIT cancelRequested(); });
   connect(configs_, &QListWidget::itemChanged, this, [this] { form_error_->hide(); });
+  auto selected_row = [this] { return diagnosis_->currentRow(); };
+  connect(show_routing_, &QPushButton::clicked, this, [this, selected_row] { requestRouting(selected_row()); });
+  connect(diagnosis_, &QTableWidget::cellDoubleClicked, this, [this](int row, int) { requestRouting(row); });
+  connect(show_curves_, &QPushButton::clicked, this, [this, selected_row] {
+    const auto cells = divergedCells();
+    const int row = selected_row();
+    if (row >= 0 && row < cells.size()) Q_EMIT curvesRequested(cells[row].run_id, cells[row].divergence_step);
+  });
+  connect(diagnosis_, &QTableWidget::itemSelectionChanged, this, [this] { updateButtons(); });
   connect(export_, &QToolButton::clicked, this, [this] {
     exportWithDialog(this, tr("Export stability lab"), QString(), [this](const QString& path, QString* error) { return exportView(path, error); });
   });
@@ -299,6 +364,8 @@ void StabilityLabView::setPlan(const StabilityPlan& plan) {
   learning_rate_->setValue(plan.learning_rate);
   batch_->setValue(plan.batch);
   steps_->setValue(plan.steps);
+  warmup_->setValue(plan.warmup);
+  clip_->setValue(plan.clip);
 }
 
 StabilityPlan StabilityLabView::plan() const {
@@ -309,6 +376,8 @@ StabilityPlan StabilityLabView::plan() const {
   p.learning_rate = learning_rate_->value();
   p.batch = batch_->value();
   p.steps = steps_->value();
+  p.warmup = warmup_->value();
+  p.clip = clip_->value();
   return p;
 }
 
@@ -326,7 +395,66 @@ void StabilityLabView::requestRun() {
 void StabilityLabView::setCells(const QVector<StabilityCell>& cells) {
   cells_ = cells;
   rebuildTable();
+  rebuildDiagnosis();
   updateButtons();
+}
+
+void StabilityLabView::setPaperReferences(const QHash<QString, StabilityReference>& byConfig) {
+  paper_ = byConfig;
+  rebuildTable();
+}
+
+QString StabilityLabView::paperText(const QString& config) const {
+  const auto it = paper_.constFind(config);
+  return it == paper_.constEnd() ? QString() : it->model + ": " + it->stable;
+}
+
+QVector<StabilityCell> StabilityLabView::divergedCells() const {
+  QVector<StabilityCell> out;
+  for (const auto& c : cells_)
+    if (c.status == "diverged") out << c;
+  return out;
+}
+
+void StabilityLabView::rebuildDiagnosis() {
+  const auto diverged = divergedCells();
+  diagnosis_->setRowCount(diverged.size());
+  for (int r = 0; r < diverged.size(); ++r) {
+    const auto& c = diverged[r];
+    const QString name = QFileInfo(c.config).fileName().isEmpty() ? c.config : QFileInfo(c.config).fileName();
+    const QString texts[kDiagnosisColumns] = {
+        tr("%1 · seed %2 (run %3)").arg(name).arg(c.seed).arg(c.run_id),
+        c.verdict.isEmpty() ? tr("diverged at step %1").arg(c.divergence_step) : c.verdict,
+        c.explanation.isEmpty() ? QStringLiteral("—") : c.explanation};
+    for (int col = 0; col < kDiagnosisColumns; ++col) {
+      auto* item = diagnosis_->item(r, col);
+      if (!item) {
+        item = new QTableWidgetItem;
+        item->setFlags(Qt::ItemIsEnabled | Qt::ItemIsSelectable);
+        diagnosis_->setItem(r, col, item);
+      }
+      item->setText(texts[col]);
+      item->setToolTip(texts[col]);
+    }
+  }
+  diagnosis_->resizeRowsToContents();
+  if (auto* box = findChild<QWidget*>("whyBox")) box->setVisible(!diverged.isEmpty());
+}
+
+int StabilityLabView::diagnosisRowCount() const { return diagnosis_->rowCount(); }
+
+QString StabilityLabView::diagnosisText(int row) const {
+  if (row < 0 || row >= diagnosis_->rowCount()) return {};
+  QStringList parts;
+  for (int col = 0; col < kDiagnosisColumns; ++col)
+    if (auto* item = diagnosis_->item(row, col)) parts << item->text();
+  return parts.join(" | ");
+}
+
+void StabilityLabView::requestRouting(int row) {
+  const auto cells = divergedCells();
+  if (row < 0 || row >= cells.size()) return;
+  Q_EMIT routingAtStepRequested(cells[row].run_id, cells[row].divergence_step);
 }
 
 QStringList StabilityLabView::configOrder() const {
@@ -357,11 +485,13 @@ void StabilityLabView::rebuildTable() {
         ++diverged;
         if (run.divergence_step >= 0) steps << run.divergence_step;
         else unknown_step = true;
-        if (run.divergence_step >= 0) tip += tr(" at step %1").arg(run.divergence_step);
+        tip += run.verdict.isEmpty() ? (run.divergence_step >= 0 ? tr(" at step %1").arg(run.divergence_step) : QString())
+                                     : ": " + run.verdict;
       } else if (run.status == "finished" && std::isfinite(run.final_loss)) {
         ++finished_finite;
         loss_sum += run.final_loss;
         tip += tr(", final loss %1").arg(run.final_loss, 0, 'f', 3);
+        if (!run.verdict.isEmpty() && run.verdict != "stable") tip += " (" + run.verdict + ")";
       } else if (is_pending(run.status)) {
         ++pending;
         if (run.status == "running") tip += tr(", step %1").arg(run.steps_done);
@@ -375,6 +505,8 @@ void StabilityLabView::rebuildTable() {
 
     cell(table_, r, kConfig)->setText(QFileInfo(order[r]).fileName().isEmpty() ? order[r] : QFileInfo(order[r]).fileName());
     cell(table_, r, kConfig)->setToolTip(order[r]);
+    const QString paper = paperText(order[r]);
+    cell(table_, r, kPaper)->setText(paper.isEmpty() ? QStringLiteral("—") : paper);
     auto* stable = cell(table_, r, kStable);
     QString summary = stableSummary(order[r]);
     if (pending > 0) summary += tr("  (%1 to go)").arg(pending);
@@ -394,6 +526,9 @@ void StabilityLabView::updateButtons() {
   const bool running = std::any_of(cells_.begin(), cells_.end(), [](const auto& c) { return is_pending(c.status); });
   run_->setEnabled(!running);
   cancel_->setEnabled(running);
+  const int row = diagnosis_->currentRow();
+  show_routing_->setEnabled(row >= 0 && row < diagnosis_->rowCount());
+  show_curves_->setEnabled(row >= 0 && row < diagnosis_->rowCount());
 }
 
 TrainingCurvesView* StabilityLabView::curves() const { return curves_; }
@@ -402,6 +537,8 @@ void StabilityLabView::setClassroomMode(bool on) {
   classroom_ = on;
   form_->setRowVisible(batch_, !on);
   form_->setRowVisible(steps_, !on);
+  form_->setRowVisible(warmup_, !on);
+  form_->setRowVisible(clip_, !on);
   applyFonts();
   curves_->setClassroomMode(on);  // the curves scale their own plot and hide their expert controls
 }
@@ -424,9 +561,11 @@ bool StabilityLabView::exportView(const QString& path, QString* error) const {
   }
   auto csv = [this] {
     CsvTable t;
-    t.header = {"config", "seed", "run_id", "status", "divergence_step", "final_loss", "steps_done"};
+    t.header = {"config", "paper_table10", "seed", "run_id", "status", "verdict", "what_went_wrong_first",
+                "divergence_step", "final_loss", "steps_done"};
     for (const auto& c : cells_)
-      t.rows.append({c.config, QString::number(c.seed), QString::number(c.run_id), c.status,
+      t.rows.append({c.config, paperText(c.config), QString::number(c.seed), QString::number(c.run_id), c.status,
+                     c.verdict, c.explanation,
                      c.divergence_step >= 0 ? QString::number(c.divergence_step) : QString(),
                      (c.status == "finished" || c.status == "stopped") && std::isfinite(c.final_loss)
                          ? QString::number(c.final_loss, 'g', 6)

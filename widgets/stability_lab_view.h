@@ -1,12 +1,14 @@
 // The stability lab: the paper's Table 10 in a window. The user picks
 // configs and a number of seeds, the app trains every (config, seed) pair,
-// and the view shows per config how many runs stayed stable, where the
-// others diverged, the mean final loss, a coloured cell per seed, and the
-// loss curves of all runs. Fed plain StabilityCell structs; knows nothing of
+// and the view shows per config the paper's count beside how many runs
+// stayed stable, where the others diverged, the mean final loss, a coloured
+// cell per seed, the loss curves of all runs, and per diverged run what went
+// wrong first with links to its routing and router curves. Fed plain StabilityCell structs; knows nothing of
 // the engine.
 #pragma once
 
 #include <QColor>
+#include <QHash>
 #include <QString>
 #include <QStringList>
 #include <QVector>
@@ -45,6 +47,16 @@ class StabilityLabView : public QWidget {
   void setCells(const QVector<StabilityCell>& cells);
   /// Loss curves of the batch's runs: the app feeds it (label per run, x = step, y = total loss).
   TrainingCurvesView* curves() const;
+  /// The paper's Table 10 row each config stands for, shown beside the measured count; configs without
+  /// one show "—".
+  void setPaperReferences(const QHash<QString, StabilityReference>& byConfig);
+  /// The paper column's text for a config ("sparse BERT-4: 0/4 · 0/4"), empty if none.
+  QString paperText(const QString& config) const;
+  /// Rows of the "why did it diverge" table: one per diverged run.
+  int diagnosisRowCount() const;
+  QString diagnosisText(int row) const;
+  /// Opens the diagnosis of a diverged run as if its row's buttons were pressed (tests, keyboard).
+  void requestRouting(int row);
 
   /// Larger fonts; hides batch size and steps (the learning rate stays: it is what makes runs diverge).
   void setClassroomMode(bool on);
@@ -63,10 +75,16 @@ class StabilityLabView : public QWidget {
   /// "Run batch" was clicked with at least one config checked.
   void runRequested(const StabilityPlan& plan);
   void cancelRequested();
+  /// A diverged run's "Routing at step N": the app shows its routing snapshot nearest that step.
+  void routingAtStepRequested(qint64 runId, qint64 step);
+  /// A diverged run's "Router curves": the app shows its router logit and entropy curves.
+  void curvesRequested(qint64 runId, qint64 step);
 
  private:
   void requestRun();
   void rebuildTable();
+  void rebuildDiagnosis();
+  QVector<StabilityCell> divergedCells() const;
   void updateButtons();
   void applyFonts();
   QStringList configOrder() const;
@@ -76,6 +94,8 @@ class StabilityLabView : public QWidget {
   QDoubleSpinBox* learning_rate_;
   QSpinBox* batch_;
   QSpinBox* steps_;
+  QSpinBox* warmup_;
+  QDoubleSpinBox* clip_;
   QFormLayout* form_;
   QPushButton* run_;
   QPushButton* cancel_;
@@ -84,6 +104,10 @@ class StabilityLabView : public QWidget {
   QStackedWidget* results_;  ///< page 0: hint, page 1: table + curves
   QTableWidget* table_;
   QLabel* legend_;
+  QTableWidget* diagnosis_;  ///< one row per diverged run: verdict, what went wrong first
+  QPushButton* show_routing_;
+  QPushButton* show_curves_;
+  QHash<QString, StabilityReference> paper_;
   TrainingCurvesView* curves_;
   QVector<StabilityCell> cells_;
   bool classroom_ = false;

@@ -91,9 +91,16 @@ struct StabilityCell {
   int seed = 0;
   qint64 run_id = 0;
   QString status;  ///< queued, running, finished, stopped, diverged, failed
-  qint64 divergence_step = -1;  ///< first non-finite or spike-stop step, -1 if none
+  qint64 divergence_step = -1;  ///< first non-finite or unrecovered-spike step, -1 if none
   double final_loss = 0;
   qint64 steps_done = 0;
+  QString verdict;      ///< how the run fared, e.g. "loss spike at step 120, never back to …"; empty while pending
+  QString explanation;  ///< diverged runs: what went wrong first (router logits, attention entropy, the loss)
+};
+/// The paper's Table 10 row a lab config stands for (e.g. "sparse BERT-4"), and its stable runs out of 4.
+struct StabilityReference {
+  QString model;        ///< the paper's model, e.g. "BERT-Base"
+  QString stable;       ///< e.g. "3/4 · 4/4" (batch 64 · batch 256)
 };
 /// What the user asked the lab to run.
 struct StabilityPlan {
@@ -102,6 +109,8 @@ struct StabilityPlan {
   double learning_rate = 1e-3;
   int batch = 32;
   int steps = 300;
+  int warmup = -1;          ///< learning-rate warm-up steps; -1: 10% of the steps
+  double clip = 1.0;        ///< gradient-norm clipping; 0: off
 };
 
 /// Capacity: routing of a held-out batch at a chosen eval capacity factor.

@@ -605,6 +605,36 @@ void TestStudio::stabilityLabRunsABatch() {
   QCOMPARE(window.labView()->stableSummary(tiny), QString("2/2"));
   QCOMPARE(window.labView()->stableSummary(tiny_moe), QString("2/2"));
   QCOMPARE(window.labView()->curves()->graphCount() >= 4, true);
+  QCOMPARE(window.labView()->diagnosisRowCount(), 0);
+  // Mostly mixing with MoE stands for the paper's Sparse Mixer; one attention layer of two and no MoE for none.
+  QCOMPARE(window.labView()->paperText(tiny_moe), QString("Sparse Mixer: 4/4 · 4/4"));
+  QCOMPARE(window.labView()->paperText(tiny), QString());
+  // The links of a run: its routing at a step, its router curves.
+  const qint64 run = window.runList()->rowCount() > 0 ? window.focusedRun() : 0;
+  QVERIFY(run > 0);
+  window.showLabRouting(run, 4);
+  QCOMPARE(window.currentTabName(), QString("Routing"));
+  window.showLabCurves(run, 4);
+  QCOMPARE(window.currentTabName(), QString("Curves"));
+  QCOMPARE(window.curvesView()->metricName(), QString("router/logit_max"));
+}
+
+void TestStudio::stabilityLabDefaultsToTable10() {
+  // A new user's "Run batch": the paper's Table 10 models at demo size, 4 seeds each.
+  const auto plan = app::MainWindow::defaultLabPlan();
+  QCOMPARE(plan.configs, QStringList({"demo-bert", "demo", "demo-sparse-bert-2", "demo-sparse-bert-4"}));
+  QCOMPARE(plan.seeds, 4);
+  const auto paper = app::MainWindow::labPaperReferences(plan.configs);
+  QCOMPARE(paper.value("demo-bert").model, QString("BERT-Base"));
+  QCOMPARE(paper.value("demo").model, QString("Sparse Mixer"));
+  QCOMPARE(paper.value("demo-sparse-bert-2").model, QString("sparse BERT-4"));
+  QCOMPARE(paper.value("demo-sparse-bert-4").model, QString("sparse BERT-12"));
+  QCOMPARE(paper.value("demo-sparse-bert-4").stable, QString("1/4 · 0/4"));
+  QTemporaryDir dir;
+  app::MainWindow window(dir.path());
+  QCOMPARE(window.labView()->plan().configs, plan.configs);
+  QCOMPARE(window.labView()->plan().seeds, 4);
+  QCOMPARE(window.labView()->paperText("demo-sparse-bert-2"), QString("sparse BERT-4: 0/4 · 0/4"));
 }
 
 void TestStudio::routerComparisonTrainsOnTheSameData() {

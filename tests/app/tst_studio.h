@@ -18,6 +18,7 @@ class TestStudio : public QObject {
   void launcherKnowsLanguageModels();
   void languageModelRunInTheWindow();
   void stabilityLabRunsABatch();
+  void stabilityLabDefaultsToTable10();
   void routerComparisonTrainsOnTheSameData();
   void restartKeepsOnlyLastingArguments();
 };

@@ -159,13 +159,14 @@ void TestLabViews::stabilityTableFromCells() {
   QCOMPARE(v.stableSummary("sparse-bert-12"), QString("1/3"));
   QCOMPARE(v.stableSummary("gpt"), QString());
   QCOMPARE(table_text(v, "results", 0, 0), QString("bert-base"));
-  QCOMPARE(table_text(v, "results", 0, 2), QString("—"));
-  QCOMPARE(table_text(v, "results", 1, 2), QString("412"));
-  QCOMPARE(table_text(v, "results", 2, 2), QString("312, 587"));  // sorted
-  QCOMPARE(table_text(v, "results", 0, 3), QString("2.267"));     // mean of 2.0, 2.5, 2.3
-  QCOMPARE(table_text(v, "results", 1, 3), QString("1.900"));     // the diverged run is left out
+  QCOMPARE(table_text(v, "results", 0, 1), QString("—"));  // no paper row set
+  QCOMPARE(table_text(v, "results", 0, 3), QString("—"));
+  QCOMPARE(table_text(v, "results", 1, 3), QString("412"));
+  QCOMPARE(table_text(v, "results", 2, 3), QString("312, 587"));  // sorted
+  QCOMPARE(table_text(v, "results", 0, 4), QString("2.267"));     // mean of 2.0, 2.5, 2.3
+  QCOMPARE(table_text(v, "results", 1, 4), QString("1.900"));     // the diverged run is left out
   auto* results = v.findChild<QTableWidget*>("results");
-  QVERIFY(results->item(2, 4)->toolTip().contains("seed 1: diverged at step 312"));
+  QVERIFY(results->item(2, 5)->toolTip().contains("seed 1: diverged at step 312"));
   QCOMPARE(StabilityLabView::statusColor("diverged"), QColor(214, 39, 40));
   QVERIFY(StabilityLabView::statusColor("finished") != StabilityLabView::statusColor("queued"));
 
@@ -175,10 +176,61 @@ void TestLabViews::stabilityTableFromCells() {
   v.setCells(cells);
   QCOMPARE(v.tableRowCount(), 4);
   QCOMPARE(v.stableSummary("fast-sparse-mixer"), QString("0/2"));
-  QVERIFY(table_text(v, "results", 3, 1).contains("2 to go"));
+  QVERIFY(table_text(v, "results", 3, 2).contains("2 to go"));
   v.setCells({});
   QCOMPARE(v.tableRowCount(), 0);
   QCOMPARE(v.seedCellCount(), 0);
+}
+
+void TestLabViews::stabilityPaperColumnAndDiagnosis() {
+  StabilityLabView v;
+  v.resize(1200, 800);
+  v.setPaperReferences({{"bert-base", {"BERT-Base", "3/4 · 4/4"}}, {"sparse-bert-12", {"sparse BERT-12", "1/4 · 0/4"}}});
+  auto cells = table10_cells();
+  cells[6].verdict = "loss spike at step 587, never back to the median 6.1 before it";
+  cells[6].explanation = "first router logits grew 3 → 7 (step 560); the loss spiked at step 587";
+  cells[1].verdict = "recovered from a loss spike at step 40";  // finished: stable, named in the tooltip
+  v.setCells(cells);
+  QCOMPARE(table_text(v, "results", 0, 1), QString("BERT-Base: 3/4 · 4/4"));
+  QCOMPARE(table_text(v, "results", 1, 1), QString("—"));
+  QCOMPARE(table_text(v, "results", 2, 1), QString("sparse BERT-12: 1/4 · 0/4"));
+  QCOMPARE(v.paperText("sparse-bert-12"), QString("sparse BERT-12: 1/4 · 0/4"));
+  QVERIFY(v.findChild<QTableWidget*>("results")->item(0, 5)->toolTip().contains("recovered from a loss spike at step 40"));
+
+  // One diagnosis row per diverged run, in the batch's order, with the verdict and what went wrong first.
+  v.show();
+  QVERIFY(QTest::qWaitForWindowExposed(&v));
+  QVERIFY(v.findChild<QWidget*>("whyBox")->isVisible());
+  QCOMPARE(v.diagnosisRowCount(), 3);
+  QVERIFY(v.diagnosisText(0).contains("sparse-mixer · seed 1"));
+  QVERIFY(v.diagnosisText(0).contains("diverged at step 412"));  // no verdict given: the step
+  QVERIFY(v.diagnosisText(1).contains("sparse-bert-12 · seed 2"));
+  QVERIFY(v.diagnosisText(1).contains("never back to the median"));
+  QVERIFY(v.diagnosisText(1).contains("first router logits grew"));
+  QCOMPARE(v.diagnosisText(7), QString());
+
+  // The links: routing at the divergence step, and the router curves, of the selected run.
+  auto* routing = v.findChild<QPushButton*>("showRouting");
+  auto* curves = v.findChild<QPushButton*>("showCurves");
+  QVERIFY(!routing->isEnabled() && !curves->isEnabled());  // nothing selected yet
+  QSignalSpy to_routing(&v, &StabilityLabView::routingAtStepRequested);
+  QSignalSpy to_curves(&v, &StabilityLabView::curvesRequested);
+  v.findChild<QTableWidget*>("diagnosis")->selectRow(1);
+  QVERIFY(routing->isEnabled() && curves->isEnabled());
+  routing->click();
+  curves->click();
+  QCOMPARE(to_routing.count(), 1);
+  QCOMPARE(to_routing.at(0).at(0).toLongLong(), qint64(3));  // sparse-bert-12 seed 2: run id 3
+  QCOMPARE(to_routing.at(0).at(1).toLongLong(), qint64(587));
+  QCOMPARE(to_curves.count(), 1);
+  QCOMPARE(to_curves.at(0).at(0).toLongLong(), qint64(3));
+  v.requestRouting(-1);  // out of range: nothing
+  QCOMPARE(to_routing.count(), 1);
+
+  // No diverged run: no diagnosis.
+  v.setCells({run_cell("bert-base", 0, "finished", -1, 2.0)});
+  QCOMPARE(v.diagnosisRowCount(), 0);
+  QVERIFY(!v.findChild<QWidget*>("whyBox")->isVisible());
 }
 
 void TestLabViews::stabilityButtonsFollowTheBatch() {
@@ -208,6 +260,8 @@ void TestLabViews::stabilityRunRequestedWithFormValues() {
   plan.learning_rate = 3e-4;
   plan.batch = 16;
   plan.steps = 500;
+  plan.warmup = 0;
+  plan.clip = 0;
   v.setPlan(plan);
   auto* list = v.findChild<QListWidget*>("configs");
   QCOMPARE(list->count(), 4);  // the config file was added
@@ -224,6 +278,9 @@ void TestLabViews::stabilityRunRequestedWithFormValues() {
   QVERIFY(std::abs(got.learning_rate - 3e-4) < 1e-12);
   QCOMPARE(got.batch, 16);
   QCOMPARE(got.steps, 500);
+  QCOMPARE(got.warmup, 0);
+  QCOMPARE(got.clip, 0.0);
+  QCOMPARE(v.findChild<QDoubleSpinBox*>("clip")->text(), QString("off"));
   QVERIFY(v.findChild<QLabel*>("formError")->isHidden());
 
   // Out-of-range values are clamped to the form's limits.
@@ -294,7 +351,8 @@ void TestLabViews::stabilityClassroomAndExports() {
   v.curves()->setRuns({loss_curve("sparse-mixer seed 0", 300), loss_curve("sparse-mixer seed 1", 412, 412)});
   QCOMPARE(v.curves()->graphCount(), 4);
   check_exports([&](const QString& p, QString* e) { return v.exportView(p, e); },
-                "config,seed,run_id,status,divergence_step,final_loss,steps_done");
+                "config,paper_table10,seed,run_id,status,verdict,what_went_wrong_first,divergence_step,final_loss,"
+                "steps_done");
 
   v.show();
   QVERIFY(QTest::qWaitForWindowExposed(&v));

@@ -11,6 +11,7 @@ class TestLabViews : public QObject {
  private Q_SLOTS:
   // stability lab
   void stabilityTableFromCells();
+  void stabilityPaperColumnAndDiagnosis();
   void stabilityButtonsFollowTheBatch();
   void stabilityRunRequestedWithFormValues();
   void stabilityNeedsAConfig();
