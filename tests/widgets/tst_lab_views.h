@@ -31,5 +31,6 @@ class TestLabViews : public QObject {
   void speedMissingRowsAreNoted();
   void speedErrorBusyAndSignal();
   void speedExports();
+  void speedTableBesideThePaper();
   void benchSpeedReplot();
 };
