@@ -1,18 +1,24 @@
 #include "app/inspector_worker.h"
 
+#include <filesystem>
+
 #include "model/inspect/inspector.h"
 
 namespace smx::app {
 
 namespace {
 QString describe(inspect::Inspector& in) {
-  return QString("run %1 · %2 · step %3 · %4")
+  return QString("run %1 · %2 · %3 · %4")
       .arg(in.run_id())
       .arg(QString::fromStdString(in.model_config().name))
-      .arg(in.step())
+      .arg(InspectorWorker::weightsLabel(in.step(), in.live()))
       .arg(QString::fromStdString(in.device()));
 }
 }  // namespace
+
+QString InspectorWorker::weightsLabel(qint64 step, bool live) {
+  return live ? QString("weights of step %1 (live, running)").arg(step) : QString("checkpoint step %1").arg(step);
+}
 
 InspectorWorker::InspectorWorker() : context_(new QObject) {
   qRegisterMetaType<WhatIfResult>();
@@ -45,8 +51,15 @@ void InspectorWorker::post(F&& job) {
 inspect::Inspector& InspectorWorker::inspector(const QString& checkpoint) {
   if (checkpoint.isEmpty()) throw inspect::InspectError("no checkpoint yet: the run writes one every checkpoint_every steps and at its end");
   if (!inspector_ || inspector_path_ != checkpoint) {
+    std::filesystem::path file = checkpoint.toStdString();
+    // A live copy is deleted when its run ends (or two copies later): the run's newest checkpoint then
+    // holds the same or newer weights.
+    if (file.parent_path().filename() == "live" && !std::filesystem::exists(file)) {
+      const auto newest = inspect::latest_checkpoint(file.parent_path().parent_path());
+      if (!newest.empty()) file = newest;
+    }
     inspector_.reset();
-    inspector_ = std::make_unique<inspect::Inspector>(checkpoint.toStdString(), "auto");
+    inspector_ = std::make_unique<inspect::Inspector>(file, "auto");
     inspector_path_ = checkpoint;
   }
   return *inspector_;
@@ -153,7 +166,7 @@ void InspectorWorker::whatIf(const QString& checkpoint, const QString& text, dou
       auto& in = inspector(checkpoint);
       r.routing = in.route(text.toStdString(), capacityFactor, router.toStdString());
       QStringList parts;
-      parts << QString("step %1 weights").arg(in.step());
+      parts << weightsLabel(in.step(), in.live());
       parts << (capacityFactor > 0 ? QString("capacity factor %1").arg(capacityFactor)
                                    : QString("capacity factor %1 (model's)")
                                          .arg(in.model_config().router.eval_capacity_factor));
@@ -172,7 +185,9 @@ void InspectorWorker::capacityProbe(const QString& checkpoint, double capacityFa
     widgets::CapacityProbe p;
     p.capacity_factor = capacityFactor;
     try {
-      p.layers = inspector(checkpoint).route_batch(capacityFactor);
+      auto& in = inspector(checkpoint);
+      p.weights = weightsLabel(in.step(), in.live());
+      p.layers = in.route_batch(capacityFactor);
     } catch (const std::exception& e) {
       p.error = QString::fromUtf8(e.what());
     }

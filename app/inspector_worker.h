@@ -1,7 +1,8 @@
 // Inference jobs for the views (playground predictions, LM generation and
 // the leak check, routing what-ifs, capacity probes, the speed benchmark) on their own thread, so they neither
 // block the GUI nor wait for a training run to finish. Models are loaded from
-// checkpoints once and kept while the same checkpoint is asked for.
+// checkpoints (or a running run's live copies of its weights) once and kept
+// while the same file is asked for; every answer names the step of its weights.
 #pragma once
 
 #include <QObject>
@@ -41,6 +42,8 @@ class InspectorWorker : public QObject {
   void capacityProbe(const QString& checkpoint, double capacityFactor);
   void bench(const QStringList& presets, int batch, int seqLen, const QString& device);
   int pendingJobs() const { return pending_; }
+  /// Which weights answered: "weights of step 140 (live, running)" or "checkpoint step 300".
+  static QString weightsLabel(qint64 step, bool live);
 
  Q_SIGNALS:
   void predicted(const smx::widgets::PlaygroundResult& result, const QString& modelDescription);

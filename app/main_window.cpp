@@ -28,6 +28,7 @@
 #include "app/launcher_dialog.h"
 #include "app/model_page.h"
 #include "app/run_list_model.h"
+#include "model/config/cost.h"
 #include "model/inspect/inspector.h"
 #include "model/store/run_store.h"
 #include "widgets/capacity_view.h"
@@ -46,6 +47,28 @@ namespace {
 
 /// Heavy views (routing, capacity, mixing) refresh at most this often.
 constexpr int kHeavyRefreshMs = 250;
+
+/// The presets the Speed view benchmarks: the paper's Table 8.
+const QStringList kSpeedPresets = {"bert-base", "sparse-mixer", "fast-sparse-mixer"};
+
+/// Forward FLOPs per example of each preset from the cost model, at a benchmark's batch and length
+/// (eval capacity, as the benchmark's own count): the arithmetic beside the measured speed-ups.
+QVector<widgets::SpeedEstimate> speed_estimates(const QStringList& presets, int batch, int seq_len) {
+  QVector<widgets::SpeedEstimate> out;
+  for (const QString& name : presets) {
+    try {
+      const ModelConfig m = preset(name.toStdString());
+      CostShape shape;
+      shape.batch_size = batch;
+      shape.seq_len = std::min<int64_t>(seq_len, m.max_seq_len);
+      shape.training = false;
+      out.push_back({name, model_cost(m, shape).forward_flops / 1e9});
+    } catch (const std::exception&) {
+      // an unknown preset: no estimate, its ratio shows a dash
+    }
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -149,6 +172,7 @@ void MainWindow::buildViews() {
   playground_->setText("a domesticated carnivorous [MASK] that barks");
   tabs_->addTab(playground_, tr("Playground"));
   speed_ = new widgets::SpeedView;
+  speed_->setEstimates(speed_estimates(kSpeedPresets, speed_->batch(), speed_->seqLen()));
   tabs_->addTab(speed_, tr("Speed"));
   model_page_ = new ModelPage;
   tabs_->addTab(model_page_, tr("Model"));
@@ -172,66 +196,83 @@ void MainWindow::buildViews() {
     rebuildCurves();
   });
   connect(curves_, &widgets::TrainingCurvesView::eventClicked, this, &MainWindow::jumpToStep);
+  // The playground, what-ifs and capacity probes answer from the focused run's weights as they are
+  // now: a live copy while it trains, its newest checkpoint otherwise (withWeights).
   connect(routing_, &widgets::RoutingView::whatIfRequested, this,
           [this](const QString& text, double cf, const QString& router) {
-            const QString ckpt = checkpointOf(focus_run_);
-            if (ckpt.isEmpty()) {
-              routing_->setWhatIfError(tr("Run %1 has no checkpoint yet; what-ifs use the newest checkpoint's weights.").arg(focus_run_));
-              return;
-            }
-            inspector_->whatIf(ckpt, text, cf, router);
+            const qint64 run = focus_run_;
+            withWeights(run, [this, run, text, cf, router](const QString& ckpt) {
+              if (ckpt.isEmpty()) {
+                routing_->setWhatIfError(tr("Run %1 has no checkpoint yet; what-ifs use its newest checkpoint's weights, "
+                                            "or a live copy while it trains.").arg(run));
+                return;
+              }
+              inspector_->whatIf(ckpt, text, cf, router);
+            });
           });
   connect(capacity_, &widgets::CapacityView::evalCapacityFactorRequested, this, [this](double cf) {
-    const QString ckpt = checkpointOf(focus_run_);
-    if (ckpt.isEmpty()) {
-      widgets::CapacityProbe p;
-      p.capacity_factor = cf;
-      p.error = tr("Run %1 has no checkpoint yet.").arg(focus_run_);
-      capacity_->setEvalProbe(p);
-      return;
-    }
-    inspector_->capacityProbe(ckpt, cf);
+    const qint64 run = focus_run_;
+    withWeights(run, [this, run, cf](const QString& ckpt) {
+      if (ckpt.isEmpty()) {
+        widgets::CapacityProbe p;
+        p.capacity_factor = cf;
+        p.error = tr("Run %1 has no checkpoint yet.").arg(run);
+        capacity_->setEvalProbe(p);
+        return;
+      }
+      inspector_->capacityProbe(ckpt, cf);
+    });
   });
   connect(playground_, &widgets::PlaygroundView::predictRequested, this, [this](const QString& text) {
-    const QString ckpt = checkpointOf(focus_run_);
-    if (ckpt.isEmpty()) {
-      widgets::PlaygroundResult r;
-      r.error = focus_run_ == 0 ? tr("Select a run with a checkpoint in the run list (or train one with Demo).")
-                                : tr("Run %1 has no checkpoint yet.").arg(focus_run_);
-      playground_->setResult(r);
-      return;
-    }
+    const qint64 run = focus_run_;
     playground_->setBusy(true);
-    inspector_->predict(ckpt, text);
+    withWeights(run, [this, run, text](const QString& ckpt) {
+      if (ckpt.isEmpty()) {
+        playground_->setBusy(false);
+        widgets::PlaygroundResult r;
+        r.error = run == 0 ? tr("Select a run with a checkpoint in the run list (or train one with Demo).")
+                           : tr("Run %1 has no checkpoint yet.").arg(run);
+        playground_->setResult(r);
+        return;
+      }
+      inspector_->predict(ckpt, text);
+    });
   });
   connect(playground_, &widgets::PlaygroundView::generateRequested, this,
           [this](const QString& prompt, const widgets::GenerationSettings& settings) {
-            const QString ckpt = checkpointOf(focus_run_);
-            if (ckpt.isEmpty()) {
-              widgets::GenerationResult r;
-              r.error = focus_run_ == 0 ? tr("Select a language-model run with a checkpoint in the run list.")
-                                        : tr("Run %1 has no checkpoint yet.").arg(focus_run_);
-              playground_->setGeneration(r);
-              return;
-            }
+            const qint64 run = focus_run_;
             playground_->setBusy(true);
-            inspector_->generate(ckpt, prompt, settings);
+            withWeights(run, [this, run, prompt, settings](const QString& ckpt) {
+              if (ckpt.isEmpty()) {
+                playground_->setBusy(false);
+                widgets::GenerationResult r;
+                r.error = run == 0 ? tr("Select a language-model run with a checkpoint in the run list.")
+                                   : tr("Run %1 has no checkpoint yet.").arg(run);
+                playground_->setGeneration(r);
+                return;
+              }
+              inspector_->generate(ckpt, prompt, settings);
+            });
           });
   connect(playground_, &widgets::PlaygroundView::leakCheckRequested, this, [this] {
-    const QString ckpt = checkpointOf(focus_run_);
-    if (ckpt.isEmpty()) {
-      widgets::LeakCheckResult r;
-      r.error = focus_run_ == 0 ? tr("Select a language-model run with a checkpoint in the run list.")
-                                : tr("Run %1 has no checkpoint yet.").arg(focus_run_);
-      playground_->setLeakCheck(r);
-      return;
-    }
+    const qint64 run = focus_run_;
     playground_->setBusy(true);
-    inspector_->leakCheck(ckpt, data_dir_);  // the job thread: one forward pass per target
+    withWeights(run, [this, run](const QString& ckpt) {
+      if (ckpt.isEmpty()) {
+        playground_->setBusy(false);
+        widgets::LeakCheckResult r;
+        r.error = run == 0 ? tr("Select a language-model run with a checkpoint in the run list.")
+                           : tr("Run %1 has no checkpoint yet.").arg(run);
+        playground_->setLeakCheck(r);
+        return;
+      }
+      inspector_->leakCheck(ckpt, data_dir_);  // the job thread: one forward pass per target
+    });
   });
   connect(speed_, &widgets::SpeedView::runRequested, this, [this](int batch, int seq) {
     speed_->setBusy(true, tr("benchmarking bert-base, sparse-mixer and fast-sparse-mixer…"));
-    inspector_->bench({"bert-base", "sparse-mixer", "fast-sparse-mixer"}, batch, seq, {});
+    speed_->setEstimates(speed_estimates(kSpeedPresets, batch, seq));
+    inspector_->bench(kSpeedPresets, batch, seq, {});
   });
   connect(lab_, &widgets::StabilityLabView::runRequested, this, &MainWindow::runLab);
   connect(lab_, &widgets::StabilityLabView::routingAtStepRequested, this, &MainWindow::showLabRouting);
@@ -407,6 +448,12 @@ void MainWindow::connectEngine() {
   connect(controller_, &RunController::runStarted, this, &MainWindow::onRunStarted);
   connect(controller_, &RunController::liveBatch, this, &MainWindow::onLiveBatch);
   connect(controller_, &RunController::runEnded, this, &MainWindow::onRunEnded);
+  connect(controller_, &RunController::liveWeightsReady, this,
+          [this](qint64 runId, qint64, const QString& file, const QString& error) {
+            if (runId != live_jobs_run_) return;
+            if (!error.isEmpty()) log(tr("run %1: no live copy of its weights (%2); using its newest checkpoint").arg(runId).arg(error));
+            runLiveJobs(file.isEmpty() ? checkpointOf(runId) : file);
+          });
   connect(controller_, &RunController::queueChanged, this, &MainWindow::updateActions);
   connect(controller_, &RunController::pausedChanged, this, [this](bool paused) {
     log(paused ? tr("pausing after the current step") : tr("continuing"));

@@ -10,6 +10,9 @@
 #include <QSet>
 #include <QTimer>
 
+#include <functional>
+#include <vector>
+
 #include "app/inspector_worker.h"
 #include "app/run_controller.h"
 #include "widgets/router_comparison_view.h"
@@ -132,6 +135,13 @@ class MainWindow : public QMainWindow {
   void refreshHeavyViews();
   void jumpToStep(double step);
   QString checkpointOf(qint64 runId) const;
+  /// Runs `job` with the weights the playground, what-ifs and capacity probes
+  /// use for run `runId`: while it trains, a fresh live copy of its weights
+  /// (asked of the trainer; the job waits for the next step boundary, or for
+  /// the run's end and then takes its final checkpoint); otherwise its newest
+  /// checkpoint. An empty file: the run has none.
+  void withWeights(qint64 runId, std::function<void(const QString& file)> job);
+  void runLiveJobs(const QString& file);
   void refreshBestTable();
   void describePlaygroundModel();
 
@@ -175,6 +185,8 @@ class MainWindow : public QMainWindow {
   bool classroom_ = false;
   QString metric_ = "loss/total";
   qint64 live_run_ = 0;
+  qint64 live_jobs_run_ = 0;  // the run live_jobs_ wait on
+  std::vector<std::function<void(const QString&)>> live_jobs_;
   qint64 focus_run_ = 0;
   bool focus_follows_live_ = true;
   QVector<widgets::SnapshotPtr> focus_snapshots_;

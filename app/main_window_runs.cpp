@@ -231,6 +231,8 @@ void MainWindow::onRunEnded(qint64 runId, const QString& label, const QString& g
   if (!group.isEmpty() && group == lab_group_) updateLabCell(runId, group, label, status, &outcome);
   if (!group.isEmpty() && group == compare_group_) updateComparisonRow(runId, group, label, status, &outcome);
   live_run_ = 0;
+  // Jobs still waiting for a live copy: the run ended first, its final checkpoint holds those weights.
+  if (live_jobs_run_ != 0 && live_jobs_run_ == runId) runLiveJobs(checkpointOf(runId));
   runs_->refresh();
   refreshBestTable();
   if (runId == focus_run_) {
@@ -368,6 +370,11 @@ void MainWindow::describePlaygroundModel() {
     } catch (const std::exception&) {
     }
   }
+  if (controller_->busy() && controller_->currentRunId() == focus_run_) {
+    playground_->setModelDescription(tr("run %1 · training: answers from a live copy of its weights, taken when you ask")
+                                         .arg(focus_run_));
+    return;
+  }
   const QString ckpt = checkpointOf(focus_run_);
   playground_->setModelDescription(
       ckpt.isEmpty() ? tr("run %1: no checkpoint yet (one is written every 'checkpoint every' steps and at the end)").arg(focus_run_)
@@ -432,6 +439,26 @@ void MainWindow::jumpToStep(double step) {
                                .arg(focus_snapshots_[best]->step)
                                .arg(step),
                            10000);
+}
+
+void MainWindow::withWeights(qint64 runId, std::function<void(const QString& file)> job) {
+  if (runId != 0 && controller_->busy() && controller_->currentRunId() == runId) {
+    // Training now: a copy of the weights taken at the next step boundary, so each answer sees the model
+    // as it is then. Jobs asked for meanwhile share that copy.
+    if (live_jobs_run_ != runId) live_jobs_.clear();  // (a previous run's jobs were answered at its end)
+    live_jobs_run_ = runId;
+    live_jobs_.push_back(std::move(job));
+    controller_->requestLiveWeights();
+    return;
+  }
+  job(checkpointOf(runId));
+}
+
+void MainWindow::runLiveJobs(const QString& file) {
+  auto jobs = std::move(live_jobs_);
+  live_jobs_.clear();
+  live_jobs_run_ = 0;
+  for (auto& job : jobs) job(file);
 }
 
 QString MainWindow::checkpointOf(qint64 runId) const {

@@ -67,6 +67,14 @@ class TrainingWorker : public QObject, public TrainerObserver {
     push([&](LiveBatch& b) { b.snapshots.push_back(std::move(shared)); });
   }
 
+  void on_live_weights(const LiveWeights& w) override {
+    const qint64 id = current_id(), step = w.step;
+    const QString file = QString::fromStdString(w.file.string()), error = QString::fromStdString(w.error);
+    QMetaObject::invokeMethod(controller_, [c = controller_, id, step, file, error] {
+      Q_EMIT c->liveWeightsReady(id, step, file, error);
+    }, Qt::QueuedConnection);
+  }
+
   std::atomic<bool> pause_on_start_{false};
 
  private:
@@ -155,6 +163,11 @@ void RunController::stop() {
     t.stop();
     t.resume();  // a paused run must wake up to stop
   });
+}
+
+void RunController::requestLiveWeights() {
+  if (!running_) return;
+  worker_->control([](Trainer& t) { t.request_live_weights(); });
 }
 
 void RunController::clearQueue(const QString& group) {

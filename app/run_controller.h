@@ -56,6 +56,9 @@ class RunController : public QObject {
   void pause();
   void resume();
   void stop();
+  /// Asks the running job for a copy of its current weights; liveWeightsReady
+  /// answers at its next step boundary (at once while paused). No-op when idle.
+  void requestLiveWeights();
   /// Drops queued (not running) jobs of a group, or all when group is empty.
   void clearQueue(const QString& group = {});
   /// Cancels a group (the lab's batch, a router comparison): drops its queued
@@ -83,6 +86,10 @@ class RunController : public QObject {
                 const QString& message, const smx::RunOutcome& outcome);
   void queueChanged();
   void pausedChanged(bool paused);
+  /// A live copy asked for with requestLiveWeights(): the weights after `step`
+  /// steps, in the checkpoint format (weights only; the trainer deletes it later).
+  /// file is empty and error says why when it could not be written.
+  void liveWeightsReady(qint64 runId, qint64 step, const QString& file, const QString& error);
 
  private:
   friend class TrainingWorker;

@@ -525,6 +525,7 @@ void CapacityView::drawEval(int block) {
                         .arg(at_eval->capacity)
                         .arg(percent(at_eval->dropped_fraction), percent(at_eval->unrouted_fraction));
   if (experts_choose(*at_eval)) summary += tr(" (this router never drops a choice)");
+  if (!probe_.weights.isEmpty()) summary += tr("; %1").arg(probe_.weights);  // which step's weights routed it
   eval_summary_->setText(summary);
 }
 

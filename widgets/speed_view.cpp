@@ -2,9 +2,11 @@
 
 #include <QApplication>
 #include <QHBoxLayout>
+#include <QHeaderView>
 #include <QLabel>
 #include <QPushButton>
 #include <QSpinBox>
+#include <QTableWidget>
 #include <QToolButton>
 #include <QVBoxLayout>
 #include <algorithm>
@@ -28,6 +30,20 @@ double nan() { return std::numeric_limits<double>::quiet_NaN(); }
 bool usable(double ms) { return std::isfinite(ms) && ms > 0; }
 
 QString ratio_text(double r) { return QStringLiteral("%1x").arg(r, 0, 'f', 2); }
+/// A ratio for the table: "1.65x", or a dash when there is none.
+QString cell_text(double r) { return std::isfinite(r) && r > 0 ? ratio_text(r) : QStringLiteral("\u2014"); }
+
+// The Sparse Mixer paper's Table 8 (TPU, per example; BERT-Base is the baseline):
+//   BERT               102 GFLOPs/ex, 112M, inference 1.34 ms/ex,         training 4.75 ms/ex
+//   Sparse Mixer        73 GFLOPs/ex, 180M, inference 0.84 ms/ex (1.61x), training 2.87 ms/ex (1.65x)
+//   Fast Sparse Mixer   60 GFLOPs/ex, 180M, inference 0.68 ms/ex (1.98x), training 2.51 ms/ex (1.89x)
+struct PaperRow {
+  const char* preset;
+  double train, inference;  // speed-ups over BERT-Base, as printed
+};
+constexpr PaperRow kTable8[] = {{"bert-base", 1.0, 1.0}, {"sparse-mixer", 1.65, 1.61}, {"fast-sparse-mixer", 1.89, 1.98}};
+
+enum Column { kPreset, kMeasuredTrain, kMeasuredInfer, kPaperTrain, kPaperInfer, kFlopRatio, kColumns };
 
 // One chart of grouped training/inference bars in `rect`, with each value
 // written over its bar. Returns the number of bars drawn.
@@ -118,6 +134,28 @@ SpeedView::SpeedView(QWidget* parent) : QWidget(parent) {
   summary_->setObjectName("summary");
   summary_->setWordWrap(true);
   summary_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  table_caption_ = new QLabel(this);
+  table_caption_->setWordWrap(true);
+  table_ = new QTableWidget(0, kColumns, this);
+  table_->setObjectName("comparison");
+  table_->setHorizontalHeaderLabels({tr("Model"), tr("Measured training"), tr("Measured inference"),
+                                     tr("Paper training (Table 8)"), tr("Paper inference (Table 8)"),
+                                     tr("FLOP ratio (cost model)")});
+  table_->horizontalHeaderItem(kMeasuredTrain)->setToolTip(tr("Times faster than the first model, on this machine."));
+  table_->horizontalHeaderItem(kMeasuredInfer)->setToolTip(tr("Times faster than the first model, on this machine."));
+  table_->horizontalHeaderItem(kPaperTrain)
+      ->setToolTip(tr("The Sparse Mixer paper's Table 8: times faster than BERT-Base on TPU. A dash: not in the table."));
+  table_->horizontalHeaderItem(kPaperInfer)
+      ->setToolTip(tr("The Sparse Mixer paper's Table 8: times faster than BERT-Base on TPU. A dash: not in the table."));
+  table_->horizontalHeaderItem(kFlopRatio)
+      ->setToolTip(tr("Forward FLOPs per example of the first model over this one's, from the cost model: the "
+                      "speed-up if time followed arithmetic alone."));
+  table_->verticalHeader()->hide();
+  table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  table_->setSelectionMode(QAbstractItemView::NoSelection);
+  table_->setFocusPolicy(Qt::NoFocus);
+  table_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
+  table_->setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Fixed);
 
   auto* row = new QHBoxLayout;
   row->addWidget(batch_label_);
@@ -134,6 +172,8 @@ SpeedView::SpeedView(QWidget* parent) : QWidget(parent) {
   layout->addWidget(status_);
   layout->addWidget(error_);
   layout->addWidget(plot_, 1);
+  layout->addWidget(table_caption_);
+  layout->addWidget(table_);
   layout->addWidget(summary_);
 
   connect(run_, &QPushButton::clicked, this, [this] { Q_EMIT runRequested(batch_->value(), seq_len_->value()); });
@@ -144,6 +184,7 @@ SpeedView::SpeedView(QWidget* parent) : QWidget(parent) {
   updateStatus();
   rebuildPlot();
   updateSummary();
+  rebuildTable();
 }
 
 void SpeedView::setResult(const SpeedResult& result) {
@@ -159,6 +200,7 @@ void SpeedView::setResult(const SpeedResult& result) {
   rebuildPlot();
   updateStatus();
   updateSummary();
+  rebuildTable();
 }
 
 void SpeedView::setBusy(bool busy, const QString& message) {
@@ -173,6 +215,83 @@ void SpeedView::setBusy(bool busy, const QString& message) {
 void SpeedView::setExpectedPresets(const QStringList& presets) {
   expected_ = presets;
   updateSummary();
+  rebuildTable();
+}
+
+void SpeedView::setEstimates(const QVector<SpeedEstimate>& estimates) {
+  estimates_ = estimates;
+  rebuildTable();
+}
+
+bool SpeedView::paperSpeedup(const QString& preset, double* train, double* inference) {
+  for (const auto& row : kTable8)
+    if (preset == QLatin1String(row.preset)) {
+      if (train) *train = row.train;
+      if (inference) *inference = row.inference;
+      return true;
+    }
+  return false;
+}
+
+QStringList SpeedView::comparisonPresets() const {
+  if (!has_result_ || result_.rows.isEmpty()) return expected_;
+  QStringList out;
+  for (const auto& r : result_.rows) out << r.preset;
+  return out;
+}
+
+double SpeedView::gflopsOf(const QString& preset) const {
+  for (const auto& e : estimates_)
+    if (e.preset == preset && e.forward_gflops_per_example > 0) return e.forward_gflops_per_example;
+  if (has_result_)
+    for (const auto& r : result_.rows)
+      if (r.preset == preset && r.gflops_per_example > 0) return r.gflops_per_example;
+  return 0;
+}
+
+double SpeedView::flopRatio(int row) const {
+  const QStringList presets = comparisonPresets();
+  if (row < 0 || row >= presets.size()) return nan();
+  const double base = gflopsOf(presets.front()), mine = gflopsOf(presets[row]);
+  return base > 0 && mine > 0 ? base / mine : nan();
+}
+
+int SpeedView::comparisonRowCount() const { return table_->rowCount(); }
+
+QString SpeedView::comparisonText(int row, int column) const {
+  const auto* item = table_->item(row, column);
+  return item ? item->text() : QString();
+}
+
+void SpeedView::rebuildTable() {
+  const QStringList presets = comparisonPresets();
+  table_->setRowCount(int(presets.size()));
+  for (int i = 0; i < presets.size(); ++i) {
+    double paper_train = nan(), paper_infer = nan();
+    paperSpeedup(presets[i], &paper_train, &paper_infer);
+    // Measured speed-ups exist for the result's rows only (the table lists the expected presets before one).
+    const bool measured = has_result_ && !result_.rows.isEmpty();
+    const QString cells[kColumns] = {presets[i],
+                                     cell_text(measured ? speedup(i, false) : nan()),
+                                     cell_text(measured ? speedup(i, true) : nan()),
+                                     cell_text(paper_train),
+                                     cell_text(paper_infer),
+                                     cell_text(flopRatio(i))};
+    for (int c = 0; c < kColumns; ++c) {
+      auto* item = new QTableWidgetItem(cells[c]);
+      item->setTextAlignment(c == kPreset ? Qt::AlignLeft | Qt::AlignVCenter : Qt::AlignCenter);
+      table_->setItem(i, c, item);
+    }
+  }
+  const QString base = presets.isEmpty() ? QString() : presets.front();
+  table_caption_->setText(
+      tr("Times faster than %1: measured here, the paper's Table 8 (TPU, over BERT-Base), and what the "
+         "arithmetic predicts (forward FLOPs per example, cost model).")
+          .arg(base.isEmpty() ? tr("the first model") : base));
+  table_->resizeRowsToContents();
+  int height = table_->horizontalHeader()->sizeHint().height() + 2 * table_->frameWidth();
+  for (int i = 0; i < table_->rowCount(); ++i) height += table_->rowHeight(i);
+  table_->setFixedHeight(height);
 }
 
 void SpeedView::updateStatus() {
@@ -313,6 +432,7 @@ void SpeedView::setClassroomMode(bool on) {
                      static_cast<QWidget*>(batch_label_), static_cast<QWidget*>(seq_len_label_)})
     w->setVisible(!on);
   rebuildPlot();
+  rebuildTable();  // row heights follow the font
 }
 
 bool SpeedView::exportView(const QString& path, QString* error) const {
@@ -323,14 +443,17 @@ bool SpeedView::exportView(const QString& path, QString* error) const {
   auto csv = [this] {
     CsvTable t;
     t.header = {"preset", "train_ms_per_example", "infer_ms_per_example", "gflops_per_example", "train_speedup",
-                "infer_speedup", "device", "batch", "seq_len"};
+                "infer_speedup", "device", "batch", "seq_len", "paper_train_speedup", "paper_infer_speedup",
+                "flop_ratio"};
     auto num = [](double v) { return std::isfinite(v) ? QString::number(v, 'g', 6) : QString(); };
     for (int i = 0; i < result_.rows.size(); ++i) {
       const auto& r = result_.rows[i];
+      double paper_train = nan(), paper_infer = nan();  // empty cells: not in the paper's Table 8
+      paperSpeedup(r.preset, &paper_train, &paper_infer);
       t.rows.append({r.preset, num(r.train_ms_per_example), num(r.infer_ms_per_example),
                      r.gflops_per_example > 0 ? num(r.gflops_per_example) : QString(), num(speedup(i, false)),
                      num(speedup(i, true)), result_.device, QString::number(result_.batch),
-                     QString::number(result_.seq_len)});
+                     QString::number(result_.seq_len), num(paper_train), num(paper_infer), num(flopRatio(i))});
     }
     return t;
   };
@@ -338,6 +461,8 @@ bool SpeedView::exportView(const QString& path, QString* error) const {
 }
 
 int SpeedView::barCount() const { return bar_count_; }
+int SpeedView::batch() const { return batch_->value(); }
+int SpeedView::seqLen() const { return seq_len_->value(); }
 QString SpeedView::summaryText() const { return summary_->text(); }
 QString SpeedView::errorText() const { return error_->isHidden() ? QString() : error_->text(); }
 

@@ -1,7 +1,9 @@
 // Speed: how long one example takes to train and to infer, per model preset,
 // on this machine, and how much faster each preset is than the first one
-// (the paper's claim: Sparse Mixer trains ~65% faster than BERT). Fed a
-// plain SpeedResult; knows nothing of the engine.
+// (the paper's claim: Sparse Mixer trains ~65% faster than BERT). A table sets
+// the measured speed-ups beside the paper's Table 8 and the FLOP ratio of the
+// cost model: what the hardware gives against what the arithmetic predicts.
+// Fed a plain SpeedResult and SpeedEstimates; knows nothing of the engine.
 #pragma once
 
 #include <QFont>
@@ -17,6 +19,7 @@ class QCPBarsGroup;
 class QLabel;
 class QPushButton;
 class QSpinBox;
+class QTableWidget;
 class QToolButton;
 
 namespace smx::widgets {
@@ -32,6 +35,23 @@ class SpeedView : public QWidget {
   void setBusy(bool busy, const QString& message = {});
   /// Presets a result should have; a missing one gets a note. Default: bert-base, sparse-mixer, fast-sparse-mixer.
   void setExpectedPresets(const QStringList& presets);
+  /// Forward FLOPs per example of each preset from the cost model, for the FLOP ratio column
+  /// (without one, a result row's own gflops_per_example is used).
+  void setEstimates(const QVector<SpeedEstimate>& estimates);
+
+  /// The paper's Table 8 (Lee-Thorp & Ainslie 2022; TPU, per example, relative to BERT-Base):
+  /// speed-ups of `preset` in training and inference; false for a preset the table does not list.
+  static bool paperSpeedup(const QString& preset, double* train, double* inference);
+  /// The comparison table: one row per preset (the result's, or the expected ones before a result);
+  /// columns: preset, measured training, measured inference, paper training, paper inference, FLOP ratio.
+  int comparisonRowCount() const;
+  QString comparisonText(int row, int column) const;
+  /// Forward FLOPs of the first row's preset over this row's ("how much faster the arithmetic says"); NaN if unknown.
+  double flopRatio(int row) const;
+
+  /// The batch and sequence length the next benchmark will use.
+  int batch() const;
+  int seqLen() const;
 
   /// Larger fonts; hides batch and sequence length (the defaults are fine for a lecture).
   void setClassroomMode(bool on);
@@ -53,6 +73,11 @@ class SpeedView : public QWidget {
   void rebuildPlot();
   void updateStatus();
   void updateSummary();
+  void rebuildTable();
+  /// The rows of the comparison: the result's presets, or the expected ones before a result.
+  QStringList comparisonPresets() const;
+  /// Forward GFLOPs per example of a preset: the estimate, else the result row's; 0 if unknown.
+  double gflopsOf(const QString& preset) const;
   QFont scaledFont(double factor = 1.0, bool bold = false) const;
 
   QSpinBox* batch_;
@@ -65,6 +90,9 @@ class SpeedView : public QWidget {
   QLabel* error_;
   QCustomPlot* plot_;
   QLabel* summary_;
+  QLabel* table_caption_;
+  QTableWidget* table_;
+  QVector<SpeedEstimate> estimates_;
   QVector<QCPBarsGroup*> groups_;  ///< owned by the plot; deleted on rebuild
   SpeedResult result_;
   QStringList expected_{"bert-base", "sparse-mixer", "fast-sparse-mixer"};

@@ -84,6 +84,11 @@ struct SpeedResult {
   QVector<SpeedRow> rows;
   QString error;
 };
+/// Speed: what the arithmetic predicts for a preset, from the cost model (the app computes it).
+struct SpeedEstimate {
+  QString preset;
+  double forward_gflops_per_example = 0;  ///< forward FLOPs per example / 1e9, at the view's batch and length
+};
 
 /// Stability lab: one run of the batch.
 struct StabilityCell {
@@ -117,6 +122,7 @@ struct StabilityPlan {
 struct CapacityProbe {
   double capacity_factor = 1.0;
   std::vector<telemetry::MoeLayerStats> layers;
+  QString weights;  ///< which weights routed it, e.g. "weights of step 140 (live, running)" (empty: unknown)
   QString error;
 };
 

@@ -197,6 +197,7 @@ Inspector::~Inspector() = default;
 
 const fs::path& Inspector::checkpoint() const { return impl_->checkpoint; }
 int64_t Inspector::step() const { return impl_->info.step; }
+bool Inspector::live() const { return impl_->info.live; }
 int64_t Inspector::run_id() const { return impl_->info.run_id; }
 std::string Inspector::device() const { return impl_->device.is_cuda() ? "cuda" : "cpu"; }
 const ModelConfig& Inspector::model_config() const { return impl_->model_config; }

@@ -79,7 +79,10 @@ class Inspector {
   Inspector& operator=(const Inspector&) = delete;
 
   const std::filesystem::path& checkpoint() const;
+  /// Optimizer steps done when the weights were saved.
   int64_t step() const;
+  /// True for a live copy of a running run's weights (see LiveWeights), false for a checkpoint.
+  bool live() const;
   int64_t run_id() const;
   std::string device() const;
   const ModelConfig& model_config() const;

@@ -154,6 +154,12 @@ CheckpointInfo info_from(const nlohmann::json& j, const fs::path& file) {
   info.run_id = field("run_id", Kind::Count).get<int64_t>();
   info.wall_seconds = field("wall_seconds", Kind::Seconds).get<double>();
   info.tokenizer_path = field("tokenizer_path", Kind::String).get<std::string>();
+  if (auto it = j.find("live"); it != j.end()) {  // optional: absent in checkpoints proper
+    if (!it->is_boolean())
+      throw CheckpointError("checkpoint " + file.string() + " is unusable: header field 'live' = " +
+                            it->dump().substr(0, 60) + ", expected true or false");
+    info.live = it->get<bool>();
+  }
   return info;
 }
 
@@ -165,6 +171,7 @@ void save_checkpoint(const fs::path& file, const CheckpointInfo& info, torch::nn
                         {"examples_seen", info.examples_seen},   {"run_id", info.run_id},
                         {"wall_seconds", info.wall_seconds},     {"tokenizer_path", info.tokenizer_path},
                         {"libtorch", TORCH_VERSION}};
+  if (info.live) header["live"] = true;
   {
     auto gen = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
     std::lock_guard<std::mutex> lock(gen.mutex());
@@ -230,6 +237,9 @@ CheckpointInfo load_checkpoint(const fs::path& file, torch::nn::Module& model, t
                                bool restore_rng, bool strict, const torch::Device& device) {
   auto raw = read_raw(file, true);
   const CheckpointInfo info = info_from(raw.header, file);
+  if (optimizer && info.live)
+    throw CheckpointError("checkpoint " + file.string() + " is a live copy of a running run's weights (no optimizer "
+                          "state): it cannot resume training; resume from the run's checkpoints/ instead");
   // The RNG states are checked before anything is loaded: a damaged one must not leave a half-loaded model.
   torch::Tensor rng_cpu, rng_cuda;
   if (restore_rng) {
@@ -328,7 +338,7 @@ fs::path newest_checkpoint(const fs::path& run_dir, std::string* skipped) {
   std::sort(files.rbegin(), files.rend());  // zero-padded step numbers: newest first
   for (const auto& f : files) {
     try {
-      read_checkpoint_info(f);
+      if (read_checkpoint_info(f).live) continue;  // a live copy put here by hand: never resumed from
       return f;
     } catch (const CheckpointError& e) {
       if (skipped) *skipped += std::string(e.what()) + "\n";

@@ -28,6 +28,10 @@ struct CheckpointInfo {
   int64_t run_id = 0;
   double wall_seconds = 0;      ///< training time so far
   std::string tokenizer_path;
+  /// A live copy: the weights of a running run taken between two steps (its
+  /// live/ folder, no optimizer state). The playground reads it; nothing
+  /// resumes from it.
+  bool live = false;
 };
 
 /// Saves model + optimizer (+ the CPU and, if used, CUDA generator states).

@@ -198,6 +198,34 @@ void Trainer::State::checkpoint(int64_t step) {
   event(step, "checkpoint", file.string());
 }
 
+void Trainer::State::serve_live_weights(int64_t step) {
+  if (!owner.live_requested_.exchange(false)) return;
+  CheckpointInfo info;
+  info.run_config_json = run_config_to_json_text(model_config, cfg);
+  info.step = step;
+  info.examples_seen = static_cast<uint64_t>(step * cfg.batch_size * cfg.accumulation);
+  info.run_id = run_id;
+  info.wall_seconds = wall();
+  info.tokenizer_path = cfg.tokenizer;
+  info.live = true;
+  const fs::path dir = run_dir / "live";
+  LiveWeights answer{step, dir / step_file("step", step, "ckpt"), {}};
+  try {
+    save_checkpoint(answer.file, info, module(), /*optimizer=*/nullptr);  // weights only: nothing resumes from it
+  } catch (const std::exception& e) {
+    answer.file.clear();  // a copy for the playground is not worth the run: say why and train on
+    answer.error = e.what();
+  }
+  // Keep the newest copy and the one before it (a reader may be opening that one now); older ones go.
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().extension() == ".ckpt") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (size_t i = 0; i + 2 < files.size(); ++i) fs::remove(files[i], ec);
+  if (owner.observer_) owner.observer_->on_live_weights(answer);
+}
+
 void Trainer::State::snapshot(int64_t step, std::vector<telemetry::MoeLayerStats> moe) {
   telemetry::Snapshot s;
   s.step = step;
@@ -255,11 +283,16 @@ void Trainer::State::loop() {
   double examples = 0, tokens = 0, train_time = 0;
   if (step == 0 && cfg.snapshot_every > 0) snapshot(0, {});
   for (; step < cfg.steps; ++step) {
+    serve_live_weights(step);  // between two steps: the weights after `step` steps
     if (owner.paused_ && !owner.stop_) {
       store->set_status(run_id, "paused");
       event(step, "paused", "paused at step " + std::to_string(step));
       const auto pause_began = Clock::now();
-      owner.wait_while_paused();
+      for (;;) {
+        owner.wait_while_paused();  // also wakes for a live-weights request, answered while paused
+        if (!owner.live_requested_ || owner.stop_) break;
+        serve_live_weights(step);
+      }
       wall_offset -= seconds_since(pause_began);  // wall time counts training, not pauses
       if (!owner.stop_) {
         store->set_status(run_id, "running");
@@ -388,14 +421,30 @@ void Trainer::stop() {
   control_cv_.notify_all();
 }
 
+void Trainer::request_live_weights() {
+  {
+    std::lock_guard lock(control_mutex_);  // a paused trainer must not miss the wake-up
+    live_requested_ = true;
+  }
+  control_cv_.notify_all();
+}
+
 void Trainer::wait_while_paused() {
   std::unique_lock lock(control_mutex_);
-  control_cv_.wait(lock, [&] { return !paused_ || stop_; });
+  control_cv_.wait(lock, [&] { return !paused_ || stop_ || live_requested_; });
 }
 
 RunOutcome Trainer::run() {
   State s(*this);
   s.setup();
+  // Live copies last as long as the run: whichever way it ends, they go.
+  struct RemoveLive {
+    fs::path dir;
+    ~RemoveLive() {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  } remove_live{s.run_dir / "live"};
   try {
     s.loop();
   } catch (const std::exception& e) {

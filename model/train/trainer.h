@@ -38,6 +38,17 @@ struct RunEvent {
   double value = 0;
 };
 
+/// A copy of a running run's weights, taken between two optimizer steps on
+/// request (Trainer::request_live_weights): a weights-only file in the
+/// checkpoint format under the run's live/ folder, flagged live so that
+/// nothing resumes from it. The trainer keeps the newest two (a reader may
+/// still be opening the previous one) and deletes the folder when the run ends.
+struct LiveWeights {
+  int64_t step = 0;  ///< optimizer steps done when the copy was taken
+  std::filesystem::path file;  ///< empty when it could not be written (see error); the run goes on
+  std::string error;
+};
+
 /// What a caller hears from a run; every method is called on the training thread.
 class TrainerObserver {
  public:
@@ -48,6 +59,8 @@ class TrainerObserver {
   virtual void on_eval(const StepMetrics&) {}
   virtual void on_event(const RunEvent&) {}
   virtual void on_snapshot(const telemetry::Snapshot&) {}
+  /// A live copy asked for with request_live_weights() has been written.
+  virtual void on_live_weights(const LiveWeights&) {}
 };
 
 struct LmWindows;
@@ -100,6 +113,12 @@ class Trainer {
   void resume();
   void stop();
   bool paused() const { return paused_; }
+  /// Asks for a copy of the current weights: at the next step boundary (at
+  /// once while paused) the trainer writes one and calls on_live_weights.
+  /// Requests made before that boundary are answered by the same copy; one
+  /// made after the last step gets no answer (the run's final checkpoint has
+  /// the same weights).
+  void request_live_weights();
   /// The run's id once run() has created or reopened it (0 before).
   int64_t run_id() const { return run_id_; }
 
@@ -107,10 +126,11 @@ class Trainer {
   struct State;
   TrainerOptions options_;
   TrainerObserver* observer_;
-  std::atomic<bool> paused_{false}, stop_{false};
+  std::atomic<bool> paused_{false}, stop_{false}, live_requested_{false};
   std::atomic<int64_t> run_id_{0};
   std::mutex control_mutex_;
   std::condition_variable control_cv_;
+  /// Returns on resume, stop, or a live-weights request.
   void wait_while_paused();
   friend StepMetrics evaluate_checkpoint(const std::filesystem::path&, const std::filesystem::path&, TrainerObserver*,
                                          const std::string&);

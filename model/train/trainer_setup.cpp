@@ -362,6 +362,8 @@ void Trainer::State::setup() {
   for (const char* sub : {"checkpoints", "snapshots"})
     for (const auto& e : fs::directory_iterator(run_dir / sub))
       if (e.path().filename().string().find(".tmp-") != std::string::npos) fs::remove(e.path());
+  std::error_code ec;
+  fs::remove_all(run_dir / "live", ec);  // live copies of a process that was killed: stale weights
   owner.run_id_ = run_id;
   outcome.run_id = run_id;
   outcome.majority_baseline = majority;

@@ -139,6 +139,8 @@ struct Trainer::State {
   /// The last micro-batch's ids and mask (CPU): snapshots name the tokens experts took.
   torch::Tensor last_batch_ids, last_batch_mask;
   void snapshot(int64_t step, std::vector<telemetry::MoeLayerStats> moe);
+  /// Answers a pending request_live_weights(): a weights-only copy in live/.
+  void serve_live_weights(int64_t step);
 
   // --- the loop -----------------------------------------------------------------
   void loop();

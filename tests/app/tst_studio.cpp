@@ -6,6 +6,7 @@
 
 #include <QComboBox>
 #include <QDir>
+#include <QRegularExpression>
 #include <QSignalSpy>
 #include <QTemporaryDir>
 #include <QTest>
@@ -20,6 +21,7 @@
 #include "app/run_controller.h"
 #include "app/run_list_model.h"
 #include "model/config/train_config.h"
+#include "model/inspect/inspector.h"
 #include "model/store/run_store.h"
 #include "tests/store/test_files.h"
 #include "widgets/capacity_view.h"
@@ -411,6 +413,7 @@ void TestStudio::inspectorAnswersFromCheckpoint() {
   QVERIFY(arrived(what_if));
   auto w = what_if.takeFirst().at(0).value<app::WhatIfResult>();
   QVERIFY2(w.error.isEmpty(), qPrintable(w.error));
+  QVERIFY2(w.caption.contains("checkpoint step 4"), qPrintable(w.caption));  // names the step of its weights
   QCOMPARE(int(w.routing.size()), 2);
   QVERIFY(!w.routing[0].wanted.empty());  // routed as Tokens Choose
   inspector.whatIf(ckpt, "", 0, "sideways");
@@ -426,6 +429,7 @@ void TestStudio::inspectorAnswersFromCheckpoint() {
   QVERIFY(arrived(capacity));
   const auto high = capacity.takeFirst().at(0).value<widgets::CapacityProbe>();
   QVERIFY2(low.error.isEmpty(), qPrintable(low.error));
+  QCOMPARE(low.weights, QString("checkpoint step 4"));
   QCOMPARE(int(low.layers.size()), 2);
   // More capacity leaves fewer tokens without an expert.
   QVERIFY(high.layers[0].unrouted_fraction < low.layers[0].unrouted_fraction);
@@ -433,6 +437,85 @@ void TestStudio::inspectorAnswersFromCheckpoint() {
   inspector.predict(dir.filePath("missing.ckpt"), "x");
   QVERIFY(arrived(predicted));
   QVERIFY(!predicted.takeFirst().at(0).value<widgets::PlaygroundResult>().error.isEmpty());
+}
+
+void TestStudio::playgroundAnswersFromARunningRun() {
+  // A run that trains until stopped and writes no checkpoint before its end: the playground, the
+  // what-if and the capacity probe answer from live copies of its weights, and say which step's.
+  QTemporaryDir dir;
+  app::MainWindow window(dir.path());
+  window.resize(1200, 800);
+  window.show();
+  QSignalSpy started(window.controller(), &app::RunController::runStarted);
+  QSignalSpy ended(window.controller(), &app::RunController::runEnded);
+  qint64 trained = 0;  // steps done, as the live telemetry reports them
+  connect(window.controller(), &app::RunController::liveBatch, this, [&](const app::LiveBatch& b) {
+    for (const auto& m : b.steps) trained = std::max<qint64>(trained, m.step);
+  });
+  window.launch({demo_request(1000000, dir.path())});
+  QVERIFY(arrived(started));
+  const qint64 id = started.takeFirst().at(0).toLongLong();
+  QCOMPARE(window.focusedRun(), id);
+  const fs::path folder = window.runList()->store()->run_folder(id);
+
+  auto* play = window.playgroundView();
+  QSignalSpy predicted(window.inspector(), &app::InspectorWorker::predicted);
+  const QRegularExpression live_step("weights of step (\\d+) \\(live, running\\)");
+  // One prediction: its probabilities and the step of the weights that answered.
+  auto predict = [&](qint64* step) -> QVector<double> {
+    predicted.clear();
+    Q_EMIT play->predictRequested("a domesticated carnivorous [MASK] that barks");
+    if (!arrived(predicted)) return {};
+    const auto args = predicted.takeFirst();
+    const auto r = args.at(0).value<widgets::PlaygroundResult>();
+    const QString description = args.at(1).toString();
+    const auto m = live_step.match(description);
+    if (!r.error.isEmpty() || !m.hasMatch() || r.predictions.size() != 1) {
+      qWarning("%s / %s", qPrintable(r.error), qPrintable(description));
+      return {};
+    }
+    *step = m.captured(1).toLongLong();
+    QVector<double> p;
+    for (const auto& [piece, prob] : r.predictions[0].top) p << prob;
+    return p;
+  };
+  qint64 first_step = -1, second_step = -1;
+  const auto first = predict(&first_step);
+  QCOMPARE(first.size(), 5);
+  QVERIFY(inspect::latest_checkpoint(folder).empty());  // no checkpoint yet: the live copy answered
+  QTRY_VERIFY_WITH_TIMEOUT(trained >= first_step + 4, 120000);
+  const auto second = predict(&second_step);
+  QCOMPARE(second.size(), 5);
+  QVERIFY2(second_step > first_step, qPrintable(QString("%1 then %2").arg(first_step).arg(second_step)));
+  QVERIFY2(first != second, "the guesses did not change as the model trained");
+
+  // The what-if and the capacity probe name the step of the weights they used.
+  QSignalSpy what_if(window.inspector(), &app::InspectorWorker::whatIfReady);
+  Q_EMIT window.routingView()->whatIfRequested("", 2.0, "");
+  QVERIFY(arrived(what_if));
+  const auto w = what_if.takeFirst().at(0).value<app::WhatIfResult>();
+  QVERIFY2(w.error.isEmpty(), qPrintable(w.error));
+  QVERIFY2(live_step.match(w.caption).hasMatch(), qPrintable(w.caption));
+  QSignalSpy capacity(window.inspector(), &app::InspectorWorker::capacityReady);
+  Q_EMIT window.capacityView()->evalCapacityFactorRequested(0.5);
+  QVERIFY(arrived(capacity));
+  const auto probe = capacity.takeFirst().at(0).value<widgets::CapacityProbe>();
+  QVERIFY2(probe.error.isEmpty(), qPrintable(probe.error));
+  QVERIFY2(live_step.match(probe.weights).hasMatch(), qPrintable(probe.weights));
+  QVERIFY(fs::exists(folder / "live"));
+
+  // The run ends: its live copies go, and the playground answers from its checkpoint.
+  window.controller()->stop();
+  const auto args = wait_ended(ended);
+  QCOMPARE(args.value(3).toString(), QString("stopped"));
+  QVERIFY(!fs::exists(folder / "live"));
+  const QString final_ckpt = QString::fromStdString(inspect::latest_checkpoint(folder).string());
+  QVERIFY(!final_ckpt.isEmpty());
+  predicted.clear();
+  Q_EMIT play->predictRequested("a domesticated carnivorous [MASK] that barks");
+  QVERIFY(arrived(predicted));
+  const QString description = predicted.takeFirst().at(1).toString();
+  QVERIFY2(description.contains("checkpoint step"), qPrintable(description));
 }
 
 void TestStudio::launcherKnowsLanguageModels() {

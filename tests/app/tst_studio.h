@@ -15,6 +15,7 @@ class TestStudio : public QObject {
   void runListKeepsToTheDataFolder();
   void windowShowsLiveRun();
   void inspectorAnswersFromCheckpoint();
+  void playgroundAnswersFromARunningRun();
   void launcherKnowsLanguageModels();
   void languageModelRunInTheWindow();
   void stabilityLabRunsABatch();

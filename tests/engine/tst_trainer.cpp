@@ -6,6 +6,9 @@
 
 #include <csignal>
 #include <fstream>
+#include <algorithm>
+#include <atomic>
+#include <functional>
 #include <thread>
 
 #include <torch/torch.h>
@@ -55,7 +58,22 @@ class Recorder : public TrainerObserver {
     ++snapshots;
     last = s;
   }
+  std::atomic<int64_t> live_step{-1};  ///< the step of the newest live copy (-1: none yet)
+  void on_live_weights(const LiveWeights& w) override { live_step = w.step; }
 };
+
+/// The weights of a checkpoint file (live or not), loaded into the model its header describes.
+std::vector<torch::Tensor> weights_of(const fs::path& file) {
+  const auto info = read_checkpoint_info(file);
+  ModelConfig m;
+  TrainConfig t;
+  checkpoint_run_config(file, info, m, t);
+  EncoderModel model(m);
+  load_checkpoint(file, *model, nullptr, false);
+  std::vector<torch::Tensor> out;
+  for (const auto& p : model->parameters()) out.push_back(p.detach().clone());
+  return out;
+}
 }  // namespace
 
 void TestTrainer::initTestCase() {
@@ -384,6 +402,97 @@ void TestTrainer::firstDepartureFindsWhereACurveTurned() {
   auto nan = logits;
   nan[70].second = std::numeric_limits<double>::quiet_NaN();
   QCOMPARE(first_departure(nan, 66, 100, true, 1.5), int64_t(70));  // non-finite counts as departed
+void TestTrainer::liveWeightsBetweenSteps() {
+  // Requests from the observer (so the steps are exact): one during set-up, answered before the
+  // first step, and one after step 3; then one while paused, from another thread.
+  auto t = tiny_training(100000);
+  struct Asker : Recorder {
+    Trainer* trainer = nullptr;
+    fs::path copies;
+    bool asked = false;
+    std::vector<int64_t> answered;  // steps of the live copies, in order
+    std::vector<std::string> problems;
+    std::atomic<int64_t> last_step{0};
+    std::atomic<bool> is_paused{false};
+    void on_event(const RunEvent& e) override {
+      Recorder::on_event(e);
+      if (e.kind == "paused") is_paused = true;
+    }
+    void on_stage(const std::string&, double) override {
+      if (!asked) trainer->request_live_weights();
+      asked = true;
+    }
+    void on_step(const StepMetrics& m) override {
+      Recorder::on_step(m);
+      last_step = m.step;
+      if (m.step == 3) trainer->request_live_weights();
+    }
+    void on_live_weights(const LiveWeights& w) override {
+      answered.push_back(w.step);
+      if (!fs::exists(w.file)) problems.push_back("no file " + w.file.string());
+      if (w.file.parent_path().filename() != "live") problems.push_back("not in live/: " + w.file.string());
+      const auto run_dir = w.file.parent_path().parent_path();
+      if (!newest_checkpoint(run_dir).empty()) problems.push_back("a checkpoint exists at step " + std::to_string(w.step));
+      const auto info = read_checkpoint_info(w.file);
+      if (!info.live || info.step != w.step) problems.push_back("header: not live or another step");
+      fs::copy_file(w.file, copies / ("step-" + std::to_string(w.step) + ".ckpt"));  // the trainer deletes its own
+      Recorder::on_live_weights(w);
+    }
+  } asker;
+  asker.copies = fs::path(g_dir->path().toStdString()) / "live-copies";
+  fs::create_directories(asker.copies);
+  Trainer trainer(options(tiny_model(), t), &asker);
+  asker.trainer = &trainer;
+  RunOutcome out;
+  std::thread worker([&] { out = trainer.run(); });
+  // Poll, never time: each loop ends when the run has got there (or after a generous minute: a hang).
+  auto wait_for = [](const std::function<bool()>& done) {
+    for (int i = 0; i < 12000 && !done(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return done();
+  };
+  QVERIFY(wait_for([&] { return asker.last_step >= 5; }));
+  trainer.pause();
+  QVERIFY(wait_for([&] { return bool(asker.is_paused); }));
+  trainer.request_live_weights();  // answered while paused, at the step it paused before
+  QVERIFY(wait_for([&] { return asker.live_step > 3; }));
+  const int64_t paused_at = asker.live_step;
+  trainer.stop();
+  trainer.resume();
+  worker.join();
+  QCOMPARE(out.status, std::string("stopped"));
+  QCOMPARE(out.steps_done, paused_at);  // a paused run did not step to answer
+  for (const auto& p : asker.problems) qWarning("%s", p.c_str());
+  QVERIFY(asker.problems.empty());
+  QCOMPARE(int(asker.answered.size()), 3);
+  QCOMPARE(asker.answered[0], int64_t(0));  // before any step: the initial weights
+  QCOMPARE(asker.answered[1], int64_t(3));
+
+  // The copies differ: the model trained between them.
+  const auto w0 = weights_of(asker.copies / "step-0.ckpt"), w3 = weights_of(asker.copies / "step-3.ckpt");
+  QCOMPARE(w0.size(), w3.size());
+  double change = 0;
+  for (size_t i = 0; i < w0.size(); ++i) change = std::max(change, (w0[i] - w3[i]).abs().max().item<double>());
+  QVERIFY2(change > 1e-6, qPrintable(QString::number(change)));
+
+  // Gone with the run; resume reads the real checkpoint, never a live copy; a live copy cannot resume.
+  const fs::path run_dir = fs::path(out.last_checkpoint).parent_path().parent_path();
+  QVERIFY(!fs::exists(run_dir / "live"));
+  QVERIFY(!read_checkpoint_info(newest_checkpoint(run_dir)).live);
+  QCOMPARE(newest_checkpoint(run_dir), out.last_checkpoint);
+  {
+    const auto file = asker.copies / "step-3.ckpt";
+    ModelConfig m;
+    TrainConfig tc;
+    checkpoint_run_config(file, read_checkpoint_info(file), m, tc);
+    EncoderModel model(m);
+    torch::optim::AdamW adam(model->parameters());
+    try {
+      load_checkpoint(file, *model, &adam, false);
+      QFAIL("a live copy loaded for resuming");
+    } catch (const CheckpointError& e) {
+      QVERIFY2(std::string(e.what()).find("cannot resume") != std::string::npos, e.what());
+    }
+  }
 }
 
 void TestTrainer::cleanupTestCase() {

@@ -3,7 +3,8 @@
 
 // The trainer end to end on a tiny model and corpus: the run store, resume,
 // stability events, checkpoint files (including a process killed while
-// writing them), telemetry snapshots and fine-tuning from a checkpoint.
+// writing them), telemetry snapshots, fine-tuning from a checkpoint and the
+// live copies of a running run's weights.
 class TestTrainer : public QObject {
   Q_OBJECT
  private Q_SLOTS:
@@ -18,5 +19,6 @@ class TestTrainer : public QObject {
   void pauseAndStopFromAnotherThread();
   void runStabilityIsClassifiedFromLossesAndEvents();
   void firstDepartureFindsWhereACurveTurned();
+  void liveWeightsBetweenSteps();
   void cleanupTestCase();
 };

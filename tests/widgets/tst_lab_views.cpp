@@ -643,7 +643,51 @@ void TestLabViews::speedExports() {
   v.setResult(speed_rows());
   check_exports([&](const QString& p, QString* e) { return v.exportView(p, e); },
                 "preset,train_ms_per_example,infer_ms_per_example,gflops_per_example,train_speedup,infer_speedup,"
-                "device,batch,seq_len");
+                "device,batch,seq_len,paper_train_speedup,paper_infer_speedup,flop_ratio");
+  // The rows carry the paper's Table 8 and the FLOP ratio (from the rows' own FLOPs here).
+  QTemporaryDir dir;
+  QVERIFY(v.exportView(dir.filePath("rows.csv")));
+  const QList<QByteArray> lines = read_bytes(dir.filePath("rows.csv")).trimmed().split('\n');
+  QCOMPARE(lines.size(), 4);
+  QVERIFY2(lines[2].startsWith("sparse-mixer,") && lines[2].trimmed().endsWith(",1.65,1.61,1.57746"), lines[2].constData());
+  QVERIFY2(lines[3].trimmed().endsWith(",1.89,1.98,1.86667"), lines[3].constData());
+}
+
+void TestLabViews::speedTableBesideThePaper() {
+  SpeedView v;
+  v.resize(1000, 700);
+  enum { Preset, MeasuredTrain, MeasuredInfer, PaperTrain, PaperInfer, Flops };
+  // Before a benchmark: the default presets with the paper's Table 8; nothing measured yet.
+  QCOMPARE(v.comparisonRowCount(), 3);
+  QCOMPARE(v.comparisonText(0, Preset), QString("bert-base"));
+  QCOMPARE(v.comparisonText(0, PaperTrain), QString("1.00x"));
+  QCOMPARE(v.comparisonText(1, PaperTrain), QString("1.65x"));  // Sparse Mixer: 2.87 ms/ex (1.65x)
+  QCOMPARE(v.comparisonText(1, PaperInfer), QString("1.61x"));  // 0.84 ms/ex (1.61x)
+  QCOMPARE(v.comparisonText(2, PaperTrain), QString("1.89x"));  // Fast Sparse Mixer: 2.51 ms/ex (1.89x)
+  QCOMPARE(v.comparisonText(2, PaperInfer), QString("1.98x"));  // 0.68 ms/ex (1.98x)
+  QCOMPARE(v.comparisonText(1, MeasuredTrain), QString("\u2014"));
+  QCOMPARE(v.comparisonText(1, Flops), QString("\u2014"));  // no FLOPs known yet
+  // The app's cost-model estimates give the FLOP ratio over the first preset.
+  v.setEstimates({{"bert-base", 22.0}, {"sparse-mixer", 11.0}, {"fast-sparse-mixer", 8.8}});
+  QCOMPARE(v.comparisonText(0, Flops), QString("1.00x"));
+  QCOMPARE(v.comparisonText(1, Flops), QString("2.00x"));
+  QCOMPARE(v.comparisonText(2, Flops), QString("2.50x"));
+  QVERIFY(std::abs(v.flopRatio(2) - 2.5) < 1e-12);
+  // A benchmark: measured speed-ups beside the paper's; a preset Table 8 lacks shows dashes there.
+  auto s = speed_rows();
+  s.rows << SpeedRow{"sparse-bert-4", 14.0, 4.4, 10.0};
+  v.setResult(s);
+  QCOMPARE(v.comparisonRowCount(), 4);
+  QCOMPARE(v.comparisonText(1, MeasuredTrain), QString("1.65x"));
+  QCOMPARE(v.comparisonText(1, MeasuredInfer), QString("1.60x"));
+  QCOMPARE(v.comparisonText(1, PaperInfer), QString("1.61x"));
+  QCOMPARE(v.comparisonText(3, Preset), QString("sparse-bert-4"));
+  QCOMPARE(v.comparisonText(3, PaperTrain), QString("\u2014"));
+  QCOMPARE(v.comparisonText(3, PaperInfer), QString("\u2014"));
+  QCOMPARE(v.comparisonText(3, Flops), QString("2.20x"));  // no estimate for it: bert-base 22 over its own 10 GFLOPs
+  QCOMPARE(v.comparisonText(1, Flops), QString("2.00x"));  // the estimate wins over the row's
+  double train = 0, inference = 0;
+  QVERIFY(!SpeedView::paperSpeedup("sparse-bert-12", &train, &inference));
 }
 
 void TestLabViews::benchSpeedReplot() {

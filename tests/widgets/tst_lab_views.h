@@ -32,5 +32,6 @@ class TestLabViews : public QObject {
   void speedMissingRowsAreNoted();
   void speedErrorBusyAndSignal();
   void speedExports();
+  void speedTableBesideThePaper();
   void benchSpeedReplot();
 };
