@@ -402,6 +402,8 @@ void TestTrainer::firstDepartureFindsWhereACurveTurned() {
   auto nan = logits;
   nan[70].second = std::numeric_limits<double>::quiet_NaN();
   QCOMPARE(first_departure(nan, 66, 100, true, 1.5), int64_t(70));  // non-finite counts as departed
+}
+
 void TestTrainer::liveWeightsBetweenSteps() {
   // Requests from the observer (so the steps are exact): one during set-up, answered before the
   // first step, and one after step 3; then one while paused, from another thread.
