@@ -255,6 +255,11 @@ StabilityLabView::StabilityLabView(QWidget* parent) : QWidget(parent) {
   table_->horizontalHeaderItem(kLoss)->setToolTip(tr("Average loss at the last step over the stable runs."));
   legend_ = new QLabel(legend_html(), this);
   legend_->setTextFormat(Qt::RichText);
+  context_note_ = new QLabel(this);
+  context_note_->setObjectName("contextNote");
+  context_note_->setWordWrap(true);
+  styleAsHint(context_note_);
+  context_note_->hide();
   curves_ = new TrainingCurvesView(this);
   curves_->setMetricName(tr("total loss"));
   curves_->setToolTip(tr("Loss of every run of the batch. A curve that stops early or shoots up diverged."));
@@ -296,6 +301,7 @@ StabilityLabView::StabilityLabView(QWidget* parent) : QWidget(parent) {
   table_layout->setContentsMargins(0, 0, 0, 0);
   table_layout->addWidget(table_, 1);
   table_layout->addWidget(legend_);
+  table_layout->addWidget(context_note_);
   table_layout->addWidget(why_box, 1);
   auto* split = new QSplitter(Qt::Vertical, this);
   split->addWidget(table_box);
@@ -403,6 +409,13 @@ void StabilityLabView::setPaperReferences(const QHash<QString, StabilityReferenc
   paper_ = byConfig;
   rebuildTable();
 }
+
+void StabilityLabView::setContextNote(const QString& text) {
+  context_note_->setText(text);
+  context_note_->setVisible(!text.isEmpty());
+}
+
+QString StabilityLabView::contextNote() const { return context_note_->text(); }
 
 QString StabilityLabView::paperText(const QString& config) const {
   const auto it = paper_.constFind(config);

@@ -50,6 +50,10 @@ class StabilityLabView : public QWidget {
   /// The paper's Table 10 row each config stands for, shown beside the measured count; configs without
   /// one show "—".
   void setPaperReferences(const QHash<QString, StabilityReference>& byConfig);
+  /// A caption under the table putting the measured counts in context (e.g. what reproduces at this
+  /// scale); empty hides it.
+  void setContextNote(const QString& text);
+  QString contextNote() const;
   /// The paper column's text for a config ("sparse BERT-4: 0/4 · 0/4"), empty if none.
   QString paperText(const QString& config) const;
   /// Rows of the "why did it diverge" table: one per diverged run.
@@ -104,6 +108,7 @@ class StabilityLabView : public QWidget {
   QStackedWidget* results_;  ///< page 0: hint, page 1: table + curves
   QTableWidget* table_;
   QLabel* legend_;
+  QLabel* context_note_;
   QTableWidget* diagnosis_;  ///< one row per diverged run: verdict, what went wrong first
   QPushButton* show_routing_;
   QPushButton* show_curves_;
