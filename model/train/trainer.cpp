@@ -178,7 +178,7 @@ void Trainer::State::record_eval(const StepMetrics& m) {
   if (outcome.best_eval.values.empty() || better) outcome.best_eval = m;
 }
 
-void Trainer::State::checkpoint(int64_t step) {
+CheckpointInfo Trainer::State::checkpoint_info(int64_t step) const {
   CheckpointInfo info;
   info.run_config_json = run_config_to_json_text(model_config, cfg);
   info.step = step;
@@ -186,6 +186,11 @@ void Trainer::State::checkpoint(int64_t step) {
   info.run_id = run_id;
   info.wall_seconds = wall();
   info.tokenizer_path = cfg.tokenizer;
+  return info;
+}
+
+void Trainer::State::checkpoint(int64_t step) {
+  const CheckpointInfo info = checkpoint_info(step);
   const fs::path file = run_dir / "checkpoints" / step_file("step", step, "ckpt");
   save_checkpoint(file, info, module(), optimizer.get());
   outcome.last_checkpoint = file;
@@ -200,13 +205,7 @@ void Trainer::State::checkpoint(int64_t step) {
 
 void Trainer::State::serve_live_weights(int64_t step) {
   if (!owner.live_requested_.exchange(false)) return;
-  CheckpointInfo info;
-  info.run_config_json = run_config_to_json_text(model_config, cfg);
-  info.step = step;
-  info.examples_seen = static_cast<uint64_t>(step * cfg.batch_size * cfg.accumulation);
-  info.run_id = run_id;
-  info.wall_seconds = wall();
-  info.tokenizer_path = cfg.tokenizer;
+  CheckpointInfo info = checkpoint_info(step);
   info.live = true;
   const fs::path dir = run_dir / "live";
   LiveWeights answer{step, dir / step_file("step", step, "ckpt"), {}};

@@ -136,6 +136,8 @@ struct Trainer::State {
 
   // --- checkpoints and snapshots ----------------------------------------------
   void checkpoint(int64_t step);
+  /// The header of a checkpoint (or live copy) written at `step`.
+  CheckpointInfo checkpoint_info(int64_t step) const;
   /// The last micro-batch's ids and mask (CPU): snapshots name the tokens experts took.
   torch::Tensor last_batch_ids, last_batch_mask;
   void snapshot(int64_t step, std::vector<telemetry::MoeLayerStats> moe);
