@@ -15,6 +15,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 pkgs=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev            # LibTorch 1.13 (CPU)
+  libgloo-dev             # headers c10d's Gloo process group includes (distributed training)
   libopenblas0-pthread    # without it LibTorch uses the reference BLAS (~20x slower)
   libsentencepiece-dev    # tokenizer (loaded in its own link namespace: model/text/sentencepiece_shim.cpp)
   nlohmann-json3-dev      # configs in and out

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -47,6 +48,9 @@ inline CLI::Validator in_range(double lo, double hi, const std::string& why = ""
       },
       "in " + range);
 }
+
+/// The command line as given (argv), for the launcher of distributed runs.
+std::vector<std::string>& command_line();
 
 /// The CPUs of this machine: more LibTorch or SentencePiece threads than this only slow down
 /// (and tens of thousands of them never start: `--threads 100000` hung).

@@ -13,6 +13,11 @@
 
 namespace smx::cli {
 
+std::vector<std::string>& command_line() {
+  static std::vector<std::string> args;
+  return args;
+}
+
 int cpu_count() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
 
 void ModelChoice::add_options(CLI::App& cmd, const std::string& default_preset) {
@@ -71,6 +76,7 @@ void add_presets_command(CLI::App& app) {
 
 int main(int argc, char** argv) {
   smx::tune_allocator();
+  smx::cli::command_line().assign(argv, argv + argc);
   CLI::App app{"smx: train, inspect and benchmark Sparse Mixer MoE encoders and sMLP language models (Sparse Mixer Studio)"};
   // A callback: asking CUDA costs start-up time (much more on a GPU machine), so only --version does.
   app.set_version_flag("--version", [] { return fmt::format("smx {} ({})", SMX_VERSION, smx::inspect::runtime_description()); });

@@ -1,5 +1,7 @@
 // smx tokenizer train | pretrain | finetune | eval
 #include <atomic>
+#include <cstdlib>
+#include <set>
 #include <csignal>
 #include <thread>
 
@@ -9,6 +11,7 @@
 #include "model/cli/commands.h"
 #include "model/cli/progress.h"
 #include "model/config/train_config.h"
+#include "model/dist/launcher.h"
 #include "model/store/run_store.h"
 #include "model/text/corpus.h"
 #include "model/text/tokenizer.h"
@@ -38,6 +41,7 @@ class InterruptWatcher {
   explicit InterruptWatcher(Trainer& t) : trainer_(t) {
     g_interrupts = 0;
     previous_ = std::signal(SIGINT, on_interrupt);
+    previous_term_ = std::signal(SIGTERM, on_interrupt);  // the launcher ends ranks with SIGTERM: record, don't vanish
     thread_ = std::thread([this] {
       while (!done_) {
         if (g_interrupts > 0 && !stopped_) {
@@ -53,6 +57,7 @@ class InterruptWatcher {
     done_ = true;
     thread_.join();
     std::signal(SIGINT, previous_);
+    std::signal(SIGTERM, previous_term_);
   }
 
  private:
@@ -61,6 +66,7 @@ class InterruptWatcher {
   bool stopped_ = false;
   std::thread thread_;
   void (*previous_)(int);
+  void (*previous_term_)(int);
 };
 
 // Training flags shared by pretrain and finetune; only the given ones override.
@@ -72,6 +78,10 @@ struct TrainFlags {
   uint64_t seed = 0;
   int threads = 0;
   bool no_bf16 = false, quiet = false, json = false;
+  // distributed runs
+  int nproc = 1, rank = 0, world_size = 1, master_port = 29500;
+  std::string master_addr = "127.0.0.1", backend = "auto", inject_rank_fault;
+  double dist_timeout = 600;
   CLI::App* cmd = nullptr;
 
   void add(CLI::App& c, bool pretraining) {
@@ -111,11 +121,51 @@ struct TrainFlags {
     c.add_option("--data-dir", data_dir, "data folder: run store, tokenizers, caches, checkpoints");
     c.add_flag("--quiet,-q", quiet, "no progress bar");
     c.add_flag("--json", json, "print the outcome as JSON on stdout");
+    const char* d = "Distributed (c10d; also from RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)";
+    c.add_option("--nproc", nproc, "start this many local processes, one rank each (--batch is split over them)")
+        ->check(in_range(1, 256))->group(d);
+    c.add_option("--rank", rank, "this process's rank, 0 .. world size - 1 (multi-machine runs)")->check(in_range(0, 1 << 20))->group(d);
+    c.add_option("--world-size", world_size, "processes in the run, on all machines")->check(in_range(1, 1 << 20))->group(d);
+    c.add_option("--master-addr", master_addr, "host of rank 0, where the others rendezvous")->group(d);
+    c.add_option("--master-port", master_port, "port of rank 0's rendezvous store (--nproc: a free one by default)")
+        ->check(in_range(1, 65535))->group(d);
+    c.add_option("--backend", backend, "gloo (CPU), nccl (CUDA builds with NCCL) or auto")
+        ->check(CLI::IsMember({"auto", "gloo", "nccl"}))->group(d);
+    c.add_option("--dist-timeout", dist_timeout, "seconds a collective waits for a silent rank before the run ends (default 600)")
+        ->check(in_range(1, 86400))->group(d);
+    c.add_option("--inject-rank-fault", inject_rank_fault, "testing: RANK:STEP:kill|hang")->group("");  // hidden
   }
   bool given(const char* flag) const {
     const auto* o = cmd->get_option_no_throw(flag);  // pretrain has no --expert-dropout
     return o && o->count() > 0;
   }
+
+  /// This process's place in a distributed run: the environment, then the flags given.
+  dist::DistOptions dist_options() const {
+    dist::DistOptions d = dist::dist_options_from_environment();
+    if (given("--rank")) d.rank = rank;
+    if (given("--world-size")) d.world_size = world_size;
+    if (given("--master-addr")) d.master_addr = master_addr;
+    if (given("--master-port")) d.master_port = master_port;
+    d.backend = backend;
+    d.timeout_seconds = dist_timeout;
+    if (given("--world-size") && !given("--rank") && !std::getenv("RANK"))
+      throw ConfigError("--world-size " + std::to_string(world_size) + " needs --rank (or RANK) on each process");
+    if (given("--nproc") && nproc > 1 && (given("--rank") || given("--world-size") || d.world_size > 1))
+      throw ConfigError("--nproc starts all ranks on this machine: leave out --rank/--world-size (and RANK/WORLD_SIZE), "
+                        "or start each process yourself with them");
+    if (!inject_rank_fault.empty()) {
+      const auto a = inject_rank_fault.find(':'), b = inject_rank_fault.rfind(':');
+      if (a == std::string::npos || a == b) throw ConfigError("--inject-rank-fault: give RANK:STEP:kill|hang");
+      d.fault_rank = std::stoi(inject_rank_fault.substr(0, a));
+      d.fault_step = std::stoll(inject_rank_fault.substr(a + 1, b - a - 1));
+      d.fault_kind = inject_rank_fault.substr(b + 1);
+      if (d.fault_kind != "kill" && d.fault_kind != "hang") throw ConfigError("--inject-rank-fault: kind is kill or hang");
+    }
+    dist::validate(d);
+    return d;
+  }
+  bool launches() const { return given("--nproc") && nproc > 1; }
 
   /// The training config: the defaults, the --training-config file, the flags given; checked against the model.
   TrainConfig apply(TrainConfig t, const ModelConfig& model) const {
@@ -154,8 +204,11 @@ struct TrainFlags {
 void refuse_options_ignored_by_resume(const CLI::App& cmd) {
   for (const CLI::Option* opt : cmd.get_options()) {
     const std::string name = opt->get_name();
-    if (opt->count() == 0 || name == "--resume" || name == "--steps" || name == "--data-dir" || name == "--quiet" ||
-        name == "--json" || name == "--help")
+    static const std::set<std::string> allowed{"--resume",      "--steps",       "--data-dir",    "--quiet",
+                                               "--json",        "--help",        "--nproc",       "--rank",
+                                               "--world-size",  "--master-addr", "--master-port", "--backend",
+                                               "--dist-timeout", "--inject-rank-fault"};
+    if (opt->count() == 0 || allowed.count(name))
       continue;
     throw ConfigError(name + " cannot be used with --resume: a resumed run keeps the config it was started with "
                              "(only --steps may extend it)");
@@ -192,14 +245,37 @@ void print_outcome(const RunOutcome& o, bool json) {
   if (!o.last_checkpoint.empty()) fmt::print("checkpoint: {}\n", o.last_checkpoint.string());
 }
 
+// This command line without --nproc: what each launched rank runs.
+std::vector<std::string> rank_command_line() {
+  std::vector<std::string> args;
+  const auto& all = command_line();
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (all[i] == "--nproc") {
+      ++i;  // and its value
+      continue;
+    }
+    if (all[i].rfind("--nproc=", 0) == 0) continue;
+    args.push_back(all[i]);
+  }
+  return args;
+}
+
 int run_trainer(TrainerOptions options, const TrainFlags& flags) {
-  TerminalProgress progress(options.training.steps, flags.quiet);
-  Trainer trainer(std::move(options), &progress);
+  options.dist = flags.dist_options();
+  if (flags.launches()) {
+    // This process only starts and watches the ranks; rank 0 prints the progress and outcome.
+    options.dist.world_size = flags.nproc;
+    return dist::launch_local(flags.nproc, rank_command_line(), options.dist, !flags.given("--master-port"));
+  }
+  const bool follower = options.dist.enabled() && options.dist.rank != 0;
+  TerminalProgress progress(options.training.steps, flags.quiet || follower);
+  Trainer trainer(std::move(options), follower ? nullptr : &progress);
   RunOutcome outcome;
   {
     InterruptWatcher watcher(trainer);
     outcome = trainer.run();
   }
+  if (follower) return 0;
   progress.finish_line();
   print_outcome(outcome, flags.json);
   return outcome.status == "finished" || outcome.status == "stopped" ? 0 : 3;
@@ -313,6 +389,12 @@ void add_train_commands(CLI::App& app) {
         o.resume_run = *resume;
         o.resume_kind = "finetune";  // a pre-training run is refused, naming `smx pretrain --resume`
         o.training.steps = flags->given("--steps") ? flags->steps : 1;
+        const int rc = run_trainer(std::move(o), *flags);
+        if (rc != 0) throw CLI::RuntimeError(rc);
+        return;
+      }
+      if (const auto d = flags->dist_options(); d.enabled() && d.rank != 0) {
+        // A rank other than 0 takes the model, weights and config from rank 0: its machine need not hold the parent run.
         const int rc = run_trainer(std::move(o), *flags);
         if (rc != 0) throw CLI::RuntimeError(rc);
         return;

@@ -121,4 +121,38 @@ std::vector<size_t> EpochShuffle::rows(uint64_t batch_index, int64_t batch_size)
   return rows;
 }
 
+namespace {
+torch::Tensor rows_or_none(const torch::Tensor& t, int64_t begin, int64_t n) {
+  return t.defined() ? t.narrow(0, begin, n) : t;
+}
+}  // namespace
+
+PretrainBatch rows_of(const PretrainBatch& b, int64_t begin, int64_t n) {
+  PretrainBatch r;
+  r.ids = rows_or_none(b.ids, begin, n);
+  r.types = rows_or_none(b.types, begin, n);
+  r.mask = rows_or_none(b.mask, begin, n);
+  r.mlm_positions = rows_or_none(b.mlm_positions, begin, n);
+  r.mlm_labels = rows_or_none(b.mlm_labels, begin, n);
+  r.nsp_labels = rows_or_none(b.nsp_labels, begin, n);
+  return r;
+}
+
+LmBatch rows_of(const LmBatch& b, int64_t begin, int64_t n) {
+  LmBatch r;
+  r.ids = rows_or_none(b.ids, begin, n);
+  r.loss_mask = rows_or_none(b.loss_mask, begin, n);
+  return r;
+}
+
+TaskBatch rows_of(const TaskBatch& b, int64_t begin, int64_t n) {
+  TaskBatch r;
+  r.ids = rows_or_none(b.ids, begin, n);
+  r.types = rows_or_none(b.types, begin, n);
+  r.mask = rows_or_none(b.mask, begin, n);
+  r.labels = rows_or_none(b.labels, begin, n);
+  r.targets = rows_or_none(b.targets, begin, n);
+  return r;
+}
+
 }  // namespace smx

@@ -52,6 +52,11 @@ struct TaskBatch {
 TaskBatch make_task_batch(const std::vector<EncodedExample>& examples, const std::vector<size_t>& rows,
                           int64_t seq_len);
 
+/// Rows [begin, begin + n) of a batch: a distributed rank's share.
+PretrainBatch rows_of(const PretrainBatch& b, int64_t begin, int64_t n);
+LmBatch rows_of(const LmBatch& b, int64_t begin, int64_t n);
+TaskBatch rows_of(const TaskBatch& b, int64_t begin, int64_t n);
+
 /// Rows of fine-tuning batches: epochs of a seeded shuffle, so batch `index`
 /// is a pure function of (seed, index) and a resumed run sees the same
 /// batches. The current epoch's permutation is kept, so a batch costs its size,

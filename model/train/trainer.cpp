@@ -3,6 +3,8 @@
 // trainer_setup.cpp; the shared state in trainer_state.h.
 #include "model/train/trainer.h"
 
+#include <csignal>
+
 #include "model/train/trainer_state.h"
 
 namespace smx {
@@ -30,23 +32,42 @@ std::string step_file(const char* prefix, int64_t step, const char* ext) {
 
 }  // namespace
 
-Trainer::State::StepResult Trainer::State::forward_pretrain(const PretrainBatch& batch) {
+Trainer::State::StepResult Trainer::State::forward_pretrain(const PretrainBatch& batch, const BatchShares& shares) {
   std::optional<compat::CudaAutocastBf16> autocast;
   if (device.is_cuda() && cfg.bf16) autocast.emplace();
   auto L = model->pretrain_losses(batch);
-  return {L.total,
-          {{"loss/mlm", L.mlm}, {"loss/nsp", L.nsp}, {"loss/load_balancing", L.load_balancing},
-           {"loss/z", L.z_loss}, {"accuracy/mlm", L.mlm_accuracy}, {"accuracy/nsp", L.nsp_accuracy}},
+  if (shares.ones())
+    return {L.total,
+            {{"loss/mlm", L.mlm}, {"loss/nsp", L.nsp}, {"loss/load_balancing", L.load_balancing},
+             {"loss/z", L.z_loss}, {"accuracy/mlm", L.mlm_accuracy}, {"accuracy/nsp", L.nsp_accuracy}},
+            0};
+  // A rank's part of the whole batch's losses (see BatchShares): NSP and the load-balancing loss
+  // average over examples and routing groups, which every rank has equally many of.
+  auto mlm = L.mlm * shares.predictions, z = L.z_loss * shares.real_tokens;
+  auto total = mlm + L.nsp + model_config.router.load_balancing_weight * L.load_balancing +
+               model_config.router.z_loss_weight * z;
+  return {total,
+          {{"loss/mlm", mlm}, {"loss/nsp", L.nsp}, {"loss/load_balancing", L.load_balancing},
+           {"loss/z", z}, {"accuracy/mlm", L.mlm_accuracy * shares.predictions}, {"accuracy/nsp", L.nsp_accuracy}},
           0};
 }
 
-Trainer::State::StepResult Trainer::State::forward_lm(const LmBatch& batch) {
+Trainer::State::StepResult Trainer::State::forward_lm(const LmBatch& batch, const BatchShares& shares) {
   std::optional<compat::CudaAutocastBf16> autocast;
   if (device.is_cuda() && cfg.bf16) autocast.emplace();
   auto L = lm->lm_losses(batch);
-  return {L.total,
-          {{"loss/nll", L.nll}, {"accuracy/next_token", L.accuracy}, {"loss/load_balancing", L.load_balancing},
-           {"loss/z", L.z_loss}, {"loss/smoe_balancing", L.smoe_balancing}},
+  if (shares.ones())
+    return {L.total,
+            {{"loss/nll", L.nll}, {"accuracy/next_token", L.accuracy}, {"loss/load_balancing", L.load_balancing},
+             {"loss/z", L.z_loss}, {"loss/smoe_balancing", L.smoe_balancing}},
+            0};
+  // LM batches have no padding: only the scored targets (loss_mask) differ between ranks.
+  auto nll = L.nll * shares.predictions;
+  auto total = nll + model_config.router.load_balancing_weight * L.load_balancing +
+               model_config.router.z_loss_weight * L.z_loss + model_config.smoe_balancing_weight * L.smoe_balancing;
+  return {total,
+          {{"loss/nll", nll}, {"accuracy/next_token", L.accuracy * shares.predictions},
+           {"loss/load_balancing", L.load_balancing}, {"loss/z", L.z_loss}, {"loss/smoe_balancing", L.smoe_balancing}},
           0};
 }
 
@@ -83,7 +104,7 @@ torch::Tensor Trainer::State::task_logits(const TaskBatch& b, EncoderModelImpl::
   return logits.to(torch::kFloat);
 }
 
-Trainer::State::StepResult Trainer::State::forward_task(const TaskBatch& b) {
+Trainer::State::StepResult Trainer::State::forward_task(const TaskBatch& b, const BatchShares& shares) {
   EncoderModelImpl::Output out;
   auto logits = task_logits(b, &out);
   compat::AutocastOff off;
@@ -97,6 +118,7 @@ Trainer::State::StepResult Trainer::State::forward_task(const TaskBatch& b) {
   auto zero = torch::zeros({}, logits.options());
   auto lb = out.load_balancing_loss.defined() ? out.load_balancing_loss : zero;
   auto z = out.z_loss.defined() ? out.z_loss : zero;
+  if (!shares.ones()) z = z * shares.real_tokens;  // averaged over real tokens; examples are equal per rank
   auto total = loss + model_config.router.load_balancing_weight * lb + model_config.router.z_loss_weight * z;
   StepResult r{total, {{"loss/task", loss}, {"loss/load_balancing", lb}, {"loss/z", z}}, 0};
   if (acc.defined()) r.scalars.emplace_back("accuracy/train", acc);
@@ -253,7 +275,7 @@ void Trainer::State::snapshot(int64_t step, std::vector<telemetry::MoeLayerStats
 
 void Trainer::State::loop() {
   module().train();
-  store->set_status(run_id, "running");
+  if (writer()) store->set_status(run_id, "running");
   StabilityMonitor monitor(cfg.spike_factor, cfg.spike_window);
   // Attention health per step (entropy, largest score): what the stability lab reads when a run diverges.
   const std::vector<SelfAttention*> attention = attention_sublayers(module());
@@ -276,29 +298,50 @@ void Trainer::State::loop() {
           return make_task_batch(train_examples, shuffle->rows(i, cfg.batch_size), seq_len);
         },
         first_batch, 1, 4);
+  // A distributed rank trains on rows [first_row, first_row + rows) of every batch (the whole batch is
+  // built from its index on every rank, so the split needs no communication and a resumed run sees
+  // the same data whatever the number of ranks).
+  const int64_t rows = cfg.batch_size / world(), first_row = group ? group->rank() * rows : 0;
+  // Distributed: stop and pause are agreed by every rank (summed with each step's scalars), so all
+  // ranks leave the loop, or pause, at the same step.
+  bool stop_agreed = false, pause_agreed = false;
 
   outcome.status = "finished";
   int64_t step = start_step;
   double examples = 0, tokens = 0, train_time = 0;
-  if (step == 0 && cfg.snapshot_every > 0) snapshot(0, {});
+  if (step == 0 && cfg.snapshot_every > 0 && writer()) snapshot(0, {});
   for (; step < cfg.steps; ++step) {
-    serve_live_weights(step);  // between two steps: the weights after `step` steps
-    if (owner.paused_ && !owner.stop_) {
-      store->set_status(run_id, "paused");
+    if (group) inject_fault(step);
+    if (writer()) serve_live_weights(step);  // between two steps: the weights after `step` steps
+    if (group ? pause_agreed && !stop_agreed : owner.paused_ && !owner.stop_) {
+      if (writer()) store->set_status(run_id, "paused");
       event(step, "paused", "paused at step " + std::to_string(step));
       const auto pause_began = Clock::now();
       for (;;) {
-        owner.wait_while_paused();  // also wakes for a live-weights request, answered while paused
-        if (!owner.live_requested_ || owner.stop_) break;
-        serve_live_weights(step);
+        if (!group) {
+          owner.wait_while_paused();  // also wakes for a live-weights request, answered while paused
+          if (!owner.live_requested_ || owner.stop_) break;
+          serve_live_weights(step);
+          continue;
+        }
+        // Distributed: every rank checks in a few times a second until no rank wants the pause.
+        if (writer()) {
+          owner.wait_while_paused(std::chrono::milliseconds(250));
+          serve_live_weights(step);
+        }
+        auto flags = torch::tensor({double(owner.paused_.load()), double(owner.stop_.load())}, torch::kDouble);
+        group->all_reduce_sum(flags, "agreeing on the pause at step " + std::to_string(step));
+        pause_agreed = flags[0].item<double>() > 0;
+        stop_agreed = flags[1].item<double>() > 0;
+        if (!pause_agreed || stop_agreed) break;
       }
       wall_offset -= seconds_since(pause_began);  // wall time counts training, not pauses
-      if (!owner.stop_) {
-        store->set_status(run_id, "running");
+      if (!(group ? stop_agreed : owner.stop_.load())) {
+        if (writer()) store->set_status(run_id, "running");
         event(step, "continued", "continued at step " + std::to_string(step));
       }
     }
-    if (owner.stop_) {
+    if (group ? stop_agreed : owner.stop_.load()) {
       outcome.status = "stopped";
       break;
     }
@@ -309,26 +352,49 @@ void Trainer::State::loop() {
     torch::Tensor total_sum;
     std::vector<std::pair<std::string, torch::Tensor>> scalar_sums;
     int64_t step_tokens = 0;
+    const auto share = [&](const torch::Tensor& part, const torch::Tensor& whole) {
+      const double all = whole.sum().item<double>();
+      return all > 0 ? part.sum().item<double>() / all * double(world()) : 1.0;
+    };
     for (uint64_t m = 0; m < micro; ++m) {
       const uint64_t index = static_cast<uint64_t>(step) * micro + m;
       StepResult r;
       if (lm_run()) {
         auto batch = lm_batches->get(index);
         step_tokens += batch.ids.numel();
+        BatchShares shares;
+        if (group) {
+          auto mine = rows_of(batch, first_row, rows);
+          if (batch.loss_mask.defined()) shares.predictions = share(mine.loss_mask, batch.loss_mask);
+          batch = std::move(mine);
+        }
         last_batch_ids = batch.ids;
-        r = forward_lm(batch.to(device));
+        r = forward_lm(batch.to(device), shares);
       } else if (pretraining_run()) {
         auto batch = pretrain_batches->get(index);
         step_tokens += batch.mask.sum().item<int64_t>();
+        BatchShares shares;
+        if (group) {
+          auto mine = rows_of(batch, first_row, rows);
+          shares.predictions = share(mine.mlm_labels.ne(-100), batch.mlm_labels.ne(-100));
+          shares.real_tokens = share(mine.mask, batch.mask);
+          batch = std::move(mine);
+        }
         last_batch_ids = batch.ids;
         last_batch_mask = batch.mask;
-        r = forward_pretrain(batch.to(device));
+        r = forward_pretrain(batch.to(device), shares);
       } else {
         auto batch = task_batches->get(index);
         step_tokens += batch.mask.sum().item<int64_t>();
+        BatchShares shares;
+        if (group) {
+          auto mine = rows_of(batch, first_row, rows);
+          shares.real_tokens = share(mine.mask, batch.mask);
+          batch = std::move(mine);
+        }
         last_batch_ids = batch.ids;
         last_batch_mask = batch.mask;
-        r = forward_task(batch.to(device));
+        r = forward_task(batch.to(device), shares);
       }
       if (step == cfg.inject_nan_at_step) r.total = r.total * std::numeric_limits<float>::quiet_NaN();
       (r.total / double(micro)).backward();
@@ -339,10 +405,34 @@ void Trainer::State::loop() {
         for (size_t i = 0; i < r.scalars.size(); ++i) scalar_sums[i].second = scalar_sums[i].second + r.scalars[i].second.detach();
       }
     }
+    double loss = 0;
+    std::vector<double> rank_tokens_per_s;
+    if (group) {
+      const double compute_seconds = seconds_since(t0);
+      gradients->average();
+      // One all-reduce for the step's loss and scalars (each rank's part: their mean is the whole
+      // batch's value), every rank's compute speed, and the controls.
+      std::vector<torch::Tensor> parts{total_sum.reshape({1})};
+      for (auto& [k, v] : scalar_sums) parts.push_back(v.reshape({1}));
+      auto values = torch::cat(parts).to(torch::kCPU, torch::kDouble).div_(double(world()));
+      auto speeds = torch::zeros({world()}, torch::kDouble);
+      speeds[group->rank()] = double(step_tokens) / double(world()) / std::max(compute_seconds, 1e-9);
+      auto flags = torch::tensor({double(owner.paused_.load()), double(owner.stop_.load())}, torch::kDouble);
+      auto all = torch::cat({values, speeds, flags});
+      group->all_reduce_sum(all, "the loss all-reduce of step " + std::to_string(step + 1));
+      const double* v = all.data_ptr<double>();
+      loss = v[0] / double(micro);
+      for (size_t i = 0; i < scalar_sums.size(); ++i) scalar_sums[i].second = torch::tensor(v[1 + i]);
+      rank_tokens_per_s.assign(v + 1 + scalar_sums.size(), v + 1 + scalar_sums.size() + world());
+      pause_agreed = v[all.numel() - 2] > 0;
+      stop_agreed = v[all.numel() - 1] > 0;
+    }
+    // After the all-reduce every rank holds the same gradients, loss and norm, so the stability
+    // monitor below reaches the same verdict on every rank.
     const double grad_norm = cfg.clip_norm > 0
                                  ? torch::nn::utils::clip_grad_norm_(parameters, cfg.clip_norm)
                                  : torch::nn::utils::clip_grad_norm_(parameters, std::numeric_limits<double>::infinity());
-    const double loss = total_sum.item<double>() / double(micro);
+    if (!group) loss = total_sum.item<double>() / double(micro);
 
     const StabilityVerdict verdict = monitor.check(loss, grad_norm);
     bool apply = true;
@@ -367,6 +457,7 @@ void Trainer::State::loop() {
     tokens += double(step_tokens);
     const int64_t done = step + 1;
 
+    if (!writer()) continue;  // rank 0 records, evaluates and checkpoints for the whole run
     if (done % cfg.log_every == 0 || done == cfg.steps) {
       StepMetrics m;
       m.step = done;
@@ -378,6 +469,8 @@ void Trainer::State::loop() {
       m.values.emplace_back("speed/step_ms", step_seconds * 1000.0);
       m.values.emplace_back("speed/examples_per_s", double(cfg.batch_size * cfg.accumulation) / step_seconds);
       m.values.emplace_back("speed/tokens_per_s", double(step_tokens) / step_seconds);
+      for (size_t r = 0; r < rank_tokens_per_s.size(); ++r)
+        m.values.emplace_back("dist/rank" + std::to_string(r) + "_tokens_per_s", rank_tokens_per_s[r]);
       m.values.emplace_back("memory/resident_mb", resident_megabytes());
       if (!apply) m.values.emplace_back("stability/skipped", 1.0);
       auto moe = capture_moe_stats(lm_run() ? lm->moe_layers() : model->moe_layers());
@@ -397,6 +490,7 @@ void Trainer::State::loop() {
   outcome.train_seconds = train_time;
   outcome.examples_per_second = train_time > 0 ? examples / train_time : 0;
   outcome.tokens_per_second = train_time > 0 ? tokens / train_time : 0;
+  if (!writer()) return;
   if (outcome.status != "diverged") {
     // Final evaluation (fine-tuning: the whole dev split) and checkpoint.
     record_eval(evaluate(step, /*full=*/true));
@@ -405,6 +499,14 @@ void Trainer::State::loop() {
   store->set_status(run_id, outcome.status);
   event(step, outcome.status, outcome.status == "finished" ? "reached step " + std::to_string(step)
                                                            : outcome.status + " at step " + std::to_string(step));
+}
+
+void Trainer::State::inject_fault(int64_t step) {
+  const auto& d = opt.dist;
+  if (d.fault_rank != group->rank() || d.fault_step != step) return;
+  std::fprintf(stderr, "rank %d: injected fault '%s' before step %lld\n", d.fault_rank, d.fault_kind.c_str(),
+               static_cast<long long>(step));
+  std::raise(d.fault_kind == "hang" ? SIGSTOP : SIGKILL);
 }
 
 Trainer::Trainer(TrainerOptions options, TrainerObserver* observer) : options_(std::move(options)), observer_(observer) {}
@@ -428,9 +530,11 @@ void Trainer::request_live_weights() {
   control_cv_.notify_all();
 }
 
-void Trainer::wait_while_paused() {
+void Trainer::wait_while_paused(std::chrono::milliseconds limit) {
   std::unique_lock lock(control_mutex_);
-  control_cv_.wait(lock, [&] { return !paused_ || stop_ || live_requested_; });
+  const auto done = [&] { return !paused_ || stop_ || live_requested_; };
+  if (limit == std::chrono::milliseconds::max()) control_cv_.wait(lock, done);
+  else control_cv_.wait_for(lock, limit, done);
 }
 
 RunOutcome Trainer::run() {
@@ -449,7 +553,7 @@ RunOutcome Trainer::run() {
   } catch (const std::exception& e) {
     try {
       const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
-      s.store->set_status(s.run_id, "failed");
+      if (s.writer() && s.store) s.store->set_status(s.run_id, "failed");
       s.event(s.outcome.steps_done, "failed", c10_error ? c10_error->what_without_backtrace() : e.what());
     } catch (...) {
     }

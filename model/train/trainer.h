@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
@@ -19,6 +20,7 @@
 
 #include "model/config/model_config.h"
 #include "model/config/train_config.h"
+#include "model/dist/dist_options.h"
 #include "model/store/snapshot.h"
 
 namespace smx {
@@ -83,6 +85,13 @@ struct TrainerOptions {
   /// The run init_checkpoint came from, recorded as the new run's parent; it
   /// must be a run of this data folder's store (see RunStore::run_holding).
   std::optional<int64_t> parent_run;
+  /// A distributed run (world_size > 1): this process's rank and how to reach
+  /// the others. training.batch_size stays the global batch: each rank trains
+  /// on its share of every batch and gradients are averaged, so the run (and
+  /// its checkpoints) are the same whatever the number of ranks. Rank 0 alone
+  /// writes the run store, telemetry and checkpoints; the other ranks take the
+  /// run's config, tokenizer and weights from it.
+  dist::DistOptions dist;
 };
 
 /// The final state of a run.
@@ -130,8 +139,8 @@ class Trainer {
   std::atomic<int64_t> run_id_{0};
   std::mutex control_mutex_;
   std::condition_variable control_cv_;
-  /// Returns on resume, stop, or a live-weights request.
-  void wait_while_paused();
+  /// Returns on resume, stop, or a live-weights request (or after `limit`, when given).
+  void wait_while_paused(std::chrono::milliseconds limit = std::chrono::milliseconds::max());
   friend StepMetrics evaluate_checkpoint(const std::filesystem::path&, const std::filesystem::path&, TrainerObserver*,
                                          const std::string&);
   friend LmWindows lm_heldout_windows(const ModelConfig&, const TrainConfig&, const std::filesystem::path&, int64_t);

@@ -3,6 +3,8 @@
 // in the store.
 #include <iterator>
 
+#include <nlohmann/json.hpp>
+
 #include "model/train/trainer_state.h"
 
 #include "model/nn/hash_routing.h"
@@ -71,6 +73,11 @@ void Trainer::State::resolve_configs() {
     cfg.threads = cpus;
   }
   if (cfg.threads > 0) torch::set_num_threads(cfg.threads);
+  else if (opt.dist.local_world_size > 1) torch::set_num_threads(std::max(1, cpus / opt.dist.local_world_size));  // ranks share the CPUs
+  if (opt.dist.world_size > 1 && cfg.batch_size % opt.dist.world_size != 0)
+    throw ConfigError("batch_size " + std::to_string(cfg.batch_size) + " cannot be split evenly over " +
+                      std::to_string(opt.dist.world_size) + " ranks: give a multiple of " + std::to_string(opt.dist.world_size) +
+                      " (it is the global batch; each rank trains on batch_size / ranks rows)");
   // A new run from scratch: its model is known now. Fine-tuning takes the model from the
   // checkpoint (later); a resumed run is checked in fix_seq_len.
   if (opt.init_checkpoint.empty() && !opt.resume_run) {
@@ -314,6 +321,115 @@ void Trainer::State::make_probe() {
 }
 
 void Trainer::State::setup() {
+  if (!opt.dist.enabled()) {
+    setup_local();
+    return;
+  }
+  group = dist::ProcessGroup::connect(opt.dist);
+  if (group->rank() != 0) {
+    setup_follower();
+  } else {
+    try {
+      setup_local();
+    } catch (const std::exception& e) {
+      // The other ranks wait for the run's config: tell them why there is none.
+      const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+      try {
+        group->publish("smx/run", std::string("error\n") + (c10_error ? c10_error->what_without_backtrace() : e.what()));
+      } catch (...) {
+      }
+      throw;
+    }
+    nlohmann::json j{{"config", run_config_to_json_text(model_config, cfg)},
+                     {"run_id", run_id},
+                     {"resumed_step", resumed_from.empty() ? int64_t(0) : start_step},
+                     {"tokenizer", tokenizer_path.filename().string()}};
+    std::ifstream in(tokenizer_path, std::ios::binary);
+    group->publish("smx/tokenizer", std::string(std::istreambuf_iterator<char>(in), {}));
+    group->publish("smx/run", j.dump());
+  }
+  share_weights();
+}
+
+void Trainer::State::setup_follower() {
+  const std::string published = group->fetch("smx/run");
+  if (published.rfind("error\n", 0) == 0)
+    throw dist::DistError("rank " + std::to_string(group->rank()) + ": rank 0 could not set up the run: " + published.substr(6));
+  const auto j = nlohmann::json::parse(published);
+  data_dir = opt.data_dir.empty() ? store::default_data_dir() : opt.data_dir;
+  run_config_from_json_text(j.at("config").get<std::string>(), model_config, cfg);
+  run_id = j.at("run_id").get<int64_t>();
+  device = pick_device(cfg.device);
+  const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (cfg.threads > 0) torch::set_num_threads(std::min(cfg.threads, cpus));
+  else if (opt.dist.local_world_size > 1) torch::set_num_threads(std::max(1, cpus / opt.dist.local_world_size));
+  // Rank 0's tokenizer, in this data folder (another machine may have none, or an older one).
+  const std::string bytes = group->fetch("smx/tokenizer");
+  const fs::path here = data_dir / "tokenizers" / fs::path(j.at("tokenizer").get<std::string>()).filename();
+  std::string existing;
+  if (std::ifstream in(here, std::ios::binary); in) existing.assign(std::istreambuf_iterator<char>(in), {});
+  if (existing != bytes) {
+    fs::create_directories(here.parent_path());
+    const fs::path tmp = here.string() + ".tmp-rank" + std::to_string(group->rank());
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      out.write(bytes.data(), std::streamsize(bytes.size()));
+      if (!out) throw std::runtime_error("rank " + std::to_string(group->rank()) + ": cannot write " + tmp.string());
+    }
+    fs::rename(tmp, here);
+  }
+  cfg.tokenizer = here.string();
+  // The run exists (rank 0 made or reopened it): this rank only trains.
+  opt.resume_run.reset();
+  opt.init_checkpoint.clear();
+  opt.parent_run.reset();
+  if (lm_run()) setup_lm();
+  else if (pretraining_run()) setup_pretraining();
+  else setup_finetuning(nullptr);
+  build_model(nullptr);
+  start_step = j.at("resumed_step").get<int64_t>();
+  started = Clock::now();
+  owner.run_id_ = run_id;
+  outcome.run_id = run_id;
+}
+
+void Trainer::State::share_weights() {
+  if (start_step > 0) {
+    // Resumed: rank 0's checkpoint (weights, optimizer state, step), loaded by every rank as rank 0 loaded it.
+    std::string bytes;
+    if (writer()) {
+      std::ifstream in(resumed_from, std::ios::binary);
+      bytes.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    bytes = group->broadcast_bytes(bytes, 0, "sharing the checkpoint to resume from");
+    if (!writer()) {
+      const fs::path tmp = fs::temp_directory_path() /
+                           ("smx-resume-" + std::to_string(run_id) + "-rank" + std::to_string(group->rank()) + "-" +
+                            std::to_string(::getpid()) + ".ckpt");
+      {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out.write(bytes.data(), std::streamsize(bytes.size()));
+      }
+      struct Remove {
+        fs::path p;
+        ~Remove() {
+          std::error_code ec;
+          fs::remove(p, ec);
+        }
+      } remove{tmp};
+      const auto info = load_checkpoint(tmp, module(), optimizer.get(), /*restore_rng=*/true, /*strict=*/true, device);
+      start_step = info.step;
+      wall_offset = info.wall_seconds;
+    }
+  } else {
+    dist::broadcast_module(module(), *group);  // the same initial (or fine-tuning) weights everywhere
+  }
+  // Dropout and jitter draw different numbers on each rank, as each trains on different rows.
+  if (!writer()) torch::manual_seed(cfg.seed + 1000003ULL * uint64_t(group->rank()) + uint64_t(start_step));
+  gradients = std::make_unique<dist::GradientAverager>(parameters, *group);
+}
+
+void Trainer::State::setup_local() {
   resolve_configs();
   std::optional<CheckpointInfo> init;
   if (!opt.init_checkpoint.empty() && !opt.resume_run) init = read_checkpoint_info(opt.init_checkpoint);
@@ -334,6 +450,7 @@ void Trainer::State::setup() {
       throw CheckpointError("run " + std::to_string(run_id) + " has no loadable checkpoint in " + (run_dir / "checkpoints").string() +
                             (skipped.empty() ? "" : ":\n" + skipped));
     const auto info = load_checkpoint(ckpt, module(), optimizer.get(), /*restore_rng=*/true, /*strict=*/true, device);
+    resumed_from = ckpt;
     start_step = info.step;
     wall_offset = info.wall_seconds;
     store->set_config(run_id, run_config_to_json_text(model_config, cfg));

@@ -20,6 +20,7 @@
 #include "model/core/hash.h"
 #include "model/data/metrics.h"
 #include "model/data/tasks.h"
+#include "model/dist/process_group.h"
 #include "model/nn/decoder.h"
 #include "model/nn/encoder.h"
 #include "model/optim/adamw.h"
@@ -42,6 +43,16 @@ inline double seconds_since(Clock::time_point t) { return std::chrono::duration<
 
 /// "auto", "cpu" or "cuda" (refused with a clear message when absent).
 torch::Device pick_device(const std::string& d);
+
+/// A distributed rank's share of a batch's counts, times the number of ranks:
+/// a loss averaged over this rank's masked predictions (or scored targets, or
+/// real tokens) is weighted by it, so that the mean over ranks is the loss of
+/// the whole batch, exactly as one process computes it. 1 on a single process.
+struct BatchShares {
+  double predictions = 1;  ///< MLM predictions, LM targets
+  double real_tokens = 1;  ///< non-padding tokens (router z-loss)
+  bool ones() const { return predictions == 1 && real_tokens == 1; }
+};
 
 struct Trainer::State {
   Trainer& owner;
@@ -71,6 +82,10 @@ struct Trainer::State {
   std::unique_ptr<torch::optim::AdamW> optimizer;
   std::vector<torch::Tensor> parameters;
   Probe probe;
+  // distributed runs (opt.dist.world_size > 1); null on a single process
+  std::unique_ptr<dist::ProcessGroup> group;
+  std::unique_ptr<dist::GradientAverager> gradients;
+  fs::path resumed_from;  ///< the checkpoint a resumed run loaded (rank 0 shares its bytes)
   int64_t seq_len = 0;
   int64_t start_step = 0;
   double wall_offset = 0;  // training seconds before this session (resumed runs)
@@ -80,6 +95,9 @@ struct Trainer::State {
   State(Trainer& t) : owner(t), opt(t.options_) {}
   bool pretraining_run() const { return cfg.is_pretraining(); }
   bool lm_run() const { return model_config.is_decoder(); }
+  /// This process writes the run store, telemetry, checkpoints: a single process, or rank 0.
+  bool writer() const { return !group || group->rank() == 0; }
+  int world() const { return group ? group->size() : 1; }
   /// The model being trained, whichever family.
   torch::nn::Module& module() { return lm_run() ? static_cast<torch::nn::Module&>(*lm) : *model; }
   double wall() const { return wall_offset + seconds_since(started); }
@@ -94,7 +112,7 @@ struct Trainer::State {
     stage("warning: " + message, -1);
   }
   void event(int64_t step, const std::string& kind, const std::string& message, double value = 0) {
-    store->log_event(store::EventRecord{run_id, step, wall(), kind, message, value});
+    if (store) store->log_event(store::EventRecord{run_id, step, wall(), kind, message, value});
     if (owner.observer_) owner.observer_->on_event(RunEvent{step, kind, message, value});
   }
 
@@ -114,6 +132,12 @@ struct Trainer::State {
   void balance_hash_tables();
   void make_probe();
   void setup();
+  /// A single process's set-up, and rank 0's.
+  void setup_local();
+  /// Ranks other than 0: the run's config and tokenizer from rank 0, then the same data and model.
+  void setup_follower();
+  /// Every rank starts from rank 0's weights (and, resuming, its optimizer state and step).
+  void share_weights();
 
   // --- steps ----------------------------------------------------------------
   struct StepResult {
@@ -121,13 +145,13 @@ struct Trainer::State {
     std::vector<std::pair<std::string, torch::Tensor>> scalars;
     int64_t tokens = 0;
   };
-  StepResult forward_pretrain(const PretrainBatch& batch);
-  StepResult forward_lm(const LmBatch& batch);
+  StepResult forward_pretrain(const PretrainBatch& batch, const BatchShares& shares = {});
+  StepResult forward_lm(const LmBatch& batch, const BatchShares& shares = {});
   /// Held-out perplexity over `batches` batches of held-out windows (all of them when <= 0).
   StepMetrics evaluate_lm(int64_t batches);
 
   torch::Tensor task_logits(const TaskBatch& b, EncoderModelImpl::Output* out_keep = nullptr);
-  StepResult forward_task(const TaskBatch& b);
+  StepResult forward_task(const TaskBatch& b, const BatchShares& shares = {});
 
   // --- evaluation -------------------------------------------------------------
   StepMetrics evaluate(int64_t step, bool full);
@@ -146,6 +170,8 @@ struct Trainer::State {
 
   // --- the loop -----------------------------------------------------------------
   void loop();
+  /// Testing (--inject-rank-fault): this rank kills itself or stops answering before `step`.
+  void inject_fault(int64_t step);
 };
 
 }  // namespace smx
