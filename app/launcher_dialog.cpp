@@ -15,6 +15,7 @@
 #include <QPushButton>
 #include <QScrollArea>
 #include <QSpinBox>
+#include <QThread>
 #include <QTabWidget>
 #include <QVBoxLayout>
 #include <cmath>
@@ -81,6 +82,13 @@ LauncherDialog::LauncherDialog(store::RunStore* store, const QString& dataDir, b
   seeds_->setRange(1, 50);
   seeds_->setToolTip("Run the same configuration with this many seeds (seed, seed+1, ...); the curves then show their "
                      "mean and spread.");
+  processes_ = new QSpinBox;
+  processes_->setObjectName("processes");
+  processes_->setRange(1, std::max(1, QThread::idealThreadCount()));
+  processes_->setToolTip("Train with this many processes on this machine (data parallelism on PyTorch's c10d/Gloo): "
+                         "each trains on its share of every batch, so the batch size must divide by it; the run is "
+                         "the same as on one process, and Pause and Stop reach every process. The status bar shows "
+                         "each process's tokens/s.");
   name_ = new QLineEdit;
   name_->setPlaceholderText("the preset's name");
   name_->setToolTip("A name for the run list.");
@@ -92,6 +100,8 @@ LauncherDialog::LauncherDialog(store::RunStore* store, const QString& dataDir, b
   top->addWidget(from_run_, 1, 1);
   top->addWidget(new QLabel("Seeds"), 1, 2);
   top->addWidget(seeds_, 1, 3);
+  top->addWidget(new QLabel("Processes"), 1, 4);
+  top->addWidget(processes_, 1, 5);
   family_ = new QLabel;
   family_->setObjectName("family");
   family_->setWordWrap(true);
@@ -272,6 +282,7 @@ QString LauncherDialog::value(const QString& section, const QString& key) const 
 }
 
 void LauncherDialog::setSeeds(int n) { seeds_->setValue(n); }
+void LauncherDialog::setProcesses(int n) { processes_->setValue(n); }
 
 void LauncherDialog::setStartFromRun(qint64 runId) {
   const int i = from_run_->findData(qlonglong(runId));
@@ -400,6 +411,10 @@ bool LauncherDialog::validate() {
       init = inspect::latest_checkpoint(store_->run_folder(from));  // a damaged row is refused with its message
       if (init.empty()) throw ConfigError("run " + std::to_string(from) + " has no loadable checkpoint yet");
     }
+    const int processes = processes_->value();
+    if (processes > 1 && training.batch_size % processes != 0)
+      throw ConfigError("batch_size " + std::to_string(training.batch_size) + " cannot be split evenly over " +
+                        std::to_string(processes) + " processes: give a multiple of " + std::to_string(processes));
     const QString base_name = name_->text().trimmed().isEmpty()
                                   ? QString::fromStdString(model.name) + (training.is_pretraining() ? "" : " → " + QString::fromStdString(training.task))
                                   : name_->text().trimmed();
@@ -417,6 +432,8 @@ bool LauncherDialog::validate() {
         r.options.init_checkpoint = init;
         r.options.parent_run = from;
       }
+      r.options.dist.world_size = processes;  // the controller starts ranks 1.. beside this process's rank 0
+      r.options.dist.local_world_size = processes;
       r.label = QString::fromStdString(r.options.run_name);
       r.group = group;
       r.seed_index = i;

@@ -40,6 +40,8 @@ class LauncherDialog : public QDialog {
   bool setValue(const QString& section, const QString& key, const QString& value);
   QString value(const QString& section, const QString& key) const;
   void setSeeds(int n);
+  /// Processes per run (data-parallel ranks on this machine).
+  void setProcesses(int n);
   /// Fine-tune from this run's newest checkpoint (0: from scratch).
   void setStartFromRun(qint64 runId);
   /// Loads a run config JSON file ({"model": ..., "training": ...}); false and a message on error.
@@ -65,6 +67,7 @@ class LauncherDialog : public QDialog {
   QComboBox* preset_;
   QComboBox* from_run_;
   QSpinBox* seeds_;
+  QSpinBox* processes_;
   QLineEdit* name_;
   QLabel* error_;
   QHash<QString, QWidget*> editors_;  // "section/key" -> editor

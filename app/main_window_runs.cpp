@@ -260,7 +260,15 @@ void MainWindow::updateStatusBar(const StepMetrics* last) {
   const double tokens = last->get("speed/tokens_per_s", 0);
   const double step_ms = last->get("speed/step_ms", 0);
   step_label_->setText(tr("run %1 · step %2 / %3").arg(live_run_).arg(last->step).arg(steps_total_));
-  speed_label_->setText(tr("%1 tokens/s").arg(tokens, 0, 'f', 0));
+  // A multi-process run records each rank's speed: shown beside the total, so a slow rank stands out.
+  QStringList ranks;
+  for (int r = 0;; ++r) {
+    const double v = last->get("dist/rank" + std::to_string(r) + "_tokens_per_s", -1);
+    if (v < 0) break;
+    ranks << QString::number(v, 'f', 0);
+  }
+  speed_label_->setText(ranks.isEmpty() ? tr("%1 tokens/s").arg(tokens, 0, 'f', 0)
+                                        : tr("%1 tokens/s (ranks: %2)").arg(tokens, 0, 'f', 0).arg(ranks.join(" · ")));
   const double eta = step_ms > 0 ? double(steps_total_ - last->step) * step_ms / 1000.0 : -1;
   eta_label_->setText(tr("ETA %1").arg(format_eta(eta)));
   progress_->setValue(int(last->step));

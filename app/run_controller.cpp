@@ -1,7 +1,14 @@
 #include "app/run_controller.h"
 
+#include <QCoreApplication>
+#include <QDir>
+#include <QFileInfo>
+#include <QProcess>
 #include <QTimer>
 #include <algorithm>
+
+#include "model/dist/launcher.h"
+#include "model/store/run_store.h"
 
 namespace smx::app {
 
@@ -13,10 +20,13 @@ class TrainingWorker : public QObject, public TrainerObserver {
   void run(const RunRequest& request) {
     RunOutcome outcome;
     QString status = "failed", message;
+    std::vector<std::unique_ptr<QProcess>> ranks;
     try {
+      TrainerOptions options = request.options;
+      if (options.dist.world_size > 1) ranks = startRanks(options);
       {
         std::lock_guard lock(trainer_mutex_);
-        trainer_ = std::make_unique<Trainer>(request.options, this);
+        trainer_ = std::make_unique<Trainer>(options, this);
         if (pause_on_start_) trainer_->pause();
       }
       outcome = trainer_->run();
@@ -26,6 +36,7 @@ class TrainingWorker : public QObject, public TrainerObserver {
     } catch (...) {
       message = "unknown error";
     }
+    endRanks(ranks, status == "failed");
     qint64 id = outcome.run_id;
     {
       std::lock_guard lock(trainer_mutex_);
@@ -78,6 +89,62 @@ class TrainingWorker : public QObject, public TrainerObserver {
   std::atomic<bool> pause_on_start_{false};
 
  private:
+  /// A multi-process run: this process trains as rank 0 (its controls, telemetry and store as for any run) and
+  /// `smx` processes join as ranks 1..N-1; they take the run's config, tokenizer and weights from rank 0.
+  std::vector<std::unique_ptr<QProcess>> startRanks(TrainerOptions& options) {
+    const QString smx = smxExecutable();
+    if (smx.isEmpty())
+      throw std::runtime_error("a run with " + std::to_string(options.dist.world_size) +
+                               " processes needs the smx command beside smx-studio (" +
+                               QCoreApplication::applicationDirPath().toStdString() + "), and it is not there");
+    options.dist.rank = 0;
+    options.dist.master_addr = "127.0.0.1";
+    options.dist.master_port = dist::free_port();
+    options.dist.local_world_size = options.dist.world_size;
+    std::vector<std::unique_ptr<QProcess>> ranks;
+    for (int r = 1; r < options.dist.world_size; ++r) {
+      auto p = std::make_unique<QProcess>();
+      p->setProcessChannelMode(QProcess::ForwardedChannels);  // their errors reach the studio's terminal
+      auto env = QProcessEnvironment::systemEnvironment();
+      env.insert("LOCAL_WORLD_SIZE", QString::number(options.dist.world_size));
+      p->setProcessEnvironment(env);
+      const QString data = QString::fromStdString(
+          (options.data_dir.empty() ? store::default_data_dir() : options.data_dir).string());
+      p->start(smx, {options.training.is_pretraining() ? "pretrain" : "finetune", "--rank", QString::number(r),
+                     "--world-size", QString::number(options.dist.world_size), "--master-addr",
+                     QString::fromStdString(options.dist.master_addr), "--master-port",
+                     QString::number(options.dist.master_port), "--dist-timeout",
+                     QString::number(options.dist.timeout_seconds), "--data-dir", data, "--quiet"});
+      if (!p->waitForStarted(10000)) {
+        const std::string why = p->errorString().toStdString();
+        endRanks(ranks, true);
+        throw std::runtime_error("could not start rank " + std::to_string(r) + " (" + smx.toStdString() + "): " + why);
+      }
+      ranks.push_back(std::move(p));
+    }
+    return ranks;
+  }
+
+  /// Rank 0 has ended: the others end with it (at once when it failed: they may still wait for it).
+  static void endRanks(std::vector<std::unique_ptr<QProcess>>& ranks, bool failed) {
+    for (auto& p : ranks)
+      if (failed) p->terminate();
+    for (auto& p : ranks)
+      if (!p->waitForFinished(failed ? 5000 : 30000)) {
+        p->kill();
+        p->waitForFinished(5000);
+      }
+    ranks.clear();
+  }
+
+  /// The smx command: installed beside smx-studio, or in the build tree (build/app, build/tests).
+  static QString smxExecutable() {
+    const QDir here(QCoreApplication::applicationDirPath());
+    for (const QString& candidate : {here.filePath("smx"), here.filePath("../model/cli/smx")})
+      if (QFileInfo(candidate).isExecutable()) return QFileInfo(candidate).canonicalFilePath();
+    return {};
+  }
+
   template <typename F>
   void push(F&& f) {
     {

@@ -241,6 +241,36 @@ void TestStudio::launcherBuildsSeedRuns() {
   QVERIFY(!r[0].group.isEmpty());
 }
 
+void TestStudio::multiProcessRunFromTheStudio() {
+  {
+    // The launcher's Processes: the batch must split evenly over them.
+    app::LauncherDialog dialog(nullptr, g_dir->path(), true);
+    dialog.setPreset("demo");
+    dialog.setProcesses(2);
+    QVERIFY(dialog.setValue("training", "batch_size", "5"));
+    QVERIFY(!dialog.validate());
+    QVERIFY2(dialog.errorText().contains("split evenly over 2 processes"), qPrintable(dialog.errorText()));
+    QVERIFY(dialog.setValue("training", "batch_size", "8"));
+    QVERIFY2(dialog.validate(), qPrintable(dialog.errorText()));
+    QCOMPARE(dialog.requests()[0].options.dist.world_size, 2);
+  }
+  // The controller trains rank 0 itself and starts `smx` as rank 1; each step carries both ranks' speeds.
+  QTemporaryDir dir;
+  app::RunController controller;
+  QSignalSpy ended(&controller, &app::RunController::runEnded);
+  int both_ranks = 0;
+  connect(&controller, &app::RunController::liveBatch, this, [&](const app::LiveBatch& b) {
+    for (const auto& s : b.steps) both_ranks += s.get("dist/rank0_tokens_per_s", 0) > 0 && s.get("dist/rank1_tokens_per_s", 0) > 0;
+  });
+  auto r = demo_request(6, dir.path());
+  r.options.dist.world_size = 2;
+  controller.enqueue(r);
+  const auto args = wait_ended(ended);
+  QVERIFY(!args.isEmpty());
+  QVERIFY2(args[3].toString() == "finished", qPrintable(args[3].toString() + ": " + args[4].toString()));
+  QCOMPARE(both_ranks, 6);
+}
+
 void TestStudio::runListShowsHeadlessRuns() {
   QTemporaryDir dir;
   const fs::path file = fs::path(dir.path().toStdString()) / "runs.sqlite";

@@ -11,6 +11,7 @@ class TestStudio : public QObject {
   void setupErrorIsReportedNotThrown();
   void launcherRefusesBadConfigs();
   void launcherBuildsSeedRuns();
+  void multiProcessRunFromTheStudio();
   void runListShowsHeadlessRuns();
   void runListKeepsToTheDataFolder();
   void windowShowsLiveRun();
