@@ -79,7 +79,7 @@ struct TrainFlags {
   int threads = 0;
   bool no_bf16 = false, quiet = false, json = false;
   // distributed runs
-  int nproc = 1, rank = 0, world_size = 1, master_port = 29500;
+  int nproc = 1, rank = 0, world_size = 1, master_port = 29500, expert_parallel = 1;
   std::string master_addr = "127.0.0.1", backend = "auto", inject_rank_fault;
   double dist_timeout = 600;
   CLI::App* cmd = nullptr;
@@ -131,6 +131,9 @@ struct TrainFlags {
         ->check(in_range(1, 65535))->group(d);
     c.add_option("--backend", backend, "gloo (CPU), nccl (CUDA builds with NCCL) or auto")
         ->check(CLI::IsMember({"auto", "gloo", "nccl"}))->group(d);
+    c.add_option("--expert-parallel", expert_parallel,
+                 "spread each MoE layer's experts over groups of this many ranks (divides the ranks and the experts)")
+        ->check(in_range(1, 1 << 20))->group(d);
     c.add_option("--dist-timeout", dist_timeout, "seconds a collective waits for a silent rank before the run ends (default 600)")
         ->check(in_range(1, 86400))->group(d);
     c.add_option("--inject-rank-fault", inject_rank_fault, "testing: RANK:STEP:kill|hang")->group("");  // hidden
@@ -149,6 +152,7 @@ struct TrainFlags {
     if (given("--master-port")) d.master_port = master_port;
     d.backend = backend;
     d.timeout_seconds = dist_timeout;
+    d.expert_parallel = expert_parallel;
     if (given("--world-size") && !given("--rank") && !std::getenv("RANK"))
       throw ConfigError("--world-size " + std::to_string(world_size) + " needs --rank (or RANK) on each process");
     if (given("--nproc") && nproc > 1 && (given("--rank") || given("--world-size") || d.world_size > 1))
@@ -162,6 +166,7 @@ struct TrainFlags {
       d.fault_kind = inject_rank_fault.substr(b + 1);
       if (d.fault_kind != "kill" && d.fault_kind != "hang") throw ConfigError("--inject-rank-fault: kind is kill or hang");
     }
+    if (launches()) d.world_size = nproc;  // checked (--expert-parallel against it) as the ranks will see it
     dist::validate(d);
     return d;
   }
@@ -207,7 +212,7 @@ void refuse_options_ignored_by_resume(const CLI::App& cmd) {
     static const std::set<std::string> allowed{"--resume",      "--steps",       "--data-dir",    "--quiet",
                                                "--json",        "--help",        "--nproc",       "--rank",
                                                "--world-size",  "--master-addr", "--master-port", "--backend",
-                                               "--dist-timeout", "--inject-rank-fault"};
+                                               "--dist-timeout", "--inject-rank-fault", "--expert-parallel"};
     if (opt->count() == 0 || allowed.count(name))
       continue;
     throw ConfigError(name + " cannot be used with --resume: a resumed run keeps the config it was started with "

@@ -42,6 +42,9 @@ void validate(const DistOptions& o) {
     throw ConfigError("--backend '" + o.backend + "': give gloo, nccl or auto");
   if (!(o.timeout_seconds >= 1 && o.timeout_seconds <= 86400))
     throw ConfigError("--dist-timeout: give 1 to 86400 seconds");
+  if (o.expert_parallel < 1 || o.world_size % o.expert_parallel != 0)
+    throw ConfigError("--expert-parallel " + std::to_string(o.expert_parallel) + ": give a divisor of the " +
+                      std::to_string(o.world_size) + " ranks (experts are spread over groups of that many ranks)");
   if (o.local_world_size < 1 || o.local_world_size > o.world_size)
     throw ConfigError("LOCAL_WORLD_SIZE " + std::to_string(o.local_world_size) + ": give 1.." + std::to_string(o.world_size));
 }

@@ -18,6 +18,9 @@ struct DistOptions {
   int master_port = 29500;
   /// "gloo" (CPU tensors), "nccl" (CUDA builds with NCCL), or "auto": by device.
   std::string backend = "auto";
+  /// Expert parallelism: each MoE layer's experts are spread over groups of this many consecutive
+  /// ranks (1: every rank holds all experts). Divides world_size and every layer's expert count.
+  int expert_parallel = 1;
   /// How long a collective (or the rendezvous) waits for a silent rank before the run ends.
   double timeout_seconds = 600;
 

@@ -5,6 +5,7 @@
 // one only at the timeout.
 #include "model/dist/process_group.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -38,11 +39,13 @@ torch::Tensor ProcessGroup::all_to_all(const torch::Tensor&, const std::vector<i
   unavailable();
 }
 void ProcessGroup::barrier(const std::string&) { unavailable(); }
+std::unique_ptr<ProcessGroup> ProcessGroup::subgroup(const std::vector<int>&, const std::string&) { unavailable(); }
 void ProcessGroup::publish(const std::string&, const std::string&) { unavailable(); }
 std::string ProcessGroup::fetch(const std::string&) { unavailable(); }
 }  // namespace smx::dist
 #else
 
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
@@ -69,10 +72,12 @@ std::string seconds_text(double s) {
 }  // namespace
 
 struct ProcessGroup::Impl {
-  DistOptions options;
-  c10::intrusive_ptr<c10d::TCPStore> store;
+  DistOptions options;  ///< rank and world_size in this group's numbering
+  c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+  std::vector<int> global_ranks;  ///< this group's ranks in the whole run's numbering
   bool failed = false;
+  int global(int r) const { return global_ranks.empty() ? r : global_ranks[size_t(r)]; }
 };
 
 ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -97,7 +102,7 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistOptions& options) 
     so.numWorkers = static_cast<std::size_t>(options.world_size);
     so.waitWorkers = true;
     so.timeout = to_ms(options.timeout_seconds);
-    impl->store = c10::make_intrusive<c10d::TCPStore>(options.master_addr, so);
+    impl->store = c10::static_intrusive_pointer_cast<c10d::Store>(c10::make_intrusive<c10d::TCPStore>(options.master_addr, so));
   } catch (const std::exception& e) {
     throw DistError("rank " + std::to_string(options.rank) + ": the rendezvous at " + where + " failed" +
                     (options.rank == 0 ? " (is the port free, and did all " + std::to_string(options.world_size) +
@@ -124,6 +129,7 @@ void ProcessGroup::fail(const std::string& what, const std::exception& e) {
   // Which ranks are gone? Every rank that sees the failure checks in under a
   // key of its own; after a moment the ranks that did not are the ones that died or hang.
   const int me = rank();
+  const int me_global = impl_->global(me);
   std::string lost;
   if (!impl_->failed) {
     impl_->failed = true;
@@ -133,12 +139,13 @@ void ProcessGroup::fail(const std::string& what, const std::exception& e) {
       impl_->store->set(prefix + std::to_string(me), std::vector<uint8_t>{1});
       std::this_thread::sleep_for(std::chrono::milliseconds(1500));
       for (int r = 0; r < size(); ++r)
-        if (r != me && !impl_->store->check({prefix + std::to_string(r)})) lost += (lost.empty() ? "" : ", ") + std::to_string(r);
+        if (r != me && !impl_->store->check({prefix + std::to_string(r)}))
+          lost += (lost.empty() ? "" : ", ") + std::to_string(impl_->global(r));
     } catch (const std::exception&) {
-      lost = me == 0 ? "" : "0 (which hosts the rendezvous store)";
+      lost = me_global == 0 ? "" : "0 (which hosts the rendezvous store)";
     }
   }
-  std::string message = "rank " + std::to_string(me) + ": " + what + " failed";
+  std::string message = "rank " + std::to_string(me_global) + ": " + what + " failed";
   if (!lost.empty())
     message += ": rank " + lost + " stopped answering (it exited, was killed, or hung past the " +
                seconds_text(impl_->options.timeout_seconds) + " timeout)";
@@ -194,6 +201,29 @@ torch::Tensor ProcessGroup::all_to_all(const torch::Tensor& input, const std::ve
   return output;
 }
 
+std::unique_ptr<ProcessGroup> ProcessGroup::subgroup(const std::vector<int>& ranks, const std::string& name) {
+  const auto it = std::find(ranks.begin(), ranks.end(), rank());
+  TORCH_CHECK(it != ranks.end(), "subgroup ", name, ": rank ", rank(), " is not a member");
+  auto sub = std::make_unique<Impl>();
+  sub->options = impl_->options;
+  sub->options.rank = int(it - ranks.begin());
+  sub->options.world_size = int(ranks.size());
+  for (int r : ranks) sub->global_ranks.push_back(impl_->global(r));
+  sub->store = c10::make_intrusive<c10d::PrefixStore>("group/" + name, impl_->store);
+  try {
+    auto go = c10d::ProcessGroupGloo::Options::create();
+    go->timeout = to_ms(impl_->options.timeout_seconds);
+    const auto& addr = impl_->options.master_addr;
+    go->devices.push_back(addr == "127.0.0.1" || addr == "localhost"
+                              ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                              : c10d::ProcessGroupGloo::createDefaultDevice());
+    sub->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(sub->store, sub->options.rank, sub->options.world_size, go);
+  } catch (const std::exception& e) {
+    fail("connecting process group '" + name + "'", e);
+  }
+  return std::unique_ptr<ProcessGroup>(new ProcessGroup(std::move(sub)));
+}
+
 void ProcessGroup::barrier(const std::string& what) {
   try {
     impl_->gloo->barrier()->wait();
@@ -234,8 +264,8 @@ std::string ProcessGroup::broadcast_bytes(const std::string& bytes, int root, co
   return std::string(reinterpret_cast<const char*>(data.data_ptr<uint8_t>()), size_t(data.numel()));
 }
 
-GradientAverager::GradientAverager(std::vector<torch::Tensor> parameters, ProcessGroup& group)
-    : parameters_(std::move(parameters)), group_(group) {
+GradientAverager::GradientAverager(std::vector<torch::Tensor> parameters, ProcessGroup& group, double divisor)
+    : parameters_(std::move(parameters)), group_(group), divisor_(divisor > 0 ? divisor : double(group.size())) {
   int64_t n = 0;
   for (const auto& p : parameters_) n += p.numel();
   const auto options = parameters_.empty() ? torch::TensorOptions().dtype(torch::kFloat) : parameters_.front().options();
@@ -251,8 +281,8 @@ void GradientAverager::average(const std::string& what) {
     else slot.zero_();
     offset += p.numel();
   }
-  group_.all_reduce_sum(flat_, what);
-  flat_.div_(double(group_.size()));
+  if (group_.size() > 1) group_.all_reduce_sum(flat_, what);
+  flat_.div_(divisor_);
   offset = 0;
   for (auto& p : parameters_) {
     auto slot = flat_.narrow(0, offset, p.numel()).view(p.sizes());

@@ -43,6 +43,9 @@ class ProcessGroup {
   torch::Tensor all_to_all(const torch::Tensor& input, const std::vector<int64_t>& input_splits,
                            const std::vector<int64_t>& output_splits, const std::string& what);
   void barrier(const std::string& what);
+  /// A process group of some of the ranks, `ranks` in this group's numbering (every listed rank must
+  /// call this with the same list and name, and only they). Its messages name ranks of the whole run.
+  std::unique_ptr<ProcessGroup> subgroup(const std::vector<int>& ranks, const std::string& name);
 
   /// Bytes shared through the rendezvous store: small things (a run's config, a tokenizer).
   void publish(const std::string& key, const std::string& bytes);
@@ -62,13 +65,16 @@ class ProcessGroup {
 /// persistent flat buffer (allocating it each step costs more than the reduce).
 class GradientAverager {
  public:
-  GradientAverager(std::vector<torch::Tensor> parameters, ProcessGroup& group);
-  /// Every parameter's grad becomes the mean over the ranks (a missing grad counts as zeros).
+  /// divisor: what the sum over the group's ranks is divided by (default: their number). Expert
+  /// shards sum over their replicas and divide by all the ranks (each rank saw 1/N of the batch).
+  GradientAverager(std::vector<torch::Tensor> parameters, ProcessGroup& group, double divisor = 0);
+  /// Every parameter's grad becomes the sum over the ranks / divisor (a missing grad counts as zeros).
   void average(const std::string& what = "gradient all-reduce");
 
  private:
   std::vector<torch::Tensor> parameters_;
   ProcessGroup& group_;
+  double divisor_;
   torch::Tensor flat_;
 };
 

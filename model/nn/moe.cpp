@@ -52,9 +52,24 @@ MoeImpl::Output MoeImpl::forward(const torch::Tensor& x, const torch::Tensor& ma
                      .reshape({E, G * C, D});  // [E, G*C, D]
 
   // Experts: Dense(F) -> GELU -> Dense(D) -> dropout, all experts in one bmm each.
-  auto h = gelu_tanh(torch::baddbmm(b_in, buffers, w_in));                     // [E, G*C, F]
-  auto y = torch::baddbmm(b_out, h, w_out);                                    // [E, G*C, D]
-  y = torch::dropout(y, expert_dropout_, is_training());
+  torch::Tensor y;
+  if (!sharded()) {
+    auto h = gelu_tanh(torch::baddbmm(b_in, buffers, w_in));  // [E, G*C, F]
+    y = torch::baddbmm(b_out, h, w_out);                       // [E, G*C, D]
+    y = torch::dropout(y, expert_dropout_, is_training());
+  } else {
+    // Expert parallelism: K ranks hold L = E/K experts each. Each rank's buffers go to their experts'
+    // ranks, every rank runs its L experts over the K ranks' tokens, and the outputs come back.
+    const int64_t K = exchange->shards(), L = E / K, N = G * C;
+    auto mine = exchange->exchange(buffers)                   // [E, N, D]: chunk m = member m's tokens for my experts
+                    .view({K, L, N, D})
+                    .transpose(0, 1)
+                    .reshape({L, K * N, D});                   // [L, K*N, D]
+    auto h = gelu_tanh(torch::baddbmm(b_in, mine, w_in));     // [L, K*N, F]
+    auto o = torch::baddbmm(b_out, h, w_out);                  // [L, K*N, D]
+    o = torch::dropout(o, expert_dropout_, is_training());
+    y = exchange->exchange(o.view({L, K, N, D}).transpose(0, 1).reshape({E, N, D}));  // back, in expert order
+  }
   y = y.view({E, G, C, D}).transpose(0, 1).reshape({G, E * C, D});            // [G, E*C, D]
   y = y * d.combine.reshape({G, E * C, 1}).to(y.scalar_type());               // weighted by router prob
 

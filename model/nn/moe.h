@@ -12,6 +12,19 @@
 
 namespace smx {
 
+/// Expert parallelism: how a MoE layer whose experts are spread over several
+/// ranks reaches the others. model/dist implements it on c10d; the layer sees only this.
+class ExpertExchange {
+ public:
+  virtual ~ExpertExchange() = default;
+  /// How many ranks share the experts (each holds num_experts / shards() of them), and this rank's place.
+  virtual int64_t shards() const = 0;
+  virtual int64_t index() const = 0;
+  /// Differentiable all_to_all over dim 0 cut in shards() equal chunks: chunk j goes to member j, and
+  /// chunk m of the result came from member m. Its backward is the same exchange of the gradients.
+  virtual torch::Tensor exchange(const torch::Tensor& x) = 0;
+};
+
 class MoeImpl : public torch::nn::Module {
  public:
   /// vocab_size: the ids a Hash router's table covers (other routers ignore it).
@@ -35,6 +48,12 @@ class MoeImpl : public torch::nn::Module {
 
   Router router{nullptr};
   torch::Tensor w_in, b_in, w_out, b_out;  // [E, D, F], [E, 1, F], [E, F, D], [E, 1, D]
+  /// Expert parallelism: set while this rank holds only its shard of the experts (w_in.size(0) < E);
+  /// tokens then travel to their expert's rank and back through it.
+  std::shared_ptr<ExpertExchange> exchange;
+  int64_t num_experts() const { return num_experts_; }
+  /// True while this layer holds a shard of its experts, not all of them.
+  bool sharded() const { return exchange && w_in.size(0) != num_experts_; }
   /// The last forward's routing, detached (telemetry reads it; no extra compute).
   RoutingDecision last_decision;
 

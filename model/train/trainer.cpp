@@ -304,15 +304,30 @@ void Trainer::State::loop() {
   const int64_t rows = cfg.batch_size / world(), first_row = group ? group->rank() * rows : 0;
   // Distributed: stop and pause are agreed by every rank (summed with each step's scalars), so all
   // ranks leave the loop, or pause, at the same step.
-  bool stop_agreed = false, pause_agreed = false;
+  bool stop_agreed = false, pause_agreed = false, live_agreed = false;
 
   outcome.status = "finished";
   int64_t step = start_step;
   double examples = 0, tokens = 0, train_time = 0;
-  if (step == 0 && cfg.snapshot_every > 0 && writer()) snapshot(0, {});
+  if (step == 0 && cfg.snapshot_every > 0) {
+    gather_experts();
+    if (writer()) snapshot(0, {});
+    shard_experts();
+  }
   for (; step < cfg.steps; ++step) {
     if (group) inject_fault(step);
-    if (writer()) serve_live_weights(step);  // between two steps: the weights after `step` steps
+    // Between two steps: the weights after `step` steps. With experts spread over ranks, every rank
+    // helps (the request travelled with the last step's all-reduce).
+    if (experts) {
+      if (live_agreed) {
+        gather_experts();
+        if (writer()) serve_live_weights(step);
+        shard_experts();
+        live_agreed = false;
+      }
+    } else if (writer()) {
+      serve_live_weights(step);
+    }
     if (group ? pause_agreed && !stop_agreed : owner.paused_ && !owner.stop_) {
       if (writer()) store->set_status(run_id, "paused");
       event(step, "paused", "paused at step " + std::to_string(step));
@@ -327,12 +342,19 @@ void Trainer::State::loop() {
         // Distributed: every rank checks in a few times a second until no rank wants the pause.
         if (writer()) {
           owner.wait_while_paused(std::chrono::milliseconds(250));
-          serve_live_weights(step);
+          if (!experts) serve_live_weights(step);
         }
-        auto flags = torch::tensor({double(owner.paused_.load()), double(owner.stop_.load())}, torch::kDouble);
+        auto flags = torch::tensor(
+            {double(owner.paused_.load()), double(owner.stop_.load()), double(writer() && owner.live_requested_.load())},
+            torch::kDouble);
         group->all_reduce_sum(flags, "agreeing on the pause at step " + std::to_string(step));
         pause_agreed = flags[0].item<double>() > 0;
         stop_agreed = flags[1].item<double>() > 0;
+        if (experts && flags[2].item<double>() > 0) {
+          gather_experts();
+          if (writer()) serve_live_weights(step);
+          shard_experts();
+        }
         if (!pause_agreed || stop_agreed) break;
       }
       wall_offset -= seconds_since(pause_began);  // wall time counts training, not pauses
@@ -410,6 +432,7 @@ void Trainer::State::loop() {
     if (group) {
       const double compute_seconds = seconds_since(t0);
       gradients->average();
+      if (expert_gradients) expert_gradients->average("the expert gradient all-reduce");
       // One all-reduce for the step's loss and scalars (each rank's part: their mean is the whole
       // batch's value), every rank's compute speed, and the controls.
       std::vector<torch::Tensor> parts{total_sum.reshape({1})};
@@ -417,21 +440,22 @@ void Trainer::State::loop() {
       auto values = torch::cat(parts).to(torch::kCPU, torch::kDouble).div_(double(world()));
       auto speeds = torch::zeros({world()}, torch::kDouble);
       speeds[group->rank()] = double(step_tokens) / double(world()) / std::max(compute_seconds, 1e-9);
-      auto flags = torch::tensor({double(owner.paused_.load()), double(owner.stop_.load())}, torch::kDouble);
+      auto flags = torch::tensor(
+          {double(owner.paused_.load()), double(owner.stop_.load()), double(writer() && owner.live_requested_.load())},
+          torch::kDouble);
       auto all = torch::cat({values, speeds, flags});
       group->all_reduce_sum(all, "the loss all-reduce of step " + std::to_string(step + 1));
       const double* v = all.data_ptr<double>();
       loss = v[0] / double(micro);
       for (size_t i = 0; i < scalar_sums.size(); ++i) scalar_sums[i].second = torch::tensor(v[1 + i]);
       rank_tokens_per_s.assign(v + 1 + scalar_sums.size(), v + 1 + scalar_sums.size() + world());
-      pause_agreed = v[all.numel() - 2] > 0;
-      stop_agreed = v[all.numel() - 1] > 0;
+      pause_agreed = v[all.numel() - 3] > 0;
+      stop_agreed = v[all.numel() - 2] > 0;
+      live_agreed = v[all.numel() - 1] > 0;
     }
     // After the all-reduce every rank holds the same gradients, loss and norm, so the stability
     // monitor below reaches the same verdict on every rank.
-    const double grad_norm = cfg.clip_norm > 0
-                                 ? torch::nn::utils::clip_grad_norm_(parameters, cfg.clip_norm)
-                                 : torch::nn::utils::clip_grad_norm_(parameters, std::numeric_limits<double>::infinity());
+    const double grad_norm = clip_gradients();
     if (!group) loss = total_sum.item<double>() / double(micro);
 
     const StabilityVerdict verdict = monitor.check(loss, grad_norm);
@@ -457,7 +481,17 @@ void Trainer::State::loop() {
     tokens += double(step_tokens);
     const int64_t done = step + 1;
 
-    if (!writer()) continue;  // rank 0 records, evaluates and checkpoints for the whole run
+    // Rank 0 records, evaluates and checkpoints for the whole run; with experts spread over ranks,
+    // every rank first gathers them so that rank 0 holds the whole model.
+    const bool snapshot_now = cfg.snapshot_every > 0 && done % cfg.snapshot_every == 0;
+    const bool eval_now = cfg.eval_every > 0 && done % cfg.eval_every == 0 && done != cfg.steps;
+    const bool checkpoint_now = cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0 && done != cfg.steps;
+    const bool whole_model = snapshot_now || eval_now || checkpoint_now;
+    if (whole_model) gather_experts();
+    if (!writer()) {
+      if (whole_model) shard_experts();
+      continue;
+    }
     if (done % cfg.log_every == 0 || done == cfg.steps) {
       StepMetrics m;
       m.step = done;
@@ -479,17 +513,19 @@ void Trainer::State::loop() {
       store->log_metrics(run_id, done, m.wall_seconds, m.values);
       store->set_last_step(run_id, done);
       if (owner.observer_) owner.observer_->on_step(m);
-      if (cfg.snapshot_every > 0 && done % cfg.snapshot_every == 0) snapshot(done, std::move(moe));
-    } else if (cfg.snapshot_every > 0 && done % cfg.snapshot_every == 0) {
+      if (snapshot_now) snapshot(done, std::move(moe));
+    } else if (snapshot_now) {
       snapshot(done, capture_moe_stats(lm_run() ? lm->moe_layers() : model->moe_layers()));
     }
-    if (cfg.eval_every > 0 && done % cfg.eval_every == 0 && done != cfg.steps) record_eval(evaluate(done, false));
-    if (cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0 && done != cfg.steps) checkpoint(done);
+    if (eval_now) record_eval(evaluate(done, false));
+    if (checkpoint_now) checkpoint(done);
+    if (whole_model) shard_experts();
   }
   outcome.steps_done = step;
   outcome.train_seconds = train_time;
   outcome.examples_per_second = train_time > 0 ? examples / train_time : 0;
   outcome.tokens_per_second = train_time > 0 ? tokens / train_time : 0;
+  if (outcome.status != "diverged") gather_experts();  // rank 0's final evaluation and checkpoint: the whole model
   if (!writer()) return;
   if (outcome.status != "diverged") {
     // Final evaluation (fine-tuning: the whole dev split) and checkpoint.
@@ -499,6 +535,37 @@ void Trainer::State::loop() {
   store->set_status(run_id, outcome.status);
   event(step, outcome.status, outcome.status == "finished" ? "reached step " + std::to_string(step)
                                                            : outcome.status + " at step " + std::to_string(step));
+}
+
+void Trainer::State::gather_experts() {
+  if (experts) experts->gather(expert_tensors, optimizer.get());
+}
+
+void Trainer::State::shard_experts() {
+  if (experts) experts->shard(expert_tensors, optimizer.get());
+}
+
+double Trainer::State::clip_gradients() {
+  if (!experts)
+    return cfg.clip_norm > 0 ? torch::nn::utils::clip_grad_norm_(parameters, cfg.clip_norm)
+                             : torch::nn::utils::clip_grad_norm_(parameters, std::numeric_limits<double>::infinity());
+  // The norm over the whole model: the dense part is the same on every rank; each expert shard's
+  // part is summed over the ranks that hold the shards.
+  torch::NoGradGuard no_grad;
+  const auto squares = [](const std::vector<torch::Tensor>& ps) {
+    double sum = 0;
+    for (const auto& p : ps)
+      if (p.grad().defined()) sum += p.grad().to(torch::kDouble).pow(2).sum().item<double>();
+    return sum;
+  };
+  auto shards = torch::tensor({squares(expert_tensors)}, torch::kDouble);
+  experts->group().all_reduce_sum(shards, "the gradient norm");
+  const double norm = std::sqrt(squares(dense_parameters) + shards.item<double>());
+  const double coefficient = cfg.clip_norm / (norm + 1e-6);  // as torch::nn::utils::clip_grad_norm_
+  if (cfg.clip_norm > 0 && coefficient < 1)
+    for (auto& p : parameters)
+      if (p.grad().defined()) p.mutable_grad().mul_(coefficient);
+  return norm;
 }
 
 void Trainer::State::inject_fault(int64_t step) {

@@ -365,9 +365,16 @@ void Trainer::State::setup_follower() {
   else if (opt.dist.local_world_size > 1) torch::set_num_threads(std::max(1, cpus / opt.dist.local_world_size));
   // Rank 0's tokenizer, in this data folder (another machine may have none, or an older one).
   const std::string bytes = group->fetch("smx/tokenizer");
-  const fs::path here = data_dir / "tokenizers" / fs::path(j.at("tokenizer").get<std::string>()).filename();
+  fs::path here = data_dir / "tokenizers" / fs::path(j.at("tokenizer").get<std::string>()).filename();
   std::string existing;
   if (std::ifstream in(here, std::ios::binary); in) existing.assign(std::istreambuf_iterator<char>(in), {});
+  if (!existing.empty() && existing != bytes) {
+    // This machine trained a tokenizer of that name itself: keep it, and store rank 0's beside it.
+    here.replace_filename(here.stem().string() + "-rank0-" + std::to_string(fnv1a(kFnvBasis, bytes) & 0xffffffffULL) +
+                          here.extension().string());
+    existing.clear();
+    if (std::ifstream in(here, std::ios::binary); in) existing.assign(std::istreambuf_iterator<char>(in), {});
+  }
   if (existing != bytes) {
     fs::create_directories(here.parent_path());
     const fs::path tmp = here.string() + ".tmp-rank" + std::to_string(group->rank());
@@ -426,7 +433,33 @@ void Trainer::State::share_weights() {
   }
   // Dropout and jitter draw different numbers on each rank, as each trains on different rows.
   if (!writer()) torch::manual_seed(cfg.seed + 1000003ULL * uint64_t(group->rank()) + uint64_t(start_step));
-  gradients = std::make_unique<dist::GradientAverager>(parameters, *group);
+  if (opt.dist.expert_parallel > 1) setup_expert_parallel();
+  for (const auto& p : parameters) {
+    const bool expert = std::any_of(expert_tensors.begin(), expert_tensors.end(),
+                                    [&](const torch::Tensor& e) { return e.is_same(p); });
+    if (!expert) dense_parameters.push_back(p);
+  }
+  gradients = std::make_unique<dist::GradientAverager>(dense_parameters, *group);
+}
+
+void Trainer::State::setup_expert_parallel() {
+  const int K = opt.dist.expert_parallel;
+  auto layers = lm_run() ? lm->moe_layers() : model->moe_layers();
+  if (layers.empty())
+    throw ConfigError("--expert-parallel " + std::to_string(K) + ": model '" + model_config.name + "' has no MoE layers");
+  for (const auto& [index, moe] : layers)
+    if (moe->num_experts() % K != 0)
+      throw ConfigError("--expert-parallel " + std::to_string(K) + ": the " + std::to_string(moe->num_experts()) +
+                        " experts of layer " + std::to_string(index) + " do not split evenly over " + std::to_string(K) + " ranks");
+  experts = std::make_unique<dist::ExpertParallel>(*group, K);
+  for (auto& [index, moe] : layers) {
+    moe->exchange = experts->exchange();
+    for (const auto& t : {moe->w_in, moe->b_in, moe->w_out, moe->b_out}) expert_tensors.push_back(t);
+  }
+  experts->shard(expert_tensors, optimizer.get());
+  // A shard's gradient is the sum over its replicas' tokens and the group's (the all_to_all brought
+  // them); divided by all the ranks, it is the whole batch's gradient, as for the dense weights.
+  expert_gradients = std::make_unique<dist::GradientAverager>(expert_tensors, experts->replicas(), double(world()));
 }
 
 void Trainer::State::setup_local() {
@@ -440,6 +473,14 @@ void Trainer::State::setup_local() {
   else if (pretraining_run()) setup_pretraining();
   else setup_finetuning(init ? &*init : nullptr);
   model_config.validate();
+  if (const int K = opt.dist.expert_parallel; K > 1) {
+    // Refused before the run is recorded: the model must have experts to spread, in equal shares.
+    if (model_config.moe_layer_count() == 0)
+      throw ConfigError("--expert-parallel " + std::to_string(K) + ": model '" + model_config.name + "' has no MoE layers");
+    if (model_config.num_experts % K != 0)
+      throw ConfigError("--expert-parallel " + std::to_string(K) + ": the model's " + std::to_string(model_config.num_experts) +
+                        " experts do not split evenly over " + std::to_string(K) + " ranks");
+  }
   build_model(init ? &*init : nullptr);
   make_probe();
 

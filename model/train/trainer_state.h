@@ -20,6 +20,7 @@
 #include "model/core/hash.h"
 #include "model/data/metrics.h"
 #include "model/data/tasks.h"
+#include "model/dist/expert_parallel.h"
 #include "model/dist/process_group.h"
 #include "model/nn/decoder.h"
 #include "model/nn/encoder.h"
@@ -86,6 +87,11 @@ struct Trainer::State {
   std::unique_ptr<dist::ProcessGroup> group;
   std::unique_ptr<dist::GradientAverager> gradients;
   fs::path resumed_from;  ///< the checkpoint a resumed run loaded (rank 0 shares its bytes)
+  // expert parallelism (opt.dist.expert_parallel > 1)
+  std::unique_ptr<dist::ExpertParallel> experts;
+  std::unique_ptr<dist::GradientAverager> expert_gradients;
+  std::vector<torch::Tensor> expert_tensors;  ///< every MoE layer's w_in, b_in, w_out, b_out
+  std::vector<torch::Tensor> dense_parameters;  ///< the others: the same on every rank
   int64_t seq_len = 0;
   int64_t start_step = 0;
   double wall_offset = 0;  // training seconds before this session (resumed runs)
@@ -138,6 +144,15 @@ struct Trainer::State {
   void setup_follower();
   /// Every rank starts from rank 0's weights (and, resuming, its optimizer state and step).
   void share_weights();
+  /// Spreads the MoE layers' experts over groups of opt.dist.expert_parallel ranks.
+  void setup_expert_parallel();
+  /// Expert parallelism: all ranks gather the full experts before rank 0 uses the whole model
+  /// (evaluation, checkpoint, snapshot, live copy) and shard them again after. No-ops otherwise.
+  void gather_experts();
+  void shard_experts();
+  /// Clips to cfg.clip_norm (0: measures only) and returns the gradient norm of the whole model,
+  /// with expert parallelism over every rank's shard.
+  double clip_gradients();
 
   // --- steps ----------------------------------------------------------------
   struct StepResult {

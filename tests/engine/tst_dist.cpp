@@ -16,6 +16,7 @@
 #include "model/config/model_config.h"
 #include "model/dist/launcher.h"
 #include "model/dist/process_group.h"
+#include "model/nn/encoder.h"
 #include "model/store/run_store.h"
 #include "model/train/checkpoint.h"
 #include "model/train/trainer.h"
@@ -61,15 +62,16 @@ double max_relative_difference(const std::vector<double>& a, const std::vector<d
 }
 
 // A model for exact comparisons: no dropout or jitter, and routing groups of
-// one rank's tokens (4 rows x 32), so that both ways route the same groups.
-QString exact_config(const QString& dir, const std::string& preset_name, RouterKind router) {
+// one rank's tokens (2 ranks: 4 rows x 32), so that both ways route the same groups.
+QString exact_config(const QString& dir, const std::string& preset_name, RouterKind router, int64_t group = 128) {
   ModelConfig c = preset(preset_name);
   c.dropout = 0;
   c.expert_dropout = 0;
   c.router.jitter = 0;
   c.router.kind = router;
-  c.router.max_group_size = 128;
-  const QString file = dir + "/" + QString::fromStdString(preset_name) + "-" + QString::fromStdString(to_string(router)) + ".json";
+  c.router.max_group_size = group;
+  const QString file = dir + "/" + QString::fromStdString(preset_name) + "-" + QString::fromStdString(to_string(router)) +
+                       "-" + QString::number(group) + ".json";
   std::ofstream(file.toStdString()) << config_to_json_text(c);
   return file;
 }
@@ -78,6 +80,14 @@ QStringList train_args(const QString& config, const QString& data, int steps) {
   return {"pretrain", "--config", config, "--corpus", QString::fromStdString(kCorpus.string()), "--steps",
           QString::number(steps), "--batch", "8", "--seq", "32", "--log-every", "1", "--eval-every", "0",
           "--snapshot-every", "0", "--data-dir", data, "--quiet"};
+}
+
+/// args with `flag`'s value replaced.
+QStringList with(QStringList args, const QString& flag, const QString& value) {
+  const int i = int(args.indexOf(flag));
+  if (i >= 0 && i + 1 < args.size()) args[i + 1] = value;
+  else args << flag << value;
+  return args;
 }
 
 }  // namespace
@@ -152,6 +162,12 @@ void TestDist::optionsAreChecked() {
   QVERIFY2(r.code == 2 && r.err.contains("ranks 0..1"), qPrintable(r.err));
   r = smx_cli(QStringList(args) << "--nproc" << "2" << "--rank" << "0");
   QVERIFY2(r.code == 2 && r.err.contains("--nproc starts all ranks"), qPrintable(r.err));
+  r = smx_cli(QStringList(args) << "--nproc" << "2" << "--expert-parallel" << "3");
+  QVERIFY2(r.code == 2 && r.err.contains("give a divisor of the 2 ranks"), qPrintable(r.err));
+  // A model without MoE layers has no experts to spread.
+  r = smx_cli(train_args(exact_config(dir.path(), "demo-bert", RouterKind::ExpertsChoose), dir.path(), 2)
+              << "--nproc" << "2" << "--expert-parallel" << "2");
+  QVERIFY2(r.code != 0 && r.err.contains("has no MoE layers"), qPrintable(r.err));
   QVERIFY(!fs::exists(fs::path(dir.path().toStdString()) / "runs.sqlite") ||
           store::RunStore(fs::path(dir.path().toStdString()) / "runs.sqlite").list_runs().empty());
 }
@@ -207,6 +223,63 @@ void TestDist::checkpointsDoNotDependOnRanks() {
     const double d = max_relative_difference(reference, resumed);
     QVERIFY2(d < 1e-5, qPrintable(QString("run %1: relative difference %2").arg(run).arg(d)));
   }
+}
+
+void TestDist::expertParallelEqualsOneProcess_data() {
+  QTest::addColumn<int>("router");
+  QTest::addColumn<int>("ranks");
+  QTest::newRow("experts choose, 2 ranks") << int(RouterKind::ExpertsChoose) << 2;
+  QTest::newRow("tokens choose, 2 ranks") << int(RouterKind::TokensChoose) << 2;
+  // Two groups of 2 ranks: each shard has a replica, which sums its gradients with it.
+  QTest::newRow("experts choose, 4 ranks") << int(RouterKind::ExpertsChoose) << 4;
+}
+
+void TestDist::expertParallelEqualsOneProcess() {
+  // Run 1: 10 steps on one process, then 2 more with the experts spread over 2 ranks. Run 2: the other
+  // way round. Evaluations, snapshots and checkpoints every 5 steps gather the experts on the way.
+  QFETCH(int, router);
+  QFETCH(int, ranks);
+  QTemporaryDir dir;
+  const fs::path data = dir.path().toStdString();
+  const QString config = exact_config(dir.path(), "demo", RouterKind(router), 8 / ranks * 32);
+  const QStringList every5 =
+      with(with(with(train_args(config, dir.path(), 10), "--eval-every", "5"), "--snapshot-every", "5"), "--checkpoint-every", "5");
+  const QStringList spread{"--nproc", QString::number(ranks), "--expert-parallel", "2"};
+  Result r = smx_cli(every5);
+  QVERIFY2(r.code == 0, qPrintable(r.err));
+  r = smx_cli(QStringList(every5) << spread);
+  QVERIFY2(r.code == 0, qPrintable(r.err));
+  // Both final checkpoints hold all the experts of every layer, with the same weights.
+  store::RunStore s(data / "runs.sqlite");
+  std::vector<EncoderModel> models;
+  for (int64_t run : {1, 2}) {
+    const fs::path file = newest_checkpoint(s.run_folder(run));
+    ModelConfig mc;
+    TrainConfig tc;
+    run_config_from_json_text(read_checkpoint_info(file).run_config_json, mc, tc);
+    models.emplace_back(mc);
+    load_checkpoint(file, *models.back(), nullptr, false, /*strict=*/true);
+  }
+  const auto a = models[0]->moe_layers(), b = models[1]->moe_layers();
+  QVERIFY(!a.empty());
+  for (size_t i = 0; i < a.size(); ++i) {
+    QCOMPARE(b[i].second->w_in.size(0), a[i].second->num_experts());
+    const double d = (a[i].second->w_in - b[i].second->w_in).abs().max().item<double>();
+    QVERIFY2(d < 1e-5, qPrintable(QString("layer %1 experts differ by %2").arg(a[i].first).arg(d)));
+  }
+  r = smx_cli(QStringList{"pretrain", "--resume", "1", "--steps", "12", "--data-dir", dir.path(), "--quiet"} << spread);
+  QVERIFY2(r.code == 0, qPrintable(r.err));
+  r = smx_cli({"pretrain", "--resume", "2", "--steps", "12", "--data-dir", dir.path(), "--quiet"});
+  QVERIFY2(r.code == 0, qPrintable(r.err));
+  for (const char* name : {"loss/total", "optim/grad_norm", "loss/z", "loss/load_balancing"}) {
+    const auto one = metric(data, 1, name), two = metric(data, 2, name);
+    QCOMPARE(one.size(), size_t(12));
+    QCOMPARE(two.size(), size_t(12));
+    const double d = max_relative_difference(one, two);
+    QVERIFY2(d < 1e-5, qPrintable(QString("%1: relative difference %2").arg(name).arg(d)));
+  }
+  QCOMPARE(metric(data, 1, "eval/loss_mlm").size(), metric(data, 2, "eval/loss_mlm").size());
+  QVERIFY(max_relative_difference(metric(data, 1, "eval/loss_mlm"), metric(data, 2, "eval/loss_mlm")) < 1e-5);
 }
 
 void TestDist::ctrlCStopsEveryRank() {
@@ -276,6 +349,49 @@ void TestDist::pauseAndStopReachEveryRank() {
   }
   QCOMPARE(paused, 1);
   QCOMPARE(continued, 1);
+}
+
+void TestDist::anotherMachineKeepsItsOwnTokenizer() {
+  // Rank 1 has a data folder of its own (another machine), holding a different tokenizer of the name
+  // rank 0's has: it trains with rank 0's, stored beside its own, and its own file is left as it was.
+  QTemporaryDir dir0, dir1;
+  const fs::path data0 = dir0.path().toStdString(), data1 = dir1.path().toStdString();
+  auto options = [&](int rank, const fs::path& data, int port) {
+    TrainerOptions o;
+    o.model = test::tiny_model();
+    o.training = test::tiny_training(fs::path(SMX_FIXTURES_DIR), 2, 0, 1);
+    o.data_dir = data;
+    o.dist.world_size = 2;
+    o.dist.rank = rank;
+    o.dist.master_port = port;
+    o.dist.timeout_seconds = 60;
+    return o;
+  };
+  auto train = [&](const fs::path& data_of_rank1) {
+    const int port = dist::free_port();
+    Trainer rank0(options(0, data0, port)), rank1(options(1, data_of_rank1, port));
+    auto follower = std::async(std::launch::async, [&] { return rank1.run(); });
+    const RunOutcome a = rank0.run();
+    return std::make_pair(a.status, follower.get().status);
+  };
+  auto [s0, s1] = train(data0);  // rank 0 trains the tokenizer; its name is what rank 1 will look for
+  QCOMPARE(s0, std::string("finished"));
+  QCOMPARE(s1, std::string("finished"));
+  fs::path name;
+  for (const auto& e : fs::directory_iterator(data0 / "tokenizers"))
+    if (e.path().extension() == ".model") name = e.path().filename();
+  QVERIFY(!name.empty());
+  fs::create_directories(data1 / "tokenizers");
+  std::ofstream(data1 / "tokenizers" / name) << "this machine's own tokenizer";
+  std::tie(s0, s1) = train(data1);
+  QCOMPARE(s0, std::string("finished"));
+  QCOMPARE(s1, std::string("finished"));
+  std::ifstream own(data1 / "tokenizers" / name);
+  QCOMPARE(std::string(std::istreambuf_iterator<char>(own), {}), std::string("this machine's own tokenizer"));
+  int copies = 0;
+  for (const auto& e : fs::directory_iterator(data1 / "tokenizers"))
+    copies += e.path().filename().string().find("-rank0-") != std::string::npos;
+  QCOMPARE(copies, 1);
 }
 
 void TestDist::killedRankEndsTheRun() {
