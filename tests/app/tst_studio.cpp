@@ -7,6 +7,7 @@
 #include <QComboBox>
 #include <QDir>
 #include <QRegularExpression>
+#include <QLabel>
 #include <QSignalSpy>
 #include <QTemporaryDir>
 #include <QTest>
@@ -254,21 +255,39 @@ void TestStudio::multiProcessRunFromTheStudio() {
     QVERIFY2(dialog.validate(), qPrintable(dialog.errorText()));
     QCOMPARE(dialog.requests()[0].options.dist.world_size, 2);
   }
-  // The controller trains rank 0 itself and starts `smx` as rank 1; each step carries both ranks' speeds.
+  // The window's controller trains rank 0 itself and starts `smx` as rank 1; each step carries both
+  // ranks' speeds, and the status bar shows them.
   QTemporaryDir dir;
-  app::RunController controller;
-  QSignalSpy ended(&controller, &app::RunController::runEnded);
+  app::MainWindow window(dir.path());
+  window.resize(1200, 800);
+  window.show();
+  QSignalSpy ended(window.controller(), &app::RunController::runEnded);
   int both_ranks = 0;
-  connect(&controller, &app::RunController::liveBatch, this, [&](const app::LiveBatch& b) {
+  connect(window.controller(), &app::RunController::liveBatch, this, [&](const app::LiveBatch& b) {
     for (const auto& s : b.steps) both_ranks += s.get("dist/rank0_tokens_per_s", 0) > 0 && s.get("dist/rank1_tokens_per_s", 0) > 0;
   });
   auto r = demo_request(6, dir.path());
   r.options.dist.world_size = 2;
-  controller.enqueue(r);
+  window.launch({r});
   const auto args = wait_ended(ended);
   QVERIFY(!args.isEmpty());
   QVERIFY2(args[3].toString() == "finished", qPrintable(args[3].toString() + ": " + args[4].toString()));
   QCOMPARE(both_ranks, 6);
+  QTest::qWait(300);
+  bool shown = false;
+  for (const QLabel* l : window.findChildren<QLabel*>()) shown = shown || l->text().contains("tokens/s (ranks: ");
+  QVERIFY2(shown, "the status bar shows each rank's tokens/s");
+  if (const QByteArray shots = qgetenv("SMX_SCREENSHOTS"); !shots.isEmpty()) {
+    QDir().mkpath(QString::fromUtf8(shots));
+    window.showTab("Curves");
+    QTest::qWait(400);
+    window.grab().save(QString::fromUtf8(shots) + "/two-processes.png");
+    app::LauncherDialog dialog(nullptr, dir.path(), false);
+    dialog.setProcesses(2);
+    dialog.show();
+    QTest::qWait(200);
+    dialog.grab().save(QString::fromUtf8(shots) + "/launcher-processes.png");
+  }
 }
 
 void TestStudio::runListShowsHeadlessRuns() {
