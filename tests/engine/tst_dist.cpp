@@ -282,6 +282,25 @@ void TestDist::expertParallelEqualsOneProcess() {
   QVERIFY(max_relative_difference(metric(data, 1, "eval/loss_mlm"), metric(data, 2, "eval/loss_mlm")) < 1e-5);
 }
 
+void TestDist::ranksStartedByHandJoin() {
+  // The multi-machine way, on one machine: each rank started by hand with --rank/--world-size/--master-*,
+  // rank 1 first (it waits for rank 0's store).
+  QTemporaryDir dir;
+  const fs::path data = dir.path().toStdString();
+  const QString config = exact_config(dir.path(), "demo", RouterKind::ExpertsChoose);
+  const QString port = QString::number(dist::free_port());
+  const QStringList join{"--world-size", "2", "--master-addr", "127.0.0.1", "--master-port", port};
+  QProcess rank1;
+  rank1.start(SMX_CLI_PATH, train_args(config, dir.path(), 4) << join << "--rank" << "1");
+  QVERIFY(rank1.waitForStarted());
+  const Result rank0 = smx_cli(train_args(config, dir.path(), 4) << join << "--rank" << "0");
+  QVERIFY2(rank0.code == 0, qPrintable(rank0.err));
+  QVERIFY(rank1.waitForFinished(60000));
+  QCOMPARE(rank1.exitCode(), 0);
+  QCOMPARE(metric(data, 1, "dist/rank1_tokens_per_s").size(), size_t(4));
+  QCOMPARE(store::RunStore(data / "runs.sqlite").list_runs().size(), size_t(1));
+}
+
 void TestDist::ctrlCStopsEveryRank() {
   QTemporaryDir dir;
   const fs::path data = dir.path().toStdString();

@@ -17,6 +17,7 @@ class TestDist : public QObject {
   void checkpointsDoNotDependOnRanks();
   void expertParallelEqualsOneProcess_data();
   void expertParallelEqualsOneProcess();
+  void ranksStartedByHandJoin();
   void ctrlCStopsEveryRank();
   void pauseAndStopReachEveryRank();
   void anotherMachineKeepsItsOwnTokenizer();
