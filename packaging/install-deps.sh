@@ -35,6 +35,7 @@ if [ "$engine_only" = 0 ]; then
     desktop-file-utils appstream lintian groff-base   # metadata checks
     debootstrap            # a fresh Debian root to install the .deb into
     python3                # the GPU benchmark's report (bench/gpu/report.py) and its test
+    python3-torch          # the CPU comparison's plain-PyTorch peer (bench/cpu/) and its test
   )
 fi
 
