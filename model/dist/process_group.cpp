@@ -135,7 +135,8 @@ void ProcessGroup::fail(const std::string& what, const std::exception& e) {
     impl_->failed = true;
     try {
       impl_->store->setTimeout(std::chrono::milliseconds(3000));
-      const std::string prefix = "failed/" + what + "/";
+      // One key per rank, whatever collective it was in: survivors may fail in different ones.
+      const std::string prefix = "failed/";
       impl_->store->set(prefix + std::to_string(me), std::vector<uint8_t>{1});
       std::this_thread::sleep_for(std::chrono::milliseconds(1500));
       for (int r = 0; r < size(); ++r)
