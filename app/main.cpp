@@ -11,6 +11,7 @@
 
 #include "app/launcher_dialog.h"
 #include "model/core/allocator.h"
+#include "model/core/omp_wait.h"
 #include "app/main_window.h"
 #include "app/run_list_model.h"
 #include "app/model_page.h"
@@ -74,6 +75,7 @@ bool wantsInformationOnly(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  smx::shorten_omp_spinning(argv);  // may start this program again, with GOMP_SPINCOUNT=30000
   smx::tune_allocator();
   const StudioOptions o;
   if (wantsInformationOnly(argc, argv)) {

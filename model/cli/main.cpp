@@ -8,6 +8,7 @@
 
 #include "model/config/cost.h"
 #include "model/core/allocator.h"
+#include "model/core/omp_wait.h"
 #include "model/cli/commands.h"
 #include "model/inspect/runtime.h"
 
@@ -75,6 +76,7 @@ void add_presets_command(CLI::App& app) {
 }  // namespace smx::cli
 
 int main(int argc, char** argv) {
+  smx::shorten_omp_spinning(argv);  // may start this program again, with GOMP_SPINCOUNT=30000
   smx::tune_allocator();
   smx::cli::command_line().assign(argv, argv + argc);
   CLI::App app{"smx: train, inspect and benchmark Sparse Mixer MoE encoders and sMLP language models (Sparse Mixer Studio)"};
