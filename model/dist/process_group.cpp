@@ -31,6 +31,7 @@ int ProcessGroup::rank() const { return impl_->options.rank; }
 int ProcessGroup::size() const { return impl_->options.world_size; }
 const DistOptions& ProcessGroup::options() const { return impl_->options; }
 void ProcessGroup::fail(const std::string&, const std::exception&) { unavailable(); }
+void ProcessGroup::all_reduce(torch::Tensor&, int, const std::string&) { unavailable(); }
 void ProcessGroup::all_reduce_sum(torch::Tensor&, const std::string&) { unavailable(); }
 void ProcessGroup::all_reduce_max(torch::Tensor&, const std::string&) { unavailable(); }
 void ProcessGroup::broadcast(torch::Tensor&, int, const std::string&) { unavailable(); }
@@ -154,23 +155,17 @@ void ProcessGroup::fail(const std::string& what, const std::exception& e) {
   throw DistError(message);
 }
 
-void ProcessGroup::all_reduce_sum(torch::Tensor& t, const std::string& what) {
+void ProcessGroup::all_reduce(torch::Tensor& t, int op, const std::string& what) {
   try {
     std::vector<at::Tensor> v{t};
-    impl_->gloo->allreduce(v, c10d::AllreduceOptions{c10d::ReduceOp::SUM})->wait();
+    impl_->gloo->allreduce(v, c10d::AllreduceOptions{static_cast<c10d::ReduceOp::RedOpType>(op)})->wait();
   } catch (const std::exception& e) {
     fail(what, e);
   }
 }
 
-void ProcessGroup::all_reduce_max(torch::Tensor& t, const std::string& what) {
-  try {
-    std::vector<at::Tensor> v{t};
-    impl_->gloo->allreduce(v, c10d::AllreduceOptions{c10d::ReduceOp::MAX})->wait();
-  } catch (const std::exception& e) {
-    fail(what, e);
-  }
-}
+void ProcessGroup::all_reduce_sum(torch::Tensor& t, const std::string& what) { all_reduce(t, c10d::ReduceOp::SUM, what); }
+void ProcessGroup::all_reduce_max(torch::Tensor& t, const std::string& what) { all_reduce(t, c10d::ReduceOp::MAX, what); }
 
 void ProcessGroup::broadcast(torch::Tensor& t, int root, const std::string& what) {
   try {

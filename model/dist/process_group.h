@@ -59,6 +59,8 @@ class ProcessGroup {
   explicit ProcessGroup(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
   [[noreturn]] void fail(const std::string& what, const std::exception& e);
+  /// op: a c10d::ReduceOp (kept out of this header with the rest of c10d).
+  void all_reduce(torch::Tensor& t, int op, const std::string& what);
 };
 
 /// Averages gradients over the ranks once per optimizer step through one

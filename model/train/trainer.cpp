@@ -552,15 +552,16 @@ double Trainer::State::clip_gradients() {
   // The norm over the whole model: the dense part is the same on every rank; each expert shard's
   // part is summed over the ranks that hold the shards.
   torch::NoGradGuard no_grad;
+  // Summed on the device, read once: an item() per parameter would wait for the device every time.
   const auto squares = [](const std::vector<torch::Tensor>& ps) {
-    double sum = 0;
+    std::vector<torch::Tensor> parts;
     for (const auto& p : ps)
-      if (p.grad().defined()) sum += p.grad().to(torch::kDouble).pow(2).sum().item<double>();
-    return sum;
+      if (p.grad().defined()) parts.push_back(p.grad().to(torch::kDouble).pow(2).sum());
+    return parts.empty() ? torch::zeros({1}, torch::kDouble) : torch::stack(parts).sum().reshape({1}).cpu();
   };
-  auto shards = torch::tensor({squares(expert_tensors)}, torch::kDouble);
+  auto shards = squares(expert_tensors);
   experts->group().all_reduce_sum(shards, "the gradient norm");
-  const double norm = std::sqrt(squares(dense_parameters) + shards.item<double>());
+  const double norm = std::sqrt((squares(dense_parameters) + shards).item<double>());
   const double coefficient = cfg.clip_norm / (norm + 1e-6);  // as torch::nn::utils::clip_grad_norm_
   if (cfg.clip_norm > 0 && coefficient < 1)
     for (auto& p : parameters)
