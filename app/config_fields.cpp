@@ -180,7 +180,8 @@ const QVector<ConfigField>& configFields() {
         "Fixes initialisation and data order: the same seed gives the same run."),
       // --- training: hardware ---
       f("training", "device", "Hardware", "Device", K::Choice, 0, 0,
-        "auto uses the GPU when LibTorch sees one, else the CPU.", false, {"auto", "cpu", "cuda"}),
+        "Where the run trains: the CPU or one GPU (each listed with its name and memory); auto takes the first GPU "
+        "when LibTorch sees one, else the CPU.", false, {"auto", "cpu", "cuda"}),
       f("training", "bf16", "Hardware", "bf16 on GPU", K::Bool, 0, 0,
         "On a GPU, compute in bfloat16 (routers and losses stay float32): about twice as fast.", true),
       f("training", "threads", "Hardware", "CPU threads", K::Int, 0, 1024, "Threads LibTorch uses on the CPU; 0: its default.", true),

@@ -28,6 +28,7 @@
 #include "model/config/train_config.h"
 #include "model/data/tasks.h"
 #include "model/inspect/inspector.h"
+#include "model/inspect/runtime.h"
 #include "model/store/run_store.h"
 #include "widgets/view_style.h"
 
@@ -172,8 +173,11 @@ void LauncherDialog::buildForm(bool classroom) {
       case ConfigField::Real: editor = new NumberEdit(f.kind == ConfigField::Int, this); break;
       case ConfigField::Bool: editor = new QCheckBox; break;
       case ConfigField::Choice: {
+        // Each item's data is the config value; its text may say more (a device's name and memory).
         auto* c = new QComboBox;
-        c->addItems(f.key == "task" ? tasks : f.choices);
+        if (f.key == "device") addDeviceChoices(c);
+        else
+          for (const QString& v : f.key == "task" ? tasks : f.choices) c->addItem(v, v);
         editor = c;
         break;
       }
@@ -190,10 +194,39 @@ void LauncherDialog::buildForm(bool classroom) {
     }
     editors_.insert(fieldId(f), editor);
     labels_.insert(fieldId(f), label);
-    if (f.key == "smoe_routing" || f.key == "task")
+    if (f.key == "smoe_routing" || f.key == "task" || f.key == "device")
       connect(static_cast<QComboBox*>(editor), &QComboBox::currentTextChanged, this, &LauncherDialog::updateEnabled);
   }
   layout()->addWidget(tabs);
+}
+
+void LauncherDialog::addDeviceChoices(QComboBox* combo) {
+  const auto devices = inspect::list_devices();
+  const bool gpu = devices.size() > 1;
+  combo->addItem(gpu ? tr("auto · the first GPU (cuda:0)") : tr("auto · the CPU (no GPU on this machine)"), "auto");
+  for (const auto& d : devices) {
+    combo->addItem(QString::fromStdString(inspect::describe_device(d)), QString::fromStdString(d.id));
+    combo->setItemData(combo->count() - 1, QString::fromStdString(d.id), Qt::ToolTipRole);
+  }
+  if (!gpu) combo->setToolTip(tr("LibTorch sees no CUDA device here (%1): runs train on the CPU.")
+                                  .arg(QString::fromStdString(inspect::runtime_description())));
+}
+
+void LauncherDialog::selectChoice(QComboBox* combo, const QString& value) {
+  int i = combo->findData(value);
+  if (i < 0 && value == "cuda") i = combo->findData("cuda:0");  // "cuda" is the first GPU
+  if (i < 0) i = combo->findText(value);
+  if (i < 0 && combo == editors_.value("training/device")) {
+    // A config made on another machine: keep its GPU visible; validation says what this machine has.
+    combo->addItem(tr("%1 (not on this machine)").arg(value), value);
+    i = combo->count() - 1;
+  }
+  if (i >= 0) combo->setCurrentIndex(i);
+}
+
+QString LauncherDialog::choiceValue(const QComboBox* combo) {
+  const QVariant v = combo->currentData();
+  return v.isValid() ? v.toString() : combo->currentText();
 }
 
 void LauncherDialog::fillFrom(const std::string& runConfigJson) {
@@ -205,7 +238,7 @@ void LauncherDialog::fillFrom(const std::string& runConfigJson) {
     if (!w || !j.contains(p)) continue;
     const auto& v = j.at(p);
     if (auto* c = qobject_cast<QCheckBox*>(w)) c->setChecked(v.is_boolean() && v.get<bool>());
-    else if (auto* c = qobject_cast<QComboBox*>(w)) c->setCurrentText(QString::fromStdString(v.is_string() ? v.get<std::string>() : v.dump()));
+    else if (auto* c = qobject_cast<QComboBox*>(w)) selectChoice(c, QString::fromStdString(v.is_string() ? v.get<std::string>() : v.dump()));
     else if (auto* e = qobject_cast<QLineEdit*>(w)) {
       if (v.is_string()) e->setText(QString::fromStdString(v.get<std::string>()));
       else if (v.is_number_float()) e->setText(QString::number(v.get<double>(), 'g', 8));
@@ -226,7 +259,7 @@ std::string LauncherDialog::collect() const {
     if (auto* c = qobject_cast<QCheckBox*>(w)) {
       j[p] = c->isChecked();
     } else if (auto* c = qobject_cast<QComboBox*>(w)) {
-      j[p] = c->currentText().toStdString();
+      j[p] = choiceValue(c).toStdString();
     } else if (auto* e = dynamic_cast<NumberEdit*>(w)) {
       bool ok = false;
       const QString t = e->text().trimmed();
@@ -267,8 +300,8 @@ bool LauncherDialog::setValue(const QString& section, const QString& key, const 
   if (!w) return false;
   if (auto* c = qobject_cast<QCheckBox*>(w)) c->setChecked(value == "true" || value == "1");
   else if (auto* c = qobject_cast<QComboBox*>(w)) {
-    if (c->findText(value) < 0) return false;
-    c->setCurrentText(value);
+    if (c->findData(value) < 0 && c->findText(value) < 0) return false;
+    selectChoice(c, value);
   } else if (auto* e = qobject_cast<QLineEdit*>(w)) e->setText(value);
   return true;
 }
@@ -276,7 +309,7 @@ bool LauncherDialog::setValue(const QString& section, const QString& key, const 
 QString LauncherDialog::value(const QString& section, const QString& key) const {
   QWidget* w = editors_.value(section + "/" + key);
   if (auto* c = qobject_cast<QCheckBox*>(w)) return c->isChecked() ? "true" : "false";
-  if (auto* c = qobject_cast<QComboBox*>(w)) return c->currentText();
+  if (auto* c = qobject_cast<QComboBox*>(w)) return choiceValue(c);
   if (auto* e = qobject_cast<QLineEdit*>(w)) return e->text();
   return {};
 }
@@ -341,6 +374,14 @@ void LauncherDialog::updateEnabled() {
                             "fine-tuning tasks need an encoder preset."
                           : tip);
   }
+  // bf16 autocast applies on a GPU only.
+  if (QWidget* w = editors_.value("training/bf16")) {
+    const QString device = value("training", "device");
+    const bool gpu = device.startsWith("cuda") || (device == "auto" && inspect::default_device() == "cuda");
+    w->setEnabled(gpu);
+    w->setToolTip(gpu ? "Compute in bfloat16 on the GPU (routers and losses stay float32): about twice as fast."
+                      : "bf16 applies on a GPU only; on the CPU the run computes in float32.");
+  }
   family_->setText(decoder ? "<b>Decoder language model</b> (sMLP family): next-token prediction on the corpus, "
                              "held-out perplexity; the Playground generates text from it."
                            : "<b>Encoder</b> (masked-language model): MLM + next-sentence pre-training, or "
@@ -397,6 +438,7 @@ bool LauncherDialog::validate() {
     run_config_from_json_text(collect(), model, training);
     model.validate();
     training.validate();
+    inspect::resolve_device(training.device);  // a GPU this machine lacks is refused here, with what it has
     if (model.is_decoder() && !training.is_pretraining())
       throw ConfigError("'" + model.name + "' is a decoder language model: it trains only with task pretrain "
                         "(next-token prediction); fine-tuning on '" + training.task + "' needs an encoder preset");

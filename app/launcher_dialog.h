@@ -60,6 +60,11 @@ class LauncherDialog : public QDialog {
   void fillFrom(const std::string& runConfigJson);
   std::string collect() const;  // the run config JSON from the form
   void updateEnabled();
+  /// The device choice: auto, the CPU and every CUDA device, each with its name and memory.
+  static void addDeviceChoices(QComboBox* combo);
+  /// Selects the item whose value (item data) is `value`.
+  void selectChoice(QComboBox* combo, const QString& value);
+  static QString choiceValue(const QComboBox* combo);
   void saveConfigFile();
 
   store::RunStore* store_;

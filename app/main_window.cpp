@@ -98,6 +98,7 @@ MainWindow::MainWindow(const QString& dataDir, QWidget* parent)
   device_label_ = new QLabel;
   step_label_ = new QLabel;
   speed_label_ = new QLabel;
+  memory_label_ = new QLabel;
   eta_label_ = new QLabel;
   progress_ = new QProgressBar;
   progress_->setMaximumWidth(160);
@@ -112,13 +113,17 @@ MainWindow::MainWindow(const QString& dataDir, QWidget* parent)
   reserve(step_label_, tr("run %1 · step %2 / %3").arg(8888).arg(8888888).arg(8888888));
   reserve(speed_label_, tr("%1 tokens/s").arg(8888888));
   reserve(eta_label_, tr("ETA %1").arg("88 min 88 s"));
+  reserve(memory_label_, tr("GPU %1 GiB · peak %2 GiB").arg("888.8", "888.8"));
   for (QLabel* l : {step_label_, speed_label_}) l->setAlignment(Qt::AlignRight | Qt::AlignVCenter);
-  for (QLabel* l : {device_label_, step_label_, speed_label_, eta_label_}) statusBar()->addPermanentWidget(l);
+  for (QLabel* l : {device_label_, step_label_, speed_label_, memory_label_, eta_label_}) statusBar()->addPermanentWidget(l);
   statusBar()->addPermanentWidget(progress_);
   device_label_->setText(tr("device: %1 · LibTorch %2")
                              .arg(QString::fromStdString(inspect::default_device()),
                                   QString::fromStdString(inspect::libtorch_version())));
-  device_label_->setToolTip(tr("Where new runs with device 'auto' train. CUDA is used when LibTorch sees a GPU."));
+  QStringList devices;
+  for (const auto& d : inspect::list_devices()) devices << QString::fromStdString(inspect::describe_device(d));
+  device_label_->setToolTip(tr("Where new runs with device 'auto' train: the first GPU when LibTorch sees one, else the CPU.\n"
+                               "This machine: %1").arg(devices.join("; ")));
 
   heavy_timer_.setSingleShot(true);
   heavy_timer_.setInterval(kHeavyRefreshMs);

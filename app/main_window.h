@@ -179,7 +179,7 @@ class MainWindow : public QMainWindow {
   widgets::SpeedView* speed_ = nullptr;
 
   QAction *demo_action_, *new_action_, *pause_action_, *stop_action_, *classroom_action_, *export_action_;
-  QLabel *device_label_, *step_label_, *speed_label_, *eta_label_;
+  QLabel *device_label_, *step_label_, *speed_label_, *memory_label_, *eta_label_;
   QProgressBar* progress_;
 
   bool classroom_ = false;

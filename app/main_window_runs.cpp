@@ -218,7 +218,9 @@ void MainWindow::onRunEnded(qint64 runId, const QString& label, const QString& g
       // Window-modal but not blocking: the queue, the views and scripted
       // callers (--quit-when-idle) go on while the message is shown.
       auto* box = new QMessageBox(QMessageBox::Warning, tr("Run failed"),
-                                  tr("%1 could not run:\n\n%2").arg(label, message), QMessageBox::Ok, this);
+                                  runId > 0 ? tr("Run %1 (%2) failed:\n\n%3").arg(runId).arg(label, message)
+                                            : tr("%1 could not start:\n\n%2").arg(label, message),
+                                  QMessageBox::Ok, this);
       box->setAttribute(Qt::WA_DeleteOnClose);
       box->open();
     }
@@ -269,6 +271,17 @@ void MainWindow::updateStatusBar(const StepMetrics* last) {
   }
   speed_label_->setText(ranks.isEmpty() ? tr("%1 tokens/s").arg(tokens, 0, 'f', 0)
                                         : tr("%1 tokens/s (ranks: %2)").arg(tokens, 0, 'f', 0).arg(ranks.join(" · ")));
+  // GPU runs: what tensors hold now and the most since the run started; CPU runs: the process's resident memory.
+  const double gpu_mb = last->get("memory/gpu_allocated_mb", -1), gpu_peak_mb = last->get("memory/gpu_peak_mb", -1);
+  const double ram_mb = last->get("memory/resident_mb", -1);
+  if (gpu_mb >= 0) {
+    memory_label_->setText(tr("GPU %1 GiB · peak %2 GiB").arg(gpu_mb / 1024, 0, 'f', 2).arg(gpu_peak_mb / 1024, 0, 'f', 2));
+    memory_label_->setToolTip(tr("GPU memory the run's tensors hold now, and the most since it started "
+                                 "(the curves have both: memory/gpu_allocated_mb, memory/gpu_peak_mb)."));
+  } else if (ram_mb >= 0) {
+    memory_label_->setText(ram_mb >= 1024 ? tr("RAM %1 GiB").arg(ram_mb / 1024, 0, 'f', 2) : tr("RAM %1 MiB").arg(ram_mb, 0, 'f', 0));
+    memory_label_->setToolTip(tr("Memory this process holds (resident), run and studio together."));
+  }
   const double eta = step_ms > 0 ? double(steps_total_ - last->step) * step_ms / 1000.0 : -1;
   eta_label_->setText(tr("ETA %1").arg(format_eta(eta)));
   progress_->setValue(int(last->step));

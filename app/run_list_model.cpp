@@ -16,6 +16,18 @@ QString runTask(const std::string& configJson) {
   return QStringLiteral("?");
 }
 
+// "cuda:0 · bf16" for a GPU run that computes in bfloat16; the device as recorded otherwise.
+static QString runDevice(const store::RunRecord& run) {
+  QString device = QString::fromStdString(run.device);
+  if (!device.startsWith("cuda")) return device;
+  try {
+    const auto j = nlohmann::json::parse(run.config_json);
+    if (j.contains("training") && j["training"].value("bf16", true)) device += QStringLiteral(" · bf16");
+  } catch (const std::exception&) {
+  }
+  return device;
+}
+
 bool runIsLm(const store::RunRecord& run) {
   if (run.kind == "lm") return true;
   try {
@@ -50,6 +62,7 @@ void RunListModel::computeBest(Row& row) const {
   row.best.clear();
   // Decoder LMs train with task "pretrain" but are language models: the list says "lm".
   row.task = runIsLm(row.run) ? QStringLiteral("lm") : runTask(row.run.config_json);
+  row.device = runDevice(row.run);
   for (const auto& name : store_->metric_names(row.run.id)) {
     if (name.rfind("eval/", 0) != 0 || name == "eval/examples" || name == "eval/targets") continue;
     const bool lower_is_better = lowerIsBetter(QString::fromStdString(name));
@@ -141,7 +154,7 @@ QVariant RunListModel::data(const QModelIndex& index, int role) const {
       case Name: return QString::fromStdString(r.name) + (r.parent_id ? QString("  ← %1").arg(*r.parent_id) : QString());
       case Task: return row.task;
       case Status: return QString::fromStdString(r.status);
-      case Device: return QString::fromStdString(r.device);
+      case Device: return row.device;
       case Steps: return qlonglong(r.last_step);
       case Best: return headline(r.id);
       case Created: return QDateTime::fromSecsSinceEpoch(qint64(r.created_at)).toString("yyyy-MM-dd hh:mm");

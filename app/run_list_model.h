@@ -41,6 +41,7 @@ class RunListModel : public QAbstractTableModel {
     store::RunRecord run;
     QVector<QPair<QString, double>> best;
     QString task;
+    QString device;  ///< as recorded, with " · bf16" for a GPU run in bfloat16
   };
   void computeBest(Row& row) const;
   std::unique_ptr<store::RunStore> store_;

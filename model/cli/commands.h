@@ -49,6 +49,19 @@ inline CLI::Validator in_range(double lo, double hi, const std::string& why = ""
       "in " + range);
 }
 
+/// A CLI11 check of a device flag: auto, cpu, cuda or cuda:N. Whether this
+/// machine has that GPU is checked when the run starts (with what it has).
+inline CLI::Validator device_choice() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        const bool indexed = text.rfind("cuda:", 0) == 0 && text.size() > 5 && text.size() <= 8 &&
+                             text.find_first_not_of("0123456789", 5) == std::string::npos;
+        if (text == "auto" || text == "cpu" || text == "cuda" || indexed) return {};
+        return "'" + text + "' is not a device: give auto, cpu, cuda or cuda:N";
+      },
+      "DEVICE");
+}
+
 /// The command line as given (argv), for the launcher of distributed runs.
 std::vector<std::string>& command_line();
 

@@ -81,6 +81,7 @@ struct TrainFlags {
   // distributed runs
   int nproc = 1, rank = 0, world_size = 1, master_port = 29500, expert_parallel = 1;
   std::string master_addr = "127.0.0.1", backend = "auto", inject_rank_fault;
+  int64_t inject_allocation_failure = 0;
   double dist_timeout = 600;
   CLI::App* cmd = nullptr;
 
@@ -104,7 +105,7 @@ struct TrainFlags {
           ->check(in_range(0, 1, "", false, /*hi_open=*/true));
     c.add_option("--seed", seed, "seed of initialisation, data order and dropout")
         ->check(in_range(0, double(std::numeric_limits<uint64_t>::max())));
-    c.add_option("--device", device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+    c.add_option("--device", device, "auto, cpu, cuda or cuda:N (auto: the first GPU, else the CPU)")->check(device_choice());
     c.add_flag("--no-bf16", no_bf16, "no bf16 autocast on CUDA");
     c.add_option("--threads", threads, "CPU threads for LibTorch")->check(in_range(1, cpu_count(), "the CPUs of this machine"));
     c.add_option("--eval-every", eval_every, "evaluate every N steps (0: only at the end)")->check(in_range(0, kMaxSteps));
@@ -137,6 +138,9 @@ struct TrainFlags {
     c.add_option("--dist-timeout", dist_timeout, "seconds a collective waits for a silent rank before the run ends (default 600)")
         ->check(in_range(1, 86400))->group(d);
     c.add_option("--inject-rank-fault", inject_rank_fault, "testing: RANK:STEP:kill|hang")->group("");  // hidden
+    c.add_option("--inject-allocation-failure", inject_allocation_failure,
+                 "testing: an impossible allocation on the run's device before this step")
+        ->check(in_range(1, kMaxSteps))->group("");  // hidden
   }
   bool given(const char* flag) const {
     const auto* o = cmd->get_option_no_throw(flag);  // pretrain has no --expert-dropout
@@ -267,6 +271,7 @@ std::vector<std::string> rank_command_line() {
 
 int run_trainer(TrainerOptions options, const TrainFlags& flags) {
   options.dist = flags.dist_options();
+  options.fail_allocation_at_step = flags.inject_allocation_failure;
   if (flags.launches()) {
     // This process only starts and watches the ranks; rank 0 prints the progress and outcome.
     options.dist.world_size = flags.nproc;
@@ -466,7 +471,7 @@ void add_train_commands(CLI::App& app) {
     auto* c = cmd->add_option("--checkpoint", *checkpoint, "checkpoint file")->check(CLI::ExistingFile);
     auto* r = cmd->add_option("--run", *run, "the newest checkpoint of this run")->check(in_range(1, kMaxId));
     c->excludes(r);
-    cmd->add_option("--device", *device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+    cmd->add_option("--device", *device, "auto, cpu, cuda or cuda:N")->check(device_choice());
     cmd->add_option("--data-dir", *data_dir, "data folder");
     cmd->add_flag("--json", *json, "JSON output");
     cmd->callback([=] {

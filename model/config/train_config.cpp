@@ -61,7 +61,10 @@ void TrainConfig::validate() const {
   if (!(adam_epsilon > 0)) fail("adam_epsilon", "must be positive");
   if (clip_norm < 0) fail("clip_norm", "must be non-negative (0 turns clipping off), got " + num(clip_norm));
   if (expert_dropout != -1 && !(expert_dropout >= 0 && expert_dropout < 1)) fail("expert_dropout", "must be in [0, 1) or -1");
-  if (device != "auto" && device != "cpu" && device != "cuda") fail("device", "must be auto, cpu or cuda");
+  const bool cuda_n = device.rfind("cuda:", 0) == 0 && device.size() > 5 && device.size() <= 8 &&
+                      device.find_first_not_of("0123456789", 5) == std::string::npos;
+  if (device != "auto" && device != "cpu" && device != "cuda" && !cuda_n)
+    fail("device", "must be auto, cpu, cuda or cuda:N (a GPU's index), got '" + device + "'");
   if (threads < 0 || threads > kMaxThreads)
     fail("threads", "must be in [0, " + std::to_string(kMaxThreads) + "] (0: LibTorch's choice), got " + std::to_string(threads));
   if (log_every < 1) fail("log_every", "must be at least 1");

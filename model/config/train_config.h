@@ -42,7 +42,7 @@ struct TrainConfig {
   double clip_norm = 1.0;         ///< 0: no clipping
   double expert_dropout = -1;     ///< fine-tuning: overrides the model's (the paper uses 0.2); -1 keeps it
   uint64_t seed = 0;
-  std::string device = "auto";    ///< auto | cpu | cuda
+  std::string device = "auto";    ///< auto | cpu | cuda | cuda:N (auto: the first GPU, else the CPU)
   bool bf16 = true;               ///< bf16 autocast on CUDA (routers and losses stay float32)
   int threads = 0;                ///< CPU threads for LibTorch; 0: its default
 

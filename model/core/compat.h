@@ -2,6 +2,9 @@
 // Debian's LibTorch 1.13 (CPU) and PyTorch 2.x's LibTorch (CUDA).
 #pragma once
 
+#include <new>
+#include <string>
+
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
@@ -107,6 +110,49 @@ inline int64_t peak_memory_bytes(const torch::Device& device) {
   (void)device;
 #endif
   return -1;
+}
+
+/// Bytes CUDA tensors hold now; -1 off CUDA.
+inline int64_t allocated_memory_bytes(const torch::Device& device) {
+#if defined(SMX_WITH_CUDA)
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);
+    return stats.allocated_bytes[0].current;
+  }
+#else
+  (void)device;
+#endif
+  return -1;
+}
+
+/// Makes a GPU the calling thread's current CUDA device (no-op elsewhere): its
+/// generator, caching allocator and kernels without a tensor to follow.
+inline void set_current_device(const torch::Device& device) {
+#if defined(SMX_WITH_CUDA)
+  if (device.is_cuda() && device.has_index()) c10::cuda::set_device(device.index());
+#else
+  (void)device;
+#endif
+}
+
+/// Hands the blocks the CUDA caching allocator keeps back to the driver, so
+/// that what runs next (the studio's playground, another run) has the GPU's
+/// memory after a run ran out of it. No-op without CUDA.
+inline void release_cached_memory() {
+#if defined(SMX_WITH_CUDA)
+  if (torch::cuda::is_available()) c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+}
+
+/// Whether an error is an allocation failure: CUDA's out-of-memory error, the
+/// CPU allocator's refusal (a c10::Error in LibTorch 1.13), or std::bad_alloc.
+inline bool is_out_of_memory(const std::exception& e) {
+  if (dynamic_cast<const c10::OutOfMemoryError*>(&e) || dynamic_cast<const std::bad_alloc*>(&e)) return true;
+  if (!dynamic_cast<const c10::Error*>(&e)) return false;
+  const std::string what = static_cast<const c10::Error&>(e).what_without_backtrace();
+  for (const char* words : {"out of memory", "can't allocate memory", "not enough memory", "Cannot allocate memory"})
+    if (what.find(words) != std::string::npos) return true;
+  return false;
 }
 
 /// Raises an error at any host-device synchronisation on CUDA while it lives

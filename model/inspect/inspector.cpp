@@ -8,6 +8,7 @@
 
 #include "model/bench/bench.h"
 #include "model/config/train_config.h"
+#include "model/inspect/runtime.h"
 #include "model/nn/decoder.h"
 #include "model/nn/encoder.h"
 #include "model/store/data_dir.h"
@@ -23,14 +24,12 @@ namespace smx::inspect {
 
 namespace {
 
-torch::Device resolve_device(const std::string& d) {
-  if (d == "cuda" || d == "auto") {
-    if (torch::cuda::is_available()) return torch::kCUDA;
-    if (d == "cuda") throw InspectError("CUDA was requested but LibTorch sees no CUDA device");
-  } else if (d != "cpu") {
-    throw InspectError("unknown device '" + d + "' (use auto, cpu or cuda)");
+torch::Device device_named(const std::string& d) {
+  try {
+    return torch::Device(smx::inspect::resolve_device(d));
+  } catch (const ConfigError& e) {
+    throw InspectError(e.what());
   }
-  return torch::kCPU;
 }
 
 }  // namespace
@@ -164,7 +163,7 @@ Inspector::Inspector(const fs::path& checkpoint, const std::string& device) : im
   } catch (const std::exception& e) {
     throw InspectError(e.what());
   }
-  s.device = resolve_device(device);
+  s.device = device_named(device);
   if (s.info.tokenizer_path.empty() || !fs::exists(s.info.tokenizer_path))
     throw InspectError("the tokenizer of checkpoint '" + checkpoint.string() + "' is missing: '" + s.info.tokenizer_path +
                        "' (it lives in the data folder the run was trained with)");
@@ -398,7 +397,7 @@ std::vector<SpeedRow> speed_bench(const std::vector<std::string>& presets, int b
                                   const std::string& device, const std::function<void(const std::string&)>& log) {
   if (batch < 1 || seq_len < 2) throw InspectError("batch must be at least 1 and the sequence at least 2 tokens");
   BenchOptions options;
-  options.device = resolve_device(device).is_cuda() ? "cuda" : "cpu";
+  options.device = device_named(device).str();
   options.batch_size = batch;
   options.seq_len = seq_len;
   std::vector<SpeedRow> rows;

@@ -314,8 +314,14 @@ void Trainer::State::loop() {
     if (writer()) snapshot(0, {});
     shard_experts();
   }
+  compat::reset_peak_memory(device);
   for (; step < cfg.steps; ++step) {
+    outcome.steps_done = step;  // steps completed: what a failure inside this step reports
     if (group) inject_fault(step);
+    if (opt.fail_allocation_at_step == step + 1) {
+      // 2^50 floats (4 PiB): more than any device has, refused by its allocator as a real shortage would be.
+      (void)torch::empty({int64_t(1) << 50}, torch::TensorOptions().dtype(torch::kFloat).device(device));
+    }
     // Between two steps: the weights after `step` steps. With experts spread over ranks, every rank
     // helps (the request travelled with the last step's all-reduce).
     if (experts) {
@@ -506,6 +512,11 @@ void Trainer::State::loop() {
       for (size_t r = 0; r < rank_tokens_per_s.size(); ++r)
         m.values.emplace_back("dist/rank" + std::to_string(r) + "_tokens_per_s", rank_tokens_per_s[r]);
       m.values.emplace_back("memory/resident_mb", resident_megabytes());
+      if (device.is_cuda()) {
+        // What the run's tensors hold on the GPU now, and the most since the run (or resume) started.
+        m.values.emplace_back("memory/gpu_allocated_mb", double(compat::allocated_memory_bytes(device)) / (1 << 20));
+        m.values.emplace_back("memory/gpu_peak_mb", double(compat::peak_memory_bytes(device)) / (1 << 20));
+      }
       if (!apply) m.values.emplace_back("stability/skipped", 1.0);
       auto moe = capture_moe_stats(lm_run() ? lm->moe_layers() : model->moe_layers());
       for (auto& kv : moe_scalars(moe)) m.values.push_back(kv);
@@ -605,29 +616,68 @@ void Trainer::wait_while_paused(std::chrono::milliseconds limit) {
   else control_cv_.wait_for(lock, limit, done);
 }
 
-RunOutcome Trainer::run() {
-  State s(*this);
-  s.setup();
-  // Live copies last as long as the run: whichever way it ends, they go.
-  struct RemoveLive {
-    fs::path dir;
-    ~RemoveLive() {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-  } remove_live{s.run_dir / "live"};
-  try {
-    s.loop();
-  } catch (const std::exception& e) {
-    try {
-      const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
-      if (s.writer() && s.store) s.store->set_status(s.run_id, "failed");
-      s.event(s.outcome.steps_done, "failed", c10_error ? c10_error->what_without_backtrace() : e.what());
-    } catch (...) {
-    }
-    throw;
+std::string Trainer::State::out_of_memory_message(const std::exception& e, int64_t at_step) const {
+  const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+  std::string cause = c10_error ? c10_error->what_without_backtrace() : e.what();
+  cause = cause.substr(0, cause.find('\n'));
+  if (cause.size() > 300) cause = cause.substr(0, 300) + "...";
+  const std::string where = device.is_cuda() ? "GPU memory on " + device.str() : "memory on the CPU";
+  std::string m = "out of " + where + (at_step > 0 ? " at step " + std::to_string(at_step) : " while setting up the run") +
+                  " (batch_size " + std::to_string(cfg.batch_size) +
+                  (cfg.seq_len > 0 ? " x " + std::to_string(cfg.seq_len) + " tokens" : "") + "): " + cause + ". ";
+  const int64_t half = std::max<int64_t>(1, cfg.batch_size / 2);
+  m += "Try a smaller batch_size (" + std::to_string(half) + ", with accumulation " + std::to_string(cfg.accumulation * 2) +
+       " for the same effective batch), a shorter seq_len or a smaller model";
+  if (device.is_cuda() && !cfg.bf16) m += ", or bf16";
+  m += ".";
+  if (!run_dir.empty() && fs::exists(run_dir / "checkpoints")) {
+    std::string skipped;
+    const fs::path kept = newest_checkpoint(run_dir, &skipped);
+    if (!kept.empty()) m += " The run's newest checkpoint is kept: " + kept.string() + ".";
   }
-  return s.outcome;
+  return m;
+}
+
+RunOutcome Trainer::run() {
+  std::string out_of_memory;  // thrown as OutOfMemory once the run's tensors are freed
+  {
+    State s(*this);
+    try {
+      s.setup();
+    } catch (const std::exception& e) {
+      if (!compat::is_out_of_memory(e)) throw;
+      out_of_memory = s.out_of_memory_message(e, 0);
+    }
+    if (out_of_memory.empty()) {
+      // Live copies last as long as the run: whichever way it ends, they go.
+      struct RemoveLive {
+        fs::path dir;
+        ~RemoveLive() {
+          std::error_code ec;
+          fs::remove_all(dir, ec);
+        }
+      } remove_live{s.run_dir / "live"};
+      try {
+        s.loop();
+        return s.outcome;
+      } catch (const std::exception& e) {
+        const bool oom = compat::is_out_of_memory(e);
+        const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+        std::string message = c10_error ? c10_error->what_without_backtrace() : e.what();
+        if (oom) message = out_of_memory = s.out_of_memory_message(e, s.outcome.steps_done + 1);
+        try {
+          if (s.writer() && s.store) s.store->set_status(s.run_id, "failed");
+          s.event(s.outcome.steps_done, "failed", message);
+        } catch (...) {
+        }
+        if (!oom) throw;
+      }
+    }
+  }
+  // The State (model, optimizer, batches) is gone: give the cached blocks back, so that the
+  // studio's next run and its playground have the device's memory.
+  compat::release_cached_memory();
+  throw OutOfMemory(out_of_memory);
 }
 
 StepMetrics evaluate_checkpoint(const fs::path& checkpoint, const fs::path& data_dir, TrainerObserver* observer,

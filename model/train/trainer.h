@@ -92,6 +92,17 @@ struct TrainerOptions {
   /// writes the run store, telemetry and checkpoints; the other ranks take the
   /// run's config, tokenizer and weights from it.
   dist::DistOptions dist;
+  /// Testing: before this step (1-based) the trainer asks the run's device for
+  /// an impossible amount of memory, so the out-of-memory path (OutOfMemory,
+  /// the run recorded as failed, its checkpoints kept) runs on any machine. 0: never.
+  int64_t fail_allocation_at_step = 0;
+};
+
+/// A run that ran out of memory (the GPU's, or the machine's). what() says on
+/// which device and at which step, suggests a smaller batch, and names the
+/// newest checkpoint kept; the run is recorded as failed.
+struct OutOfMemory : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 /// The final state of a run.

@@ -12,12 +12,15 @@
 namespace smx {
 
 torch::Device pick_device(const std::string& d) {
-  if (d == "cuda") {
-    if (!torch::cuda::is_available()) throw ConfigError("training field 'device': cuda requested but no CUDA device is available");
-    return torch::kCUDA;
+  try {
+    const torch::Device device(inspect::resolve_device(d));
+    compat::set_current_device(device);  // CUDA's generators and caching allocator follow the current device
+    return device;
+  } catch (const ConfigError& e) {
+    std::string what = e.what();  // "device 'cuda:1' is not on this machine: ..."
+    if (what.rfind("device ", 0) == 0) what.erase(0, 7);
+    throw ConfigError("training field 'device': " + what);
   }
-  if (d == "auto" && torch::cuda::is_available()) return torch::kCUDA;
-  return torch::kCPU;
 }
 
 namespace {
@@ -507,7 +510,8 @@ void Trainer::State::setup_local() {
                                     : "finetune " + cfg.task + " " + model_config.name;
     r.kind = lm_run() ? "lm" : pretraining_run() ? "pretrain" : "finetune";
     r.config_json = run_config_to_json_text(model_config, cfg);
-    r.device = device.str();
+    r.device = device.str();  // "cpu", "cuda:0"; a distributed run adds its ranks: "cpu x2 ranks"
+    if (opt.dist.world_size > 1) r.device += " x" + std::to_string(opt.dist.world_size) + " ranks";
     r.parent_id = opt.parent_run;
     run_id = store->create_run(r);
     run_dir = store->run_folder(run_id);

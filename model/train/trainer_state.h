@@ -22,6 +22,7 @@
 #include "model/data/tasks.h"
 #include "model/dist/expert_parallel.h"
 #include "model/dist/process_group.h"
+#include "model/inspect/runtime.h"
 #include "model/nn/decoder.h"
 #include "model/nn/encoder.h"
 #include "model/optim/adamw.h"
@@ -42,7 +43,7 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 inline double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-/// "auto", "cpu" or "cuda" (refused with a clear message when absent).
+/// "auto", "cpu", "cuda" or "cuda:N" (refused with a clear message when absent); makes a GPU the current device.
 torch::Device pick_device(const std::string& d);
 
 /// A distributed rank's share of a batch's counts, times the number of ranks:
@@ -187,6 +188,9 @@ struct Trainer::State {
   void loop();
   /// Testing (--inject-rank-fault): this rank kills itself or stops answering before `step`.
   void inject_fault(int64_t step);
+  /// What OutOfMemory says: the device, the step (0: during set-up), the batch, the cause,
+  /// what to try, and the newest checkpoint kept.
+  std::string out_of_memory_message(const std::exception& e, int64_t at_step) const;
 };
 
 }  // namespace smx

@@ -4,10 +4,13 @@
 // made; the inspector thread answers playground and what-if requests.
 #include "tests/app/tst_studio.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QDir>
 #include <QRegularExpression>
 #include <QLabel>
+#include <QMessageBox>
+#include <QTabWidget>
 #include <QSignalSpy>
 #include <QTemporaryDir>
 #include <QTest>
@@ -23,6 +26,8 @@
 #include "app/run_list_model.h"
 #include "model/config/train_config.h"
 #include "model/inspect/inspector.h"
+#include "model/inspect/runtime.h"
+#include "model/train/checkpoint.h"
 #include "model/store/run_store.h"
 #include "tests/store/test_files.h"
 #include "widgets/capacity_view.h"
@@ -288,6 +293,115 @@ void TestStudio::multiProcessRunFromTheStudio() {
     QTest::qWait(200);
     dialog.grab().save(QString::fromUtf8(shots) + "/launcher-processes.png");
   }
+}
+
+void TestStudio::launcherListsTheDevices() {
+  // The device choice: auto, the CPU, and every GPU LibTorch sees (none on a CPU-only machine),
+  // each with its name and memory.
+  const auto devices = inspect::list_devices();
+  const bool gpu = devices.size() > 1;
+  app::LauncherDialog dialog(nullptr, g_dir->path(), false);
+  dialog.setPreset("demo");
+  auto* combo = dialog.findChild<QComboBox*>("training/device");
+  QVERIFY(combo);
+  QCOMPARE(combo->count(), int(devices.size()) + 1);
+  QCOMPARE(combo->itemData(0).toString(), QString("auto"));
+  for (size_t i = 0; i < devices.size(); ++i) {
+    QCOMPARE(combo->itemData(int(i) + 1).toString(), QString::fromStdString(devices[i].id));
+    QVERIFY2(combo->itemText(int(i) + 1).contains("GiB"), qPrintable(combo->itemText(int(i) + 1)));
+  }
+  QVERIFY2(combo->itemText(0).contains(gpu ? "GPU" : "no GPU"), qPrintable(combo->itemText(0)));
+  // bf16 applies on a GPU only.
+  auto* bf16 = dialog.findChild<QCheckBox*>("training/bf16");
+  QVERIFY(bf16);
+  QVERIFY(dialog.setValue("training", "device", "cpu"));
+  QVERIFY(!bf16->isEnabled());
+  QCOMPARE(dialog.value("training", "device"), QString("cpu"));
+  QVERIFY2(dialog.validate(), qPrintable(dialog.errorText()));
+  QCOMPARE(dialog.requests()[0].options.training.device, std::string("cpu"));
+  QVERIFY(dialog.setValue("training", "device", "auto"));
+  QCOMPARE(bf16->isEnabled(), gpu);
+  // A config made on a machine with more GPUs: its device is shown, and refused with what this machine has.
+  const std::string missing = "cuda:" + std::to_string(devices.size() - 1);
+  QTemporaryDir dir;
+  const QString file = dir.filePath("gpu-run.json");
+  {
+    std::ofstream out(file.toStdString());
+    out << R"({"model": {"preset": "demo"}, "training": {"device": ")" << missing << R"(", "steps": 10}})";
+  }
+  QVERIFY2(dialog.loadConfigFile(file), qPrintable(dialog.errorText()));
+  QCOMPARE(dialog.value("training", "device"), QString::fromStdString(missing));
+  QVERIFY2(combo->currentText().contains("not on this machine"), qPrintable(combo->currentText()));
+  QVERIFY(bf16->isEnabled());  // a GPU device, even one that is not here
+  QVERIFY(!dialog.validate());
+  QVERIFY2(dialog.errorText().contains(QString::fromStdString("'" + missing + "' is not on this machine")),
+           qPrintable(dialog.errorText()));
+  QVERIFY2(dialog.errorText().contains(gpu ? "CUDA device" : "no CUDA device"), qPrintable(dialog.errorText()));
+  if (const QByteArray shots = qgetenv("SMX_SCREENSHOTS"); !shots.isEmpty()) {
+    QDir().mkpath(QString::fromUtf8(shots));
+    if (auto* tabs = dialog.findChild<QTabWidget*>()) tabs->setCurrentIndex(tabs->count() - 1);
+    dialog.resize(1000, 900);
+    dialog.show();
+    combo->showPopup();
+    QTest::qWait(300);
+    dialog.grab().save(QString::fromUtf8(shots) + "/launcher-devices.png");
+    combo->hidePopup();
+  }
+}
+
+void TestStudio::outOfMemoryRunFailsAndTheStudioGoesOn() {
+  QTemporaryDir dir;
+  app::MainWindow window(dir.path());
+  window.resize(1200, 800);
+  window.show();
+  QSignalSpy ended(window.controller(), &app::RunController::runEnded);
+  // A real allocation failure on the run's device before step 4 (on a GPU machine, run on the GPU).
+  auto r = demo_request(8, dir.path());
+  r.options.training.device = "auto";
+  r.options.training.checkpoint_every = 2;
+  r.options.fail_allocation_at_step = 4;
+  window.launch({r});
+  auto args = wait_ended(ended);
+  QVERIFY(!args.isEmpty());
+  QCOMPARE(args[3].toString(), QString("failed"));
+  const QString message = args[4].toString();
+  QVERIFY2(message.startsWith("out of ") && message.contains("memory") && message.contains("at step 4"), qPrintable(message));
+  QVERIFY2(message.contains("Try a smaller batch_size"), qPrintable(message));
+  QVERIFY2(message.contains("checkpoint is kept"), qPrintable(message));
+  const qint64 failed = args[0].toLongLong();
+  {
+    store::RunStore s(fs::path(dir.path().toStdString()) / "runs.sqlite");
+    QCOMPARE(s.find_run(failed)->status, std::string("failed"));
+    const auto kept = newest_checkpoint(s.run_folder(failed));
+    QVERIFY(!kept.empty());
+    QCOMPARE(read_checkpoint_info(kept).step, int64_t(2));
+  }
+  // The message box is up (not blocking); the studio trains the next run as usual.
+  QTest::qWait(200);
+  if (const QByteArray shots = qgetenv("SMX_SCREENSHOTS"); !shots.isEmpty()) {
+    QDir().mkpath(QString::fromUtf8(shots));
+    for (QMessageBox* box : window.findChildren<QMessageBox*>()) box->grab().save(QString::fromUtf8(shots) + "/out-of-memory.png");
+  }
+  window.launch({demo_request(3, dir.path())});
+  args = wait_ended(ended);
+  QVERIFY(!args.isEmpty());
+  QVERIFY2(args[3].toString() == "finished", qPrintable(args[3].toString() + ": " + args[4].toString()));
+  // The status bar's memory: the process's on a CPU run; allocated and peak for a GPU run.
+  const auto label_with = [&](const QString& text) {
+    for (const QLabel* l : window.findChildren<QLabel*>())
+      if (l->text().contains(text)) return true;
+    return false;
+  };
+  if (inspect::default_device() == "cpu") QVERIFY(label_with("RAM "));
+  app::LiveBatch batch;
+  batch.run_id = args[0].toLongLong();
+  StepMetrics gpu_step;
+  gpu_step.step = 3;
+  gpu_step.values = {{"speed/tokens_per_s", 1000.0}, {"memory/resident_mb", 900.0},
+                     {"memory/gpu_allocated_mb", 1536.0}, {"memory/gpu_peak_mb", 4096.0}};
+  batch.steps.push_back(gpu_step);
+  Q_EMIT window.controller()->liveBatch(batch);
+  QVERIFY(label_with("GPU 1.50 GiB · peak 4.00 GiB"));
 }
 
 void TestStudio::runListShowsHeadlessRuns() {

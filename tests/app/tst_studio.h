@@ -12,6 +12,8 @@ class TestStudio : public QObject {
   void launcherRefusesBadConfigs();
   void launcherBuildsSeedRuns();
   void multiProcessRunFromTheStudio();
+  void launcherListsTheDevices();
+  void outOfMemoryRunFailsAndTheStudioGoesOn();
   void runListShowsHeadlessRuns();
   void runListKeepsToTheDataFolder();
   void windowShowsLiveRun();

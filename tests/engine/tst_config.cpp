@@ -6,6 +6,8 @@
 
 #include "model/config/cost.h"
 #include "model/config/model_config.h"
+#include "model/config/train_config.h"
+#include "model/inspect/runtime.h"
 #include "model/nn/encoder.h"
 
 using namespace smx;
@@ -215,6 +217,52 @@ void TestConfig::parameterCountsMatchModules() {
   if (cost.total_params > 400'000'000) QSKIP("too large to instantiate in a unit test; count printed above");
   EncoderModel model(c);
   QCOMPARE(count_parameters(*model), cost.total_params);
+}
+
+void TestConfig::devicesOfThisMachine() {
+  // The device field: auto, cpu, cuda and cuda:N; anything else is refused by validation.
+  for (const char* ok : {"auto", "cpu", "cuda", "cuda:0", "cuda:7", "cuda:123"}) {
+    TrainConfig t;
+    t.device = ok;
+    t.validate();
+  }
+  for (const char* bad : {"gpu", "cuda:", "cuda:-1", "cuda:x", "CUDA", "cuda:1234", "cuda:0 "}) {
+    TrainConfig t;
+    t.device = bad;
+    try {
+      t.validate();
+      QFAIL(qPrintable(QString("accepted device '%1'").arg(bad)));
+    } catch (const ConfigError& e) {
+      QVERIFY2(QString(e.what()).contains("device"), e.what());
+    }
+  }
+  // What this machine has: the CPU first (with its memory), then every GPU LibTorch sees.
+  const auto devices = inspect::list_devices();
+  QVERIFY(!devices.empty());
+  QCOMPARE(devices.front().id, std::string("cpu"));
+  QVERIFY(devices.front().memory_bytes > 0);
+  QVERIFY(inspect::describe_device(devices.front()).rfind("CPU", 0) == 0);
+  const int gpus = int(devices.size()) - 1;
+  for (int i = 0; i < gpus; ++i) {
+    QCOMPARE(devices[size_t(i) + 1].id, "cuda:" + std::to_string(i));
+    QVERIFY(devices[size_t(i) + 1].memory_bytes > 0);
+  }
+  QCOMPARE(gpus > 0, inspect::default_device() == "cuda");
+  QCOMPARE(inspect::resolve_device("cpu"), std::string("cpu"));
+  QCOMPARE(inspect::resolve_device("auto"), std::string(gpus > 0 ? "cuda:0" : "cpu"));
+  if (gpus > 0) QCOMPARE(inspect::resolve_device("cuda"), std::string("cuda:0"));
+  // A GPU this machine does not have is refused, saying what it has (none, here, on a CPU machine).
+  const std::string missing = "cuda:" + std::to_string(gpus);
+  for (const std::string& d : gpus > 0 ? std::vector<std::string>{missing} : std::vector<std::string>{"cuda", missing}) {
+    try {
+      inspect::resolve_device(d);
+      QFAIL(qPrintable(QString("resolved missing device %1").arg(d.c_str())));
+    } catch (const ConfigError& e) {
+      const QString m = e.what();
+      QVERIFY2(m.contains("'" + QString::fromStdString(d) + "' is not on this machine"), e.what());
+      QVERIFY2(m.contains(gpus == 0 ? "no CUDA device" : "CUDA device"), e.what());
+    }
+  }
 }
 
 void TestConfig::flopsMatchHandCount() {

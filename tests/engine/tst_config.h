@@ -17,4 +17,5 @@ class TestConfig : public QObject {
   void parameterCountsMatchModules_data();
   void parameterCountsMatchModules();
   void flopsMatchHandCount();
+  void devicesOfThisMachine();
 };

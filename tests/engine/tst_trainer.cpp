@@ -192,6 +192,50 @@ void TestTrainer::nanIsDetectedAtItsStep() {
   QCOMPARE(int(losses(out.run_id).size()), 4);  // steps 0..3 recorded, nothing after
 }
 
+void TestTrainer::outOfMemoryEndsTheRunAndKeepsItsCheckpoints() {
+  // A real allocation failure (an impossible request to the run's allocator) before step 6: the
+  // same path a GPU that runs out of memory takes.
+  auto t = tiny_training(10);
+  t.checkpoint_every = 2;
+  auto o = options(tiny_model(), t);
+  o.fail_allocation_at_step = 6;
+  Recorder rec;
+  int64_t run_id = 0;
+  try {
+    Trainer trainer(o, &rec);
+    trainer.run();
+    QFAIL("a run whose allocation failed finished");
+  } catch (const OutOfMemory& e) {
+    const QString m = QString::fromUtf8(e.what());
+    QVERIFY2(m.startsWith("out of memory on the CPU at step 6 (batch_size 4"), e.what());
+    QVERIFY2(m.contains("Try a smaller batch_size (2, with accumulation 2"), e.what());
+    QVERIFY2(m.contains("checkpoint is kept") && m.contains("step-00000004"), e.what());
+  }
+  QCOMPARE(rec.steps, 5);  // steps 1..5 ran and were reported; the 6th never started
+  store::RunStore s(fs::path(g_dir->path().toStdString()) / "runs.sqlite");
+  const auto runs = s.list_runs();
+  run_id = runs.front().id;  // newest first
+  QCOMPARE(s.find_run(run_id)->status, std::string("failed"));
+  bool event = false;
+  for (const auto& e : s.events(run_id))
+    if (e.kind == "failed") {
+      QCOMPARE(e.step, int64_t(5));
+      QVERIFY2(QString::fromStdString(e.message).contains("out of memory"), e.message.c_str());
+      event = true;
+    }
+  QVERIFY(event);
+  // The checkpoints before the failure are kept and the run resumes from the newest.
+  const auto kept = newest_checkpoint(s.run_folder(run_id));
+  QVERIFY(!kept.empty());
+  QCOMPARE(read_checkpoint_info(kept).step, int64_t(4));
+  auto r = options(tiny_model(), t);
+  r.resume_run = run_id;
+  Trainer again(r);
+  const auto out = again.run();
+  QCOMPARE(out.status, std::string("finished"));
+  QCOMPARE(out.steps_done, int64_t(10));
+}
+
 void TestTrainer::nanSkipPolicyKeepsWeightsFinite() {
   auto t = tiny_training(6);
   t.inject_nan_at_step = 2;

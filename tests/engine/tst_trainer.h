@@ -13,6 +13,7 @@ class TestTrainer : public QObject {
   void resumeEqualsUninterrupted();
   void nanIsDetectedAtItsStep();
   void nanSkipPolicyKeepsWeightsFinite();
+  void outOfMemoryEndsTheRunAndKeepsItsCheckpoints();
   void checkpointRefusesDamagedFiles();
   void killDuringCheckpointWriteLeavesLoadableCheckpoint();
   void finetuneFromCheckpoint();
