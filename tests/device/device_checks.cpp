@@ -19,6 +19,7 @@
 
 #include "model/bench/bench.h"
 #include "model/core/compat.h"
+#include "model/inspect/runtime.h"
 #include "model/nn/encoder.h"
 #include "model/nn/mixing.h"
 #include "model/optim/adamw.h"
@@ -290,6 +291,34 @@ const std::vector<Check>& checks() {
              m->train();
            });
            torch::cuda::synchronize();
+         }
+       }},
+      {"devices_listed_and_out_of_memory_recognised",
+       [] {
+         // The launcher's device list names every GPU with its memory; an allocation no device can
+         // serve is recognised as out of memory (the trainer's OutOfMemory path), and after the cache
+         // is given back the device allocates as before.
+         const auto listed = inspect::list_devices();
+         expect(!listed.empty() && listed.front().id == "cpu", "the device list does not start with the CPU");
+         expect(listed.size() == size_t(torch::cuda::is_available() ? torch::cuda::device_count() + 1 : 1),
+                "the device list has " + std::to_string(listed.size()) + " entries");
+         for (const auto& d : listed)
+           expect(d.memory_bytes > 0, d.id + " has no memory size: " + inspect::describe_device(d));
+         for (const auto& d : devices()) {
+           const torch::Device here(inspect::resolve_device(d.is_cuda() ? "cuda" : "cpu"));
+           bool refused = false;
+           try {
+             (void)torch::empty({int64_t(1) << 50}, torch::TensorOptions().dtype(torch::kFloat).device(here));
+           } catch (const std::exception& e) {
+             refused = true;
+             expect(compat::is_out_of_memory(e), "an impossible allocation on " + here.str() +
+                                                      " was not recognised as out of memory: " + e.what());
+           }
+           expect(refused, "an impossible allocation on " + here.str() + " succeeded");
+           compat::release_cached_memory();
+           auto t = torch::ones({1024, 1024}, torch::TensorOptions().device(here));
+           expect(t.sum().item<double>() == 1024.0 * 1024.0, "allocation after out of memory on " + here.str());
+           if (here.is_cuda()) expect(compat::allocated_memory_bytes(here) >= int64_t(4) << 20, "no allocated bytes on CUDA");
          }
        }},
       {"bench_reports_memory_and_breakdown",
