@@ -622,9 +622,12 @@ std::string Trainer::State::out_of_memory_message(const std::exception& e, int64
   cause = cause.substr(0, cause.find('\n'));
   if (cause.size() > 300) cause = cause.substr(0, 300) + "...";
   const std::string where = device.is_cuda() ? "GPU memory on " + device.str() : "memory on the CPU";
-  std::string m = "out of " + where + (at_step > 0 ? " at step " + std::to_string(at_step) : " while setting up the run") +
-                  " (batch_size " + std::to_string(cfg.batch_size) +
-                  (cfg.seq_len > 0 ? " x " + std::to_string(cfg.seq_len) + " tokens" : "") + "): " + cause + ". ";
+  const int64_t tokens = cfg.seq_len > 0 ? std::min(cfg.seq_len, model_config.max_seq_len) : model_config.max_seq_len;
+  const std::string when = at_step > 0   ? " at step " + std::to_string(at_step)
+                           : at_step < 0 ? " after the last step (final evaluation or checkpoint)"
+                                         : " while setting up the run";
+  std::string m = "out of " + where + when + " (batch_size " + std::to_string(cfg.batch_size) + " x " +
+                  std::to_string(tokens) + " tokens): " + cause + ". ";
   const int64_t half = std::max<int64_t>(1, cfg.batch_size / 2);
   m += "Try a smaller batch_size (" + std::to_string(half) + ", with accumulation " + std::to_string(cfg.accumulation * 2) +
        " for the same effective batch), a shorter seq_len or a smaller model";
@@ -664,7 +667,8 @@ RunOutcome Trainer::run() {
         const bool oom = compat::is_out_of_memory(e);
         const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
         std::string message = c10_error ? c10_error->what_without_backtrace() : e.what();
-        if (oom) message = out_of_memory = s.out_of_memory_message(e, s.outcome.steps_done + 1);
+        const int64_t at = s.outcome.steps_done < s.cfg.steps ? s.outcome.steps_done + 1 : -1;
+        if (oom) message = out_of_memory = s.out_of_memory_message(e, at);
         try {
           if (s.writer() && s.store) s.store->set_status(s.run_id, "failed");
           s.event(s.outcome.steps_done, "failed", message);

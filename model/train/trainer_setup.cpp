@@ -11,9 +11,12 @@
 
 namespace smx {
 
-torch::Device pick_device(const std::string& d) {
+torch::Device pick_device(const std::string& d, int local_rank) {
   try {
-    const torch::Device device(inspect::resolve_device(d));
+    torch::Device device(inspect::resolve_device(d));
+    // Ranks on one machine spread over its GPUs (rank r on GPU r mod GPUs) unless the run names one.
+    if (device.is_cuda() && (d == "auto" || d == "cuda") && local_rank > 0)
+      device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank % int(torch::cuda::device_count())));
     compat::set_current_device(device);  // CUDA's generators and caching allocator follow the current device
     return device;
   } catch (const ConfigError& e) {
@@ -64,7 +67,7 @@ void Trainer::State::resolve_configs() {
   }
   cfg.validate();
   model_config.validate();
-  device = pick_device(cfg.device);
+  device = pick_device(cfg.device, opt.dist.local_world_size > 0 ? opt.dist.rank % opt.dist.local_world_size : 0);
   const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (cfg.threads > cpus) {
     // A new run is refused; a run resumed on a smaller machine goes on with what there is.
@@ -362,7 +365,7 @@ void Trainer::State::setup_follower() {
   data_dir = opt.data_dir.empty() ? store::default_data_dir() : opt.data_dir;
   run_config_from_json_text(j.at("config").get<std::string>(), model_config, cfg);
   run_id = j.at("run_id").get<int64_t>();
-  device = pick_device(cfg.device);
+  device = pick_device(cfg.device, opt.dist.local_world_size > 0 ? opt.dist.rank % opt.dist.local_world_size : 0);
   const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (cfg.threads > 0) torch::set_num_threads(std::min(cfg.threads, cpus));
   else if (opt.dist.local_world_size > 1) torch::set_num_threads(std::max(1, cpus / opt.dist.local_world_size));

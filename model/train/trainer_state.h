@@ -44,7 +44,8 @@ using Clock = std::chrono::steady_clock;
 inline double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 /// "auto", "cpu", "cuda" or "cuda:N" (refused with a clear message when absent); makes a GPU the current device.
-torch::Device pick_device(const std::string& d);
+/// A distributed rank on a machine of several GPUs takes GPU local_rank mod GPUs for auto and cuda.
+torch::Device pick_device(const std::string& d, int local_rank = 0);
 
 /// A distributed rank's share of a batch's counts, times the number of ranks:
 /// a loss averaged over this rank's masked predictions (or scored targets, or
@@ -188,7 +189,7 @@ struct Trainer::State {
   void loop();
   /// Testing (--inject-rank-fault): this rank kills itself or stops answering before `step`.
   void inject_fault(int64_t step);
-  /// What OutOfMemory says: the device, the step (0: during set-up), the batch, the cause,
+  /// What OutOfMemory says: the device, the step (0: during set-up, -1: after the last), the batch, the cause,
   /// what to try, and the newest checkpoint kept.
   std::string out_of_memory_message(const std::exception& e, int64_t at_step) const;
 };
