@@ -12,6 +12,39 @@ namespace smx {
 
 // ---- self-attention ---------------------------------------------------------
 
+namespace {
+
+/// Inference attention on the CPU where LibTorch has no fused kernel (1.13): one
+/// (example, head) at a time, so each head's [S, S] scores stay in cache through
+/// the mask, the softmax and the product with V, instead of four passes over a
+/// [B, H, S, S] tensor in memory (written by the matmul, scaled, masked,
+/// softmaxed, read again). The scale is applied to Q ([S, Dh], 8x smaller than
+/// the scores at S = 512, Dh = 64), and each head's output is written straight
+/// into its columns of [B, S, H * Dh], so no transpose copy follows. The heads'
+/// Q, K and V are read in place from the projections (row stride H * Dh).
+/// q, k, v: [B, H, S, Dh] float; additive: undefined, [B or 1, 1, 1 or S, S].
+/// Returns [B, S, H * Dh].
+torch::Tensor attention_by_head(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                const torch::Tensor& additive) {
+  const int64_t B = q.size(0), H = q.size(1), S = q.size(2), Dh = q.size(3);
+  const auto scaled = q.mul(1.0 / std::sqrt(double(Dh)));            // [B, H, S, Dh]
+  auto out = torch::empty({B, S, H, Dh}, q.options());               // the heads side by side
+  auto scores = torch::empty({S, S}, q.options()), probs = torch::empty({S, S}, q.options());
+  for (int64_t b = 0; b < B; ++b) {
+    const torch::Tensor mask = additive.defined() ? additive[additive.size(0) == 1 ? 0 : b][0] : torch::Tensor();  // [1 or S, S]
+    for (int64_t h = 0; h < H; ++h) {
+      torch::mm_out(scores, scaled[b][h], k[b][h].t());               // [S, S]
+      if (mask.defined()) scores.add_(mask);
+      torch::softmax_out(probs, scores, -1);
+      auto target = out.select(0, b).select(1, h);                    // [S, Dh], row stride H * Dh
+      torch::mm_out(target, probs, v[b][h]);
+    }
+  }
+  return out.view({B, S, H * Dh});
+}
+
+}  // namespace
+
 SelfAttention::SelfAttention(int64_t d_model, int64_t num_heads, double dropout, double init_std, bool causal)
     : d_model_(d_model), num_heads_(num_heads), dropout_(dropout), causal_(causal) {
   TORCH_CHECK(d_model % num_heads == 0, "d_model (", d_model, ") must be divisible by num_heads (", num_heads, ")");
@@ -47,12 +80,19 @@ torch::Tensor SelfAttention::forward(const torch::Tensor& x, const torch::Tensor
     last_logit_max = masked.max().to(torch::kFloat);
   }
   const double p = is_training() ? dropout_ : 0.0;
+  if (!compat::kHasFusedAttention && !record_probabilities && !is_training() && !torch::GradMode::is_enabled() &&
+      q.device().is_cpu() && q.scalar_type() == torch::kFloat) {
+    auto y = o_(attention_by_head(q, k, v, additive));  // [B, S, D]
+    return mask.defined() ? y * mask.to(y.scalar_type()).unsqueeze(-1) : y;
+  }
   torch::Tensor context;  // [B, H, S, Dh]
   if (compat::kHasFusedAttention && !record_probabilities) {
     context = compat::fused_attention(q, k, v, additive, p);
   } else {
-    auto scores = torch::matmul(q, k.transpose(-2, -1)).div(std::sqrt(double(Dh)));  // [B, H, S, S]
-    if (additive.defined()) scores = scores + additive;
+    // Q is scaled rather than the scores: [S, Dh] instead of [S, S] per head, one pass fewer over the
+    // largest tensor forward and backward; the mask is added in place for the same reason.
+    auto scores = torch::matmul(q.mul(1.0 / std::sqrt(double(Dh))), k.transpose(-2, -1));  // [B, H, S, S]
+    if (additive.defined()) scores.add_(additive);
     auto probs = torch::softmax(scores, -1);  // [B, H, S, S]
     if (record_probabilities) last_probabilities = probs.detach();
     context = torch::matmul(torch::dropout(probs, p, is_training()), v);

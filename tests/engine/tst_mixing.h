@@ -13,5 +13,6 @@ class TestMixing : public QObject {
   void toeplitzStructure();
   void circulantAgreesWithFftPath();
   void attentionIgnoresPadding();
+  void attentionPathsAgree();
   void layerPlacementFollowsConfig();
 };
