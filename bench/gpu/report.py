@@ -234,7 +234,7 @@ def print_table(s, machine):
 
 def print_pretraining(runs):
     print(f"\npre-training (smx pretrain on WordNet, on {runs[0]['device']}; loss = MLM + NSP + router losses):")
-    head = (f"{'model':<14} {'steps':>5} {'batch x seq':>11} {'loss first -> last':>20} {'eval MLM':>8} {'ex/s':>9} "
+    head = (f"{'model':<20} {'steps':>5} {'batch x seq':>11} {'loss first -> last':>20} {'eval MLM':>8} {'ex/s':>9} "
             f"{'tokens/s':>10} {'GPU MiB':>8} {'ckpt MiB':>8}  reload (eval again)        resume")
     print(head)
     print("-" * len(head))
@@ -253,7 +253,7 @@ def print_pretraining(runs):
                       f"(d {r['reload_eval_loss_mlm'] - (r['eval_loss_mlm'] or 0):+.1e})")
         resume = f"ok, to step {r['resume_steps']}" if r["resume_ok"] else f"FAILED ({r['resume_status']})"
         status = "" if r["status"] == "finished" else f"  [{r['status']}]"
-        print(f"{r['preset']:<14} {r['steps_done'] or 0:>5} {str(r['batch']) + ' x ' + str(r['seq']):>11} {losses:>20} {ev:>8} "
+        print(f"{r['preset']:<20} {r['steps_done'] or 0:>5} {str(r['batch']) + ' x ' + str(r['seq']):>11} {losses:>20} {ev:>8} "
               f"{r['examples_per_second']:>9.1f} {r['tokens_per_second']:>10.0f} {mem:>8} {ckpt:>8}  {reload:<26} {resume}{status}")
     print("GPU MiB: the most the GPU had in use during the run (nvidia-smi, every 0.2 s: context and allocator cache"
           " included) unless the run logged its own device memory; wall time per run: " +

@@ -80,7 +80,7 @@ want "medians of 2 alternating rounds"
 want "bert-base: top kernels of a training step (profiled), 4.00 ms of kernels per step"
 want "   3.000 ms  75.0%    0.7x  sm90_xmma_gemm_bf16"
 want "forward+losses    50.00  backward   100.00  optimizer     3.50"
-want "demo             400     64 x 64      10.500 -> 6.250    6.000    2500.0     160000     2048     12.0  ok 6.000 (d +0.0e+00)"
+want "demo                   400     64 x 64      10.500 -> 6.250    6.000    2500.0     160000     2048     12.0  ok 6.000 (d +0.0e+00)"
 want "ok, to step 420"
 python3 - "$dir/summary.json" <<'PY' || fail "summary.json"
 import json, sys
