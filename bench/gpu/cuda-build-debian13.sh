@@ -13,7 +13,7 @@
 # -Wl,--allow-shlib-undefined for libraries. They build but cannot start here.
 #
 # Heavy: about 2.3 GB of packages and a long compile (hours on 2 cores); not in
-# CI. Needs root, debootstrap and Debian's mirror (apt's download cache is shared).
+# CI. Needs root, debootstrap and Debian's mirror; about 10 GB of disk.
 #
 #   bash bench/gpu/cuda-build-debian13.sh [WORK]     WORK: /var/tmp/smx-cuda-trixie
 #     JOBS=N      parallel compile jobs (default: the number of cores)
@@ -27,11 +27,13 @@ work=$(realpath -m "${1:-/var/tmp/smx-cuda-trixie}")
 root=$work/root
 suite=trixie
 mirror=${SMX_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-cache=/var/cache/apt/archives
+# Downloads go to WORK/archives, kept between runs; APT_CACHE=/var/cache/apt/archives
+# shares the host's (then no other apt may run on the host meanwhile: one lock).
+cache=${APT_CACHE:-$work/archives}
 jobs=${JOBS:-$(nproc)}
 [[ $(id -u) == 0 ]] || { echo "cuda-build-debian13: needs root (debootstrap, chroot, mount)" >&2; exit 1; }
 command -v debootstrap >/dev/null || { echo "cuda-build-debian13: needs debootstrap" >&2; exit 1; }
-mkdir -p "$work" "$work/ccache"
+mkdir -p "$work" "$work/ccache" "$cache/partial"
 log() { echo "== [$(date -u +%H:%M:%S)] $*" | tee -a "$work/result.txt" >&2; }
 unmount() {
   for m in "$root/src" "$root/var/cache/ccache" "$root/var/cache/apt/archives" "$root/proc"; do
