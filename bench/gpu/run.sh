@@ -115,15 +115,18 @@ use_staged() {  # name: 0 when the staged copy is to be used
     wordnet) [[ -z ${SMX_WORDNET_DIR:-} && ! -f /usr/share/wordnet/data.noun ]] ;;
   esac
 }
-staged_file() {  # paths under .gpu-deps, which must exist (not in a subshell: it exits)
-  for f in "$@"; do
-    [[ -e $deps/$f ]] || { echo "run.sh: $deps/$f is missing: run bench/gpu/stage-deps.sh on a Debian machine and carry .gpu-deps" >&2; exit 1; }
-  done
+staged_files() {  # component: the files of its staged copy
+  case $1 in
+    sentencepiece) echo sentencepiece/include/sentencepiece_trainer.h sentencepiece/lib/libsentencepiece.so.0 \
+                        sentencepiece/lib/libsentencepiece_train.so.0 ;;
+    sqlite3) echo sqlite3/include/sqlite3.h sqlite3/lib/libsqlite3.so.0 ;;
+    zlib) echo zlib/include/zlib.h zlib/lib/libz.so.1 ;;
+    wordnet) echo wordnet/data.noun wordnet/data.verb wordnet/data.adj wordnet/data.adv ;;
+  esac
 }
 : >"$out/deps.txt"
 # The staged libraries are Debian 12's: they need the newest glibc and libstdc++
-# symbol versions MANIFEST.txt lists. Where this machine's runtime is older,
-# build without training rather than fail the link (the benchmark still runs).
+# symbol versions MANIFEST.txt lists.
 runtime_ok() {
   local manifest=$deps/MANIFEST.txt glibc need lib
   [[ -f $manifest ]] || return 0
@@ -138,15 +141,29 @@ runtime_ok() {
     [[ ! -f $lib ]] || grep -aq "$need" "$(readlink -f "$lib")" || { echo "$lib lacks $need" >&2; return 1; }
   done
 }
-if [[ $training == 1 && $staged != none ]] && { use_staged sentencepiece || use_staged sqlite3 || use_staged zlib; } && ! runtime_ok; then
-  echo "training: OFF (the staged Debian 12 libraries need a newer C/C++ runtime than this machine's)" | tee -a "$out/deps.txt" >&2
-  training=0
+# Which components come from .gpu-deps. Where one is needed but not there, or
+# the machine's runtime is older than the staged libraries need, the build goes
+# on without training rather than failing (the checks and benchmark still run).
+from_staged=() missing=()
+if [[ $training == 1 ]]; then
+  for c in sentencepiece sqlite3 zlib wordnet; do
+    use_staged "$c" || continue
+    from_staged+=("$c")
+    for f in $(staged_files "$c"); do [[ -e $deps/$f ]] || missing+=("$deps/$f"); done
+  done
+  if ((${#missing[@]})); then
+    echo "training: OFF: neither the system nor .gpu-deps has ${missing[*]} (run bench/gpu/stage-deps.sh on a Debian 12 machine and carry .gpu-deps)" |
+      tee -a "$out/deps.txt" >&2
+    training=0
+  elif [[ " ${from_staged[*]} " =~ " "(sentencepiece|sqlite3|zlib)" " ]] && ! runtime_ok; then
+    echo "training: OFF: the staged Debian 12 libraries need a newer C/C++ runtime than this machine's" | tee -a "$out/deps.txt" >&2
+    training=0
+  fi
 fi
+staged_use() { [[ " ${from_staged[*]} " == *" $1 "* ]]; }
 if [[ $training == 1 ]]; then
   opts+=(-DSMX_BUILD_TRAINING=ON)
-  if use_staged sentencepiece; then
-    staged_file sentencepiece/include/sentencepiece_trainer.h sentencepiece/lib/libsentencepiece.so.0 \
-      sentencepiece/lib/libsentencepiece_train.so.0
+  if staged_use sentencepiece; then
     opts+=(-DSMX_SENTENCEPIECE_INCLUDE_DIR="$deps/sentencepiece/include"
            -DSMX_SENTENCEPIECE_LIBRARY="$deps/sentencepiece/lib/libsentencepiece.so.0"
            -DSMX_SENTENCEPIECE_TRAIN_LIBRARY="$deps/sentencepiece/lib/libsentencepiece_train.so.0")
@@ -155,16 +172,14 @@ if [[ $training == 1 ]]; then
     opts+=(-USMX_SENTENCEPIECE_INCLUDE_DIR -USMX_SENTENCEPIECE_LIBRARY -USMX_SENTENCEPIECE_TRAIN_LIBRARY)
     echo "sentencepiece: system (pkg-config)" >>"$out/deps.txt"
   fi
-  if use_staged sqlite3; then
-    staged_file sqlite3/include/sqlite3.h sqlite3/lib/libsqlite3.so.0
+  if staged_use sqlite3; then
     opts+=(-DSQLite3_INCLUDE_DIR="$deps/sqlite3/include" -DSQLite3_LIBRARY="$deps/sqlite3/lib/libsqlite3.so.0")
     echo "sqlite3: staged $deps/sqlite3" >>"$out/deps.txt"
   else
     opts+=(-USQLite3_INCLUDE_DIR -USQLite3_LIBRARY)  # found again (a build folder may hold staged paths)
     echo "sqlite3: system" >>"$out/deps.txt"
   fi
-  if use_staged zlib; then
-    staged_file zlib/include/zlib.h zlib/lib/libz.so.1
+  if staged_use zlib; then
     opts+=(-DZLIB_INCLUDE_DIR="$deps/zlib/include" -DZLIB_LIBRARY="$deps/zlib/lib/libz.so.1"
            -DZLIB_LIBRARY_RELEASE="$deps/zlib/lib/libz.so.1")
     echo "zlib: staged $deps/zlib" >>"$out/deps.txt"
@@ -172,8 +187,7 @@ if [[ $training == 1 ]]; then
     opts+=(-UZLIB_INCLUDE_DIR -UZLIB_LIBRARY -UZLIB_LIBRARY_RELEASE)
     echo "zlib: system" >>"$out/deps.txt"
   fi
-  if use_staged wordnet; then
-    staged_file wordnet/data.noun wordnet/data.verb wordnet/data.adj wordnet/data.adv
+  if staged_use wordnet; then
     export SMX_WORDNET_DIR=$deps/wordnet
     echo "wordnet: staged $SMX_WORDNET_DIR" >>"$out/deps.txt"
   else
