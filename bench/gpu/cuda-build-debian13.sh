@@ -19,6 +19,7 @@
 #     JOBS=N      parallel compile jobs (default: the number of cores)
 #     FRESH=1     a new root (otherwise an existing WORK/root is reused)
 #     STOP_AFTER=configure   install and configure only (minutes instead of hours)
+#     TARGETS="smx_engine smx"  build only these (default: all)
 # Result: WORK/result.txt (what configured, how many objects compiled, whether
 # each program linked, timings); logs beside it. Exit 0 when all of it built.
 set -euo pipefail
@@ -69,13 +70,15 @@ in_root() {
     DEBIAN_FRONTEND=noninteractive CCACHE_DIR=/var/cache/ccache CCACHE_BASEDIR=/src "$@"
 }
 
+status=$(in_root dpkg-query -W -f '${Status}' libtorch-cuda-dev 2>/dev/null || true)
+if [[ $status == *installed* || $status == *unpacked* ]]; then
+  log "libtorch-cuda-dev already in the root (FRESH=1 for a new one): no apt"
+else
 log "apt: the build dependencies (without LibTorch)"
 in_root apt-get update -qq >"$work/apt.log" 2>&1 || { tail -20 "$work/apt.log" >&2; exit 1; }
 in_root apt-get install -y -q --no-install-recommends build-essential cmake ninja-build ccache pkgconf file \
   qt6-base-dev qt6-svg-dev libqcustomplot-dev libsentencepiece-dev nlohmann-json3-dev libcli11-dev libfmt-dev \
   libsqlite3-dev zlib1g-dev >>"$work/apt.log" 2>&1 || { tail -30 "$work/apt.log" >&2; exit 1; }
-in_root apt-get install -y -q --no-install-recommends libgloo-dev >>"$work/apt.log" 2>&1 ||
-  echo "libgloo-dev not installable beside the CUDA packages: the build leaves distributed training out" >>"$work/result.txt"
 
 log "apt: libtorch-cuda-dev (cuDNN's download from NVIDIA fails offline: expected)"
 # What apt means to install, asked before anything can break its state; fetched first.
@@ -97,11 +100,29 @@ if ! in_root apt-get install -y -q --no-install-recommends libtorch-cuda-dev >>"
   done
   in_root dpkg --configure -a --force-depends >>"$work/apt.log" 2>&1 || true
 fi
+fi
+# LibTorch's CMake config (Caffe2's cuda.cmake) looks for the CUDA toolkit (nvcc),
+# which libtorch-cuda-dev does not pull in. apt may fail again on cuDNN's
+# pending configuration: what counts is that the toolkit is there afterwards.
+if ! in_root sh -c 'command -v nvcc' >/dev/null; then
+  log "apt: nvidia-cuda-toolkit (nvcc, for LibTorch's CMake config)"
+  in_root apt-get install -y -q --no-install-recommends nvidia-cuda-toolkit >>"$work/apt.log" 2>&1 ||
+    echo "apt-get install nvidia-cuda-toolkit: exit $? (see apt.log)" >>"$work/result.txt"
+  in_root sh -c 'command -v nvcc' >/dev/null || { echo "no nvcc after installing nvidia-cuda-toolkit" >&2; exit 1; }
+fi
+# Gloo's headers (distributed training): the CUDA LibTorch replaces libgloo-dev
+# by its CUDA build; its -dev package, where there is one.
+if [[ ! -f $root/usr/include/gloo/config.h ]]; then
+  in_root apt-get install -y -q --no-install-recommends libgloo-cuda-dev >>"$work/apt.log" 2>&1 ||
+    echo "apt-get install libgloo-cuda-dev: exit $? (see apt.log)" >>"$work/result.txt"
+  [[ -f $root/usr/include/gloo/config.h ]] ||
+    echo "no Gloo headers beside the CUDA LibTorch: the build leaves distributed training out" >>"$work/result.txt"
+fi
 in_root dpkg-query -W -f '${Package} ${Version} ${Status}\n' libtorch-cuda-dev 'libtorch-cuda*' nvidia-cudnn \
   libcudart12 libnccl2 nvidia-cuda-toolkit 2>/dev/null | sort -u | tee -a "$work/result.txt" >&2 || true
 status=$(in_root dpkg-query -W -f '${Status}' libtorch-cuda-dev 2>/dev/null || true)
 [[ $status == *unpacked* || $status == *installed* ]] || { echo "libtorch-cuda-dev is not unpacked: $status" >&2; exit 1; }
-du -sh "$root" | tee -a "$work/result.txt" >&2
+echo "root: $(du -shx "$root" 2>/dev/null | cut -f1)" | tee -a "$work/result.txt" >&2
 
 log "configure (CUDA LibTorch, studio and tests)"
 opts=(-DCMAKE_BUILD_TYPE=Release -DSMX_BUILD_GUI=ON -DSMX_BUILD_TESTS=ON
@@ -124,7 +145,9 @@ if [[ ${STOP_AFTER:-} == configure ]]; then
 fi
 log "build: $jobs jobs, every target, going on past errors"
 t=$(date +%s)
-in_root cmake --build /build -j "$jobs" -- -k 0 >"$work/build.log" 2>&1 && built=1 || built=0
+targets=()
+for t in ${TARGETS:-}; do targets+=(--target "$t"); done
+in_root cmake --build /build -j "$jobs" "${targets[@]}" -- -k 0 >"$work/build.log" 2>&1 && built=1 || built=0
 total=$(in_root ninja -C /build -t targets all | grep -c '\.o: ' || true)
 done_objs=$(find "$root/build" -name '*.o' | wc -l)
 echo "compile + link: $(($(date +%s) - t)) s; objects: $done_objs of $total" | tee -a "$work/result.txt" >&2
