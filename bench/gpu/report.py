@@ -235,16 +235,19 @@ def print_table(s, machine):
 def print_pretraining(runs):
     print(f"\npre-training (smx pretrain on WordNet, on {runs[0]['device']}; loss = MLM + NSP + router losses):")
     head = (f"{'model':<20} {'steps':>5} {'batch x seq':>11} {'loss first -> last':>20} {'eval MLM':>8} {'ex/s':>9} "
-            f"{'tokens/s':>10} {'GPU MiB':>8} {'ckpt MiB':>8}  reload (eval again)        resume")
+            f"{'tokens/s':>10} {'GPU MiB':>11} {'ckpt MiB':>8}  reload (eval again)        resume")
     print(head)
     print("-" * len(head))
     for r in runs:
         first, last = r["loss_first"], r["loss_last"]
         losses = f"{first[1]:.3f} -> {last[1]:.3f}" if first and last else "-"
         ev = f"{r['eval_loss_mlm']:.3f}" if r["eval_loss_mlm"] is not None else "-"
-        gpu = [v for k, v in r["memory_metrics"].items() if any(w in k for w in ("cuda", "gpu", "device"))]
-        mem = max(gpu) if gpu else r["gpu_used_mib_max"]
-        mem = f"{mem:.0f}" if mem is not None else "-"
+        # The engine's own record (memory/gpu_peak_mb: the caching allocator's peak), then nvidia-smi's.
+        peak = [v for k, v in r["memory_metrics"].items() if "peak" in k and any(w in k for w in ("cuda", "gpu"))]
+        parts = [f"{max(peak):.0f}"] if peak else []
+        if r["gpu_used_mib_max"] is not None:
+            parts.append(f"{r['gpu_used_mib_max']:.0f}" + ("" if peak else " smi"))
+        mem = "/".join(parts) or "-"
         ckpt = f"{r['checkpoint_bytes'] / 2**20:.1f}" if r["checkpoint_bytes"] and r["checkpoint_bytes"] > 0 else "-"
         if r["reload_eval_loss_mlm"] is None:
             reload = "FAILED"
@@ -254,9 +257,9 @@ def print_pretraining(runs):
         resume = f"ok, to step {r['resume_steps']}" if r["resume_ok"] else f"FAILED ({r['resume_status']})"
         status = "" if r["status"] == "finished" else f"  [{r['status']}]"
         print(f"{r['preset']:<20} {r['steps_done'] or 0:>5} {str(r['batch']) + ' x ' + str(r['seq']):>11} {losses:>20} {ev:>8} "
-              f"{r['examples_per_second']:>9.1f} {r['tokens_per_second']:>10.0f} {mem:>8} {ckpt:>8}  {reload:<26} {resume}{status}")
-    print("GPU MiB: the most the GPU had in use during the run (nvidia-smi, every 0.2 s: context and allocator cache"
-          " included) unless the run logged its own device memory; wall time per run: " +
+              f"{r['examples_per_second']:>9.1f} {r['tokens_per_second']:>10.0f} {mem:>11} {ckpt:>8}  {reload:<26} {resume}{status}")
+    print("GPU MiB: the run's peak of allocated memory (its memory/gpu_peak_mb) / the most the GPU had in use"
+          " (nvidia-smi every 0.2 s: CUDA context and allocator cache included); wall time per run: " +
           ", ".join(f"{r['preset']} {r['wall_seconds']} s" for r in runs))
 
 

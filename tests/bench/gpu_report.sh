@@ -56,7 +56,7 @@ cat >"$dir/pretrain-demo.json" <<JSON
 {"status": "finished", "steps": 400, "run_id": 1, "examples_per_second": 2500.0, "tokens_per_second": 160000.0,
  "train_seconds": 10.24, "final": {"eval/loss_mlm": 6.0}, "checkpoint": "/x/step-00000400.ckpt"}
 JSON
-printf 'step,loss/mlm,loss/total,memory/resident_mb\n10,10.0,10.5,900\n400,5.5,6.25,1000\n' >"$dir/pretrain-demo-metrics.csv"
+printf 'step,loss/mlm,loss/total,memory/resident_mb,memory/gpu_allocated_mb,memory/gpu_peak_mb\n10,10.0,10.5,900,300,1200\n400,5.5,6.25,1000,310,1500\n' >"$dir/pretrain-demo-metrics.csv"
 printf '500\n2048\n1536\n' >"$dir/pretrain-demo-gpumem.txt"
 echo '{"eval/loss_mlm": 6.0, "step": 400, "checkpoint": "/x/step-00000400.ckpt"}' >"$dir/pretrain-demo-eval.json"
 echo '{"status": "finished", "steps": 420}' >"$dir/pretrain-demo-resume.json"
@@ -80,7 +80,7 @@ want "medians of 2 alternating rounds"
 want "bert-base: top kernels of a training step (profiled), 4.00 ms of kernels per step"
 want "   3.000 ms  75.0%    0.7x  sm90_xmma_gemm_bf16"
 want "forward+losses    50.00  backward   100.00  optimizer     3.50"
-want "demo                   400     64 x 64      10.500 -> 6.250    6.000    2500.0     160000     2048     12.0  ok 6.000 (d +0.0e+00)"
+want "demo                   400     64 x 64      10.500 -> 6.250    6.000    2500.0     160000   1500/2048     12.0  ok 6.000 (d +0.0e+00)"
 want "ok, to step 420"
 python3 - "$dir/summary.json" <<'PY' || fail "summary.json"
 import json, sys
