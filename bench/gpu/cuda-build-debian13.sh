@@ -146,7 +146,7 @@ fi
 log "build: $jobs jobs, every target, going on past errors"
 t=$(date +%s)
 targets=()
-for t in ${TARGETS:-}; do targets+=(--target "$t"); done
+for target in ${TARGETS:-}; do targets+=(--target "$target"); done
 in_root cmake --build /build -j "$jobs" "${targets[@]}" -- -k 0 >"$work/build.log" 2>&1 && built=1 || built=0
 total=$(in_root ninja -C /build -t targets all | grep -c '\.o: ' || true)
 done_objs=$(find "$root/build" -name '*.o' | wc -l)
