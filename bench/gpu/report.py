@@ -13,6 +13,7 @@ model, as `smx info` prints them) times examples per second over the matrix
 -product peak measured on the same GPU in the first round. The peer is charged
 bert-base's FLOPs: same architecture, less our embedding projection.
 """
+import csv
 import glob
 import json
 import os
@@ -81,6 +82,7 @@ def summarize(folder):
         phases = [{k: r.get(k, 0) for k in ("name", "train_forward_ms", "train_backward_ms", "train_optimizer_ms")}
                   for r in json.load(open(phases_file))["results"]]
     return {
+        "pretrain": pretraining(folder),
         "top_kernels": top_kernels(folder),
         "phases": phases,
         "device": first.get("device"), "bf16": first.get("bf16", True), "torch_version": first.get("torch_version"),
@@ -88,6 +90,69 @@ def summarize(folder):
         "matmul_peak_tflops": peak, "matmul_peak_dtype": first.get("matmul_peak_dtype", "bf16"), "shapes": sorted(shapes), "baseline": baseline,
         "rounds": len(smx_rounds), "models": rows, "moe_breakdown": first.get("moe_breakdown", []),
     }
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def pretraining(folder):
+    """Per pre-training run of run.sh (pretrain-<preset>.json and its
+    companions): losses, speed, memory, and whether the checkpoint reloads
+    (`smx eval` gives the run's final evaluation again) and resumes."""
+    runs = []
+    for path in sorted(glob.glob(os.path.join(folder, "pretrain-*-run.json")),
+                       key=lambda f: os.path.getmtime(f)):
+        run = read_json(path)
+        if not run:
+            continue
+        stem = path[:-len("-run.json")]
+        out = read_json(stem + ".json") or {}
+        row = {"preset": run["preset"], "device": run.get("device"), "steps": run["steps"], "batch": run["batch"],
+               "seq": run["seq"], "status": out.get("status"), "steps_done": out.get("steps"),
+               "examples_per_second": out.get("examples_per_second", 0.0),
+               "tokens_per_second": out.get("tokens_per_second", 0.0),
+               "train_seconds": out.get("train_seconds", 0.0), "wall_seconds": run.get("wall_seconds"),
+               "checkpoint": run.get("checkpoint"), "checkpoint_bytes": run.get("checkpoint_bytes", -1),
+               "eval_loss_mlm": (out.get("final") or {}).get("eval/loss_mlm")}
+        # The logged metrics: first and last training loss, the most memory any memory/ metric saw.
+        first = last = None
+        memory = {}
+        try:
+            with open(stem + "-metrics.csv") as f:
+                for rec in csv.DictReader(f):
+                    loss = rec.get("loss/total")
+                    if loss:
+                        first = first if first is not None else (int(rec["step"]), float(loss))
+                        last = (int(rec["step"]), float(loss), float(rec.get("loss/mlm") or "nan"))
+                    for k, v in rec.items():
+                        if k.startswith("memory/") and v:
+                            memory[k] = max(memory.get(k, float("-inf")), float(v))
+        except OSError:
+            pass
+        row["loss_first"], row["loss_last"] = first, last
+        row["memory_metrics"] = memory
+        gpu = []
+        try:
+            with open(stem + "-gpumem.txt") as f:
+                gpu = [float(x) for x in f.read().split() if x.replace(".", "", 1).isdigit()]
+        except OSError:
+            pass
+        row["gpu_used_mib_max"] = max(gpu) if gpu else None
+        ev = read_json(stem + "-eval.json") or {}
+        row["reload_eval_loss_mlm"] = ev.get("eval/loss_mlm")
+        row["reload_checkpoint"] = ev.get("checkpoint")
+        a, b = row["eval_loss_mlm"], row["reload_eval_loss_mlm"]
+        row["reload_ok"] = a is not None and b is not None and abs(a - b) <= 0.01 * max(1.0, abs(a))
+        res = read_json(stem + "-resume.json") or {}
+        row["resume_status"], row["resume_steps"] = res.get("status"), res.get("steps")
+        row["resume_ok"] = res.get("status") == "finished" and res.get("steps") == run["steps"] + run.get("resume_steps", 0)
+        runs.append(row)
+    return runs
 
 
 def top_kernels(folder, steps=3, top=12):
@@ -147,6 +212,8 @@ def print_table(s, machine):
         for p in s["phases"]:
             print(f"  {p['name']:<20} forward+losses {p['train_forward_ms']:8.2f}  backward {p['train_backward_ms']:8.2f}"
                   f"  optimizer {p['train_optimizer_ms']:8.2f}")
+    if s.get("pretrain"):
+        print_pretraining(s["pretrain"])
     for name, t in s["top_kernels"].items():
         total = f", {t['total_ms_per_step']:.2f} ms of kernels per step" if t["what"] == "kernels" else ""
         print(f"\n{name}: top {t['what']} of a training step (profiled){total}")
@@ -163,6 +230,37 @@ def print_table(s, machine):
                   f" dispatch (gather/scatter) {100 * m['dispatch_share']:.1f}%, experts "
                   f"{100 * m['experts_ms'] / max(m['layer_ms'], 1e-9):.1f}% (G x T = {m['groups']} x "
                   f"{m['tokens_per_group']}, E x C = {m['experts']} x {m['capacity']})")
+
+
+def print_pretraining(runs):
+    print(f"\npre-training (smx pretrain on WordNet, on {runs[0]['device']}; loss = MLM + NSP + router losses):")
+    head = (f"{'model':<20} {'steps':>5} {'batch x seq':>11} {'loss first -> last':>20} {'eval MLM':>8} {'ex/s':>9} "
+            f"{'tokens/s':>10} {'GPU MiB':>11} {'ckpt MiB':>8}  reload (eval again)        resume")
+    print(head)
+    print("-" * len(head))
+    for r in runs:
+        first, last = r["loss_first"], r["loss_last"]
+        losses = f"{first[1]:.3f} -> {last[1]:.3f}" if first and last else "-"
+        ev = f"{r['eval_loss_mlm']:.3f}" if r["eval_loss_mlm"] is not None else "-"
+        # The engine's own record (memory/gpu_peak_mb: the caching allocator's peak), then nvidia-smi's.
+        peak = [v for k, v in r["memory_metrics"].items() if "peak" in k and any(w in k for w in ("cuda", "gpu"))]
+        parts = [f"{max(peak):.0f}"] if peak else []
+        if r["gpu_used_mib_max"] is not None:
+            parts.append(f"{r['gpu_used_mib_max']:.0f}" + ("" if peak else " smi"))
+        mem = "/".join(parts) or "-"
+        ckpt = f"{r['checkpoint_bytes'] / 2**20:.1f}" if r["checkpoint_bytes"] and r["checkpoint_bytes"] > 0 else "-"
+        if r["reload_eval_loss_mlm"] is None:
+            reload = "FAILED"
+        else:
+            reload = (f"{'ok' if r['reload_ok'] else 'DIFFERS'} {r['reload_eval_loss_mlm']:.3f} "
+                      f"(d {r['reload_eval_loss_mlm'] - (r['eval_loss_mlm'] or 0):+.1e})")
+        resume = f"ok, to step {r['resume_steps']}" if r["resume_ok"] else f"FAILED ({r['resume_status']})"
+        status = "" if r["status"] == "finished" else f"  [{r['status']}]"
+        print(f"{r['preset']:<20} {r['steps_done'] or 0:>5} {str(r['batch']) + ' x ' + str(r['seq']):>11} {losses:>20} {ev:>8} "
+              f"{r['examples_per_second']:>9.1f} {r['tokens_per_second']:>10.0f} {mem:>11} {ckpt:>8}  {reload:<26} {resume}{status}")
+    print("GPU MiB: the run's peak of allocated memory (its memory/gpu_peak_mb) / the most the GPU had in use"
+          " (nvidia-smi every 0.2 s: CUDA context and allocator cache included); wall time per run: " +
+          ", ".join(f"{r['preset']} {r['wall_seconds']} s" for r in runs))
 
 
 def main():

@@ -47,6 +47,20 @@ cat >"$dir/phases.json" <<JSON
 {"results": [{"name": "bert-base", "train_forward_ms": 50.0, "train_backward_ms": 100.0, "train_optimizer_ms": 3.5}]}
 JSON
 
+# One pre-training run of run.sh: 400 steps, loss 10.5 -> 6.25, eval 6.0 again after reloading, resumed to 420.
+cat >"$dir/pretrain-demo-run.json" <<JSON
+{"preset": "demo", "device": "cuda", "steps": 400, "batch": 64, "seq": 64, "resume_steps": 20, "wall_seconds": 31,
+ "eval_wall_seconds": 4, "resume_wall_seconds": 5, "checkpoint": "/x/step-00000400.ckpt", "checkpoint_bytes": 12582912}
+JSON
+cat >"$dir/pretrain-demo.json" <<JSON
+{"status": "finished", "steps": 400, "run_id": 1, "examples_per_second": 2500.0, "tokens_per_second": 160000.0,
+ "train_seconds": 10.24, "final": {"eval/loss_mlm": 6.0}, "checkpoint": "/x/step-00000400.ckpt"}
+JSON
+printf 'step,loss/mlm,loss/total,memory/resident_mb,memory/gpu_allocated_mb,memory/gpu_peak_mb\n10,10.0,10.5,900,300,1200\n400,5.5,6.25,1000,310,1500\n' >"$dir/pretrain-demo-metrics.csv"
+printf '500\n2048\n1536\n' >"$dir/pretrain-demo-gpumem.txt"
+echo '{"eval/loss_mlm": 6.0, "step": 400, "checkpoint": "/x/step-00000400.ckpt"}' >"$dir/pretrain-demo-eval.json"
+echo '{"status": "finished", "steps": 420}' >"$dir/pretrain-demo-resume.json"
+
 out=$(python3 "$report" "$dir")
 echo "$out"
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -66,6 +80,8 @@ want "medians of 2 alternating rounds"
 want "bert-base: top kernels of a training step (profiled), 4.00 ms of kernels per step"
 want "   3.000 ms  75.0%    0.7x  sm90_xmma_gemm_bf16"
 want "forward+losses    50.00  backward   100.00  optimizer     3.50"
+want "demo                   400     64 x 64      10.500 -> 6.250    6.000    2500.0     160000   1500/2048     12.0  ok 6.000 (d +0.0e+00)"
+want "ok, to step 420"
 python3 - "$dir/summary.json" <<'PY' || fail "summary.json"
 import json, sys
 s = json.load(open(sys.argv[1]))
@@ -74,6 +90,8 @@ assert abs(m["sparse-mixer"]["train_speedup"] - 2.5) < 1e-9, m["sparse-mixer"]
 assert abs(m["bert-base"]["train_mfu"] - 0.25) < 1e-9, m["bert-base"]
 assert abs(m["hf-bert-base"]["train_mfu"] - 0.25) < 1e-9, m["hf-bert-base"]
 assert m["hf-bert-base"]["infer_peak_bytes"] == -1
+p = s["pretrain"][0]
+assert p["reload_ok"] and p["resume_ok"] and p["gpu_used_mib_max"] == 2048, p
 PY
 # No rounds at all is an error that says so.
 empty=$(mktemp -d)
