@@ -22,7 +22,18 @@ set(CPACK_STRIP_FILES ON)
 set(CPACK_PACKAGE_DIRECTORY ${PROJECT_BINARY_DIR}/package)
 
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
-set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
+# One package per Debian release, built on that release: its dependencies are
+# that release's libraries (Debian 12: libtorch1.13, Qt 6.4; Debian 13:
+# libtorch2.6, Qt 6.8, t64 names), so the revision names the release, as
+# backports do: 0.1.0-1+deb12, 0.1.0-1+deb13 (the newer release sorts higher,
+# so upgrading Debian upgrades the package). Elsewhere plain 0.1.0-1.
+set(SMX_DEBIAN_RELEASE_SUFFIX "")
+cmake_host_system_information(RESULT smx_os_id QUERY DISTRIB_ID)
+cmake_host_system_information(RESULT smx_os_version QUERY DISTRIB_VERSION_ID)
+if(smx_os_id STREQUAL "debian" AND smx_os_version MATCHES "^[0-9]+$")
+  set(SMX_DEBIAN_RELEASE_SUFFIX "+deb${smx_os_version}")
+endif()
+set(CPACK_DEBIAN_PACKAGE_RELEASE "1${SMX_DEBIAN_RELEASE_SUFFIX}")
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_COMPRESSION_TYPE xz)

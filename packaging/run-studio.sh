@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian 12 machine, builds, and opens the studio.
+# Sets up a fresh Debian 12 or 13 machine, builds, and opens the studio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packaging/install-deps.sh

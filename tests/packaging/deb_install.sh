@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the .deb on a fresh Debian 12 root and uses what it installed, as a
-# user would: `apt install ./file.deb` in a debootstrap chroot (minbase, with
+# Installs the .deb on a fresh root of this machine's Debian release (12 or 13,
+# from /etc/os-release: the .deb is built for the release it is built on) and
+# uses what it installed, as a user would: `apt install ./file.deb` in a debootstrap chroot (minbase, with
 # nothing of the project's dependencies), then smx and smx-studio from /usr/bin
 # run by an ordinary user with the default (XDG) data folder.
 #
@@ -8,13 +9,14 @@
 #
 # Needs root, debootstrap and Debian's mirror. Where those are missing it skips
 # (exit 77), except under CI=true or SMX_REQUIRE_PACKAGE_TESTS=1, where it fails.
-# The pristine base system is kept as BUILD_DIR/deb-test/base.tar and unpacked
+# The pristine base system is kept as BUILD_DIR/deb-test/base-SUITE.tar and unpacked
 # afresh for every run (SMX_DEB_TEST_FRESH=1 bootstraps it again);
 # SMX_DEB_TEST_KEEP=1 leaves the installed root in BUILD_DIR/deb-test/root to
 # look around in (chroot it, or rerun this script to clean it up).
 set -euo pipefail
 build=$(realpath "${1:?usage: deb_install.sh BUILD_DIR}")
-suite=bookworm
+suite=$( . /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}" )
+os_version=$( . /etc/os-release 2>/dev/null && echo "${VERSION_ID:-}" )
 mirror=${SMX_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 unable() {
@@ -31,8 +33,16 @@ if [ "$(id -u)" != 0 ]; then
   unable "needs root (chroot, mount) or password-less sudo"
 fi
 command -v debootstrap >/dev/null || unable "needs debootstrap (packaging/install-deps.sh installs it)"
+case "$suite" in
+  bookworm|trixie) ;;
+  *) unable "this is ${suite:-an unknown release}: Debian 12 (bookworm) or 13 (trixie) needed (/etc/os-release)" ;;
+esac
 deb=$(ls "$build"/package/sparse-mixer-studio_*.deb 2>/dev/null | head -n1)
 [ -n "$deb" ] || { echo "deb_install: FAIL: no .deb in $build/package (run make_deb.sh or packaging/make-deb.sh)" >&2; exit 1; }
+# The package names the release it was built for (0.1.0-1+deb13): this one.
+deb_version=$(dpkg-deb -f "$deb" Version)
+[[ "$deb_version" == *"+deb$os_version" ]] ||
+  { echo "deb_install: FAIL: $(basename "$deb") ($deb_version) is not a package for Debian $os_version ($suite)" >&2; exit 1; }
 
 work="$build/deb-test"
 root="$work/root"
@@ -44,9 +54,14 @@ unmount() {
 }
 cleanup() {
   unmount
-  # --one-file-system: never follow a mount that is still there into the host.
-  [ -d "$root" ] && rm -rf --one-file-system "$root"
-  return 0
+  [ -d "$root" ] || return 0
+  # rm --one-file-system does not stop at a bind mount of the same file system
+  # (the apt cache): never remove while a mount is left under the root.
+  if findmnt -rn -o TARGET | awk -v r="$root" 'index($0, r "/") == 1 {found=1} END {exit !found}'; then
+    echo "deb_install: mounts are left under $root; not removing it" >&2
+    return 1
+  fi
+  rm -rf --one-file-system "$root"
 }
 if [ "${SMX_DEB_TEST_KEEP:-}" = 1 ]; then trap unmount EXIT; else trap cleanup EXIT; fi
 cleanup
@@ -54,19 +69,20 @@ cleanup
 # Downloaded packages are shared with the host's apt cache: the install is from
 # scratch, only the downloads are saved.
 cache=/var/cache/apt/archives
-if [ ! -f "$work/base.tar" ] || [ "${SMX_DEB_TEST_FRESH:-}" = 1 ]; then
+base="$work/base-$suite.tar"
+if [ ! -f "$base" ] || [ "${SMX_DEB_TEST_FRESH:-}" = 1 ]; then
   echo "deb_install: bootstrapping a minimal Debian $suite root"
   t0=$(date +%s)
   debootstrap --variant=minbase --cache-dir="$cache" "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 ||
     { tail -20 "$work/debootstrap.log" >&2; unable "debootstrap failed (no access to $mirror?)"; }
-  tar -C "$root" -cf "$work/base.tar.part" . && mv "$work/base.tar.part" "$work/base.tar"
+  tar -C "$root" -cf "$base.part" . && mv "$base.part" "$base"
   echo "deb_install: base system in $(($(date +%s) - t0)) s"
 else
   mkdir -p "$root"
-  tar -C "$root" -xf "$work/base.tar"
+  tar -C "$root" -xf "$base"
 fi
 
-# The same suites as a Debian 12 machine (security updates included).
+# The same suites as a machine of this release (security updates included).
 cat >"$root/etc/apt/sources.list" <<EOF
 deb $mirror $suite main
 deb $mirror $suite-updates main
@@ -119,8 +135,16 @@ in_root update-alternatives --query "libblas.so.3-$multiarch" | grep -q '^Value:
 in_root useradd --create-home student
 as_user() { chroot --userspec=student:student "$root" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/home/student LANG=C.UTF-8 "$@"; }
 
+# The LibTorch this release ships (Debian 12: libtorch1.13, 1.13.1; Debian 13:
+# libtorch2.6, 2.6.0), as apt installed it: the programs must report it.
+torch_pkg=$(dpkg-deb -f "$deb" Depends | grep -oE '\blibtorch[0-9]+\.[0-9]+\b' | head -n1)
+[ -n "$torch_pkg" ] || fail "the package does not depend on a libtorchX.Y: $(dpkg-deb -f "$deb" Depends)"
+torch_installed=$(in_root dpkg-query -W -f='${Version}' "$torch_pkg" 2>/dev/null) || fail "$torch_pkg is not installed"
+torch_version=$(grep -oE '^([0-9]+:)?[0-9]+\.[0-9]+' <<<"$torch_installed" | sed 's/^[0-9]*://')
+[ "libtorch$torch_version" = "$torch_pkg" ] || fail "$torch_pkg is installed in version $torch_installed"
+echo "deb_install: Debian $os_version ($suite) ships $torch_pkg $torch_installed"
 out=$(as_user smx --version 2>&1) || fail "smx --version: $out"
-expect "smx --version" "LibTorch 1.13" "$out"
+expect "smx --version" "LibTorch $torch_version." "$out"
 expect "smx --version" "CUDA not available" "$out"
 echo "deb_install: $out"
 out=$(as_user smx --help 2>&1) || fail "smx --help: $out"
@@ -131,7 +155,7 @@ expect "smx info" "parameters" "$out"
 # The installed studio, offscreen: it must find its SentencePiece shim, train a
 # tokenizer on WordNet, train and record the run in the XDG data folder.
 out=$(as_user smx-studio --version 2>&1) || fail "smx-studio --version: $out"
-expect "smx-studio --version" "LibTorch 1.13" "$out"
+expect "smx-studio --version" "LibTorch $torch_version." "$out"
 t0=$(date +%s)
 out=$(as_user env QT_QPA_PLATFORM=offscreen timeout 600 smx-studio --demo-steps 4 --quit-when-idle 2>&1) ||
   fail "the installed studio's demo run: $out"

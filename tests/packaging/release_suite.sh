@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The whole test suite on another Debian release: a fresh root of that release
+# made with debootstrap, this source tree copied into it (the working tree's
+# files as git lists them, never a build folder), and the README's test command
+# packaging/run-tests.sh run inside it as on a fresh machine: install-deps.sh,
+# build, every test (the package is made, checked and installed with apt in a
+# root of that release again, nested in this one).
+#
+#   tests/packaging/release_suite.sh SOURCE_DIR BUILD_DIR SUITE    # e.g. trixie
+#
+# Runs under CI=true, or where SMX_TEST_RELEASES names the suite
+# (SMX_TEST_RELEASES=trixie ctest -R suite_debian13); otherwise, and on a host
+# that is that release already, it skips (exit 77). Inside the root
+# SMX_RELEASE_LEG is set, so the inner suite does not start a leg of its own.
+# Needs root, mount rights, debootstrap and Debian's mirror (under CI=true it
+# fails without them). apt's downloads are shared with the host's
+# /var/cache/apt/archives; the compiler cache lives in
+# SMX_RELEASE_CCACHE_DIR (default /var/cache/sparse-mixer-studio/ccache-SUITE),
+# outside the build folder, so a rerun compiles only what changed.
+# SMX_RELEASE_KEEP=1 leaves the root in BUILD_DIR/release-SUITE/root to look
+# around in (rerunning this script cleans it up first).
+set -euo pipefail
+src=$(realpath "${1:?usage: release_suite.sh SOURCE_DIR BUILD_DIR SUITE}")
+build=$(realpath "${2:?}")
+suite="${3:?}"
+mirror=${SMX_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+me="release_suite($suite)"
+
+skip() { echo "$me: skipped: $*" >&2; exit 77; }
+unable() {
+  if [ "${CI:-}" = true ]; then echo "$me: FAIL: $*" >&2; exit 1; fi
+  skip "$*"
+}
+host_suite=$( . /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}" )
+[ -z "${SMX_RELEASE_LEG:-}" ] || skip "this already is the $SMX_RELEASE_LEG leg (SMX_RELEASE_LEG is set)"
+[ "$host_suite" != "$suite" ] || skip "this machine is $suite already: the suite runs natively here"
+wanted=0
+[ "${CI:-}" = true ] && wanted=1
+[[ ",${SMX_TEST_RELEASES:-}," == *",$suite,"* ]] && wanted=1
+[ "$wanted" = 1 ] ||
+  skip "the $suite leg (35-50 minutes on 2 cores) runs under CI=true, or with SMX_TEST_RELEASES=$suite ctest -R suite_debian13 --output-on-failure (needs root and Debian's mirror)"
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then exec sudo -n -E "$0" "$@"; fi
+  unable "needs root (debootstrap, chroot, mount) or password-less sudo"
+fi
+command -v debootstrap >/dev/null || unable "needs debootstrap (packaging/install-deps.sh installs it)"
+
+work="$build/release-$suite"
+root="$work/root"
+log="$work/leg.log"
+mkdir -p "$work"
+
+# Every mount under the root, innermost first (the inner suite's deb_install
+# mounts its own root below ours; it cleans up after itself, but a killed run
+# may leave them).
+unmount_all() {
+  local m
+  [ -d "$root" ] || return 0
+  for m in $(findmnt -rn -o TARGET | awk -v r="$root" 'index($0, r "/") == 1' | sort -r); do
+    umount "$m" 2>/dev/null || umount -l "$m"
+  done
+}
+cleanup() {
+  unmount_all
+  [ -d "$root" ] || return 0
+  # rm --one-file-system does not stop at a bind mount of the same file system
+  # (the apt cache, the compiler cache): never remove while one is left.
+  if findmnt -rn -o TARGET | awk -v r="$root" 'index($0, r "/") == 1 {found=1} END {exit !found}'; then
+    echo "$me: mounts are left under $root; not removing it" >&2
+    return 1
+  fi
+  rm -rf --one-file-system "$root"
+}
+if [ "${SMX_RELEASE_KEEP:-}" = 1 ]; then trap unmount_all EXIT; else trap cleanup EXIT; fi
+cleanup
+: >"$log"
+phase() { echo "$me: $*" | tee -a "$log"; }
+t_leg=$(date +%s)
+
+# 1. A minimal root of the release, downloads shared with the host's cache.
+cache=/var/cache/apt/archives
+t0=$(date +%s)
+debootstrap --variant=minbase --cache-dir="$cache" "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+  { tail -20 "$work/debootstrap.log" >&2; unable "debootstrap $suite failed (no access to $mirror?)"; }
+cat >"$root/etc/apt/sources.list" <<EOF
+deb $mirror $suite main
+deb $mirror $suite-updates main
+deb http://deb.debian.org/debian-security $suite-security main
+EOF
+phase "debootstrap: $(($(date +%s) - t0)) s"
+
+# 2. What a machine has: /proc (programs find their libraries through
+# /proc/self/exe; chroot and mount need it), /sys (CPU topology for LibTorch
+# and OpenBLAS), a tmpfs /dev/shm; the host's apt and compiler caches.
+mount -t proc proc "$root/proc" || unable "cannot mount /proc in the root (a container without mount rights?)"
+mount -t sysfs -o ro sysfs "$root/sys" 2>/dev/null || mount --rbind /sys "$root/sys" ||
+  unable "cannot mount /sys in the root"
+mount -t tmpfs -o mode=1777 shm "$root/dev/shm" || unable "cannot mount a tmpfs on /dev/shm in the root"
+mount --bind "$cache" "$root/var/cache/apt/archives" ||
+  echo "$me: cannot share apt's download cache; downloading every package" >&2
+ccache_dir=${SMX_RELEASE_CCACHE_DIR:-/var/cache/sparse-mixer-studio/ccache-$suite}
+mkdir -p "$ccache_dir" "$root/var/cache/ccache"
+mount --bind "$ccache_dir" "$root/var/cache/ccache" || unable "cannot share the compiler cache $ccache_dir"
+
+# 3. The source tree: the working tree's files (committed or not, what
+# .gitignore leaves out stays out: build folders, caches).
+t0=$(date +%s)
+mkdir -p "$root/src"
+if git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  (cd "$src" && git ls-files -z --cached --others --exclude-standard |
+     while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
+     tar --null -T - -cf -) | tar -C "$root/src" -xf -
+else
+  tar -C "$src" --exclude='./build*' --exclude=./.git -cf - . | tar -C "$root/src" -xf -
+fi
+phase "source tree copied: $(du -sh "$root/src" | cut -f1) in $(($(date +%s) - t0)) s"
+
+# 4. The README's test command, inside, as root on a fresh machine.
+in_root() {
+  chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/root LANG=C.UTF-8 TERM=dumb CI="${CI:-}" SMX_REQUIRE_PACKAGE_TESTS=1 SMX_RELEASE_LEG="$suite" \
+    SMX_DEBIAN_MIRROR="$mirror" CCACHE_DIR=/var/cache/ccache CCACHE_BASEDIR=/src "$@"
+}
+phase "running packaging/run-tests.sh in the $suite root (log: $log)"
+set +e
+in_root /src/packaging/run-tests.sh 2>&1 | tee -a "$log"
+rc=${PIPESTATUS[0]}
+set -e
+grep '^run-tests: ' "$log" | sed "s/^/$me: /" || true
+phase "leg: $(($(date +%s) - t_leg)) s in all, run-tests.sh exit status $rc"
+[ "$rc" = 0 ] || { echo "$me: FAIL: packaging/run-tests.sh failed in the $suite root (log: $log)" >&2; exit 1; }
+echo "$me: OK"
