@@ -49,6 +49,7 @@ std::string ProcessGroup::fetch(const std::string&) { unavailable(); }
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/version.h>
 
 namespace smx::dist {
 
@@ -103,7 +104,19 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistOptions& options) 
     so.numWorkers = static_cast<std::size_t>(options.world_size);
     so.waitWorkers = true;
     so.timeout = to_ms(options.timeout_seconds);
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    // LibTorch 2.4+ asks for the libuv store by default; a build without libuv (Debian 13's 2.6)
+    // refuses it: use the classic store there, which every version has.
+    try {
+      impl->store = c10::static_intrusive_pointer_cast<c10d::Store>(c10::make_intrusive<c10d::TCPStore>(options.master_addr, so));
+    } catch (const std::exception& e) {
+      if (std::string(e.what()).find("libuv") == std::string::npos) throw;
+      so.useLibUV = false;
+      impl->store = c10::static_intrusive_pointer_cast<c10d::Store>(c10::make_intrusive<c10d::TCPStore>(options.master_addr, so));
+    }
+#else
     impl->store = c10::static_intrusive_pointer_cast<c10d::Store>(c10::make_intrusive<c10d::TCPStore>(options.master_addr, so));
+#endif
   } catch (const std::exception& e) {
     throw DistError("rank " + std::to_string(options.rank) + ": the rendezvous at " + where + " failed" +
                     (options.rank == 0 ? " (is the port free, and did all " + std::to_string(options.world_size) +
