@@ -45,7 +45,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 command -v debootstrap >/dev/null || unable "needs debootstrap (packaging/install-deps.sh installs it)"
 
-# CI's whole run has a time limit (90 minutes; SMX_CI_BUDGET_MINUTES, default 80, leaves
+# CI's whole run has a time limit (90 minutes; SMX_CI_BUDGET_MINUTES, default 75, leaves
 # a margin for the clean-up and CI's own set-up). run-tests.sh says when the run started (SMX_SUITE_STARTED): the leg
 # starts only with 35 minutes or more left, and is stopped when the budget is
 # spent, so it can never make CI overrun. Either way it reports a skip that
@@ -53,7 +53,7 @@ command -v debootstrap >/dev/null || unable "needs debootstrap (packaging/instal
 # the leg within the time is a failure.
 limit=""
 if [ "${CI:-}" = true ] && [ -n "${SMX_SUITE_STARTED:-}" ]; then
-  budget_min=${SMX_CI_BUDGET_MINUTES:-80}
+  budget_min=${SMX_CI_BUDGET_MINUTES:-75}
   limit=$((SMX_SUITE_STARTED + budget_min * 60 - $(date +%s)))
   # Below CTest's own limit for this test (TIMEOUT 3300 s), which would count as a failure.
   [ "$limit" -le 3000 ] || limit=3000
