@@ -1,7 +1,8 @@
 #include "model/dist/expert_parallel.h"
 
-#include <sstream>
 #include <type_traits>
+
+#include "model/optim/state_key.h"
 
 namespace smx::dist {
 
@@ -42,26 +43,12 @@ class GroupExchange : public ExpertExchange {
   int index_;
 };
 
-// The optimizer's state map is keyed by the parameter's TensorImpl: as a string
-// of its address in LibTorch 1.x, as the pointer itself in 2.x (where
-// c10::guts::to_string is gone); as model/optim/adamw.cpp does.
-template <class Key>
-Key state_key(const torch::Tensor& p) {
-  if constexpr (std::is_same_v<Key, std::string>) {
-    std::ostringstream s;
-    s << p.unsafeGetTensorImpl();
-    return s.str();
-  } else {
-    return static_cast<Key>(p.unsafeGetTensorImpl());
-  }
-}
-
 // AdamW's per-parameter moments, which are sharded and gathered with their parameter.
 std::vector<torch::Tensor*> state_of(const torch::Tensor& p, torch::optim::Optimizer* optimizer) {
   std::vector<torch::Tensor*> out;
   if (!optimizer) return out;
   auto& states = optimizer->state();
-  const auto it = states.find(state_key<typename std::decay_t<decltype(states)>::key_type>(p));
+  const auto it = states.find(optimizer_state_key<typename std::decay_t<decltype(states)>::key_type>(p));
   if (it == states.end()) return out;  // no step taken yet
   auto* adam = dynamic_cast<torch::optim::AdamWParamState*>(it->second.get());
   TORCH_CHECK(adam, "expert parallelism shards AdamW's state; this optimizer has another kind");

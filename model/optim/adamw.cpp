@@ -2,11 +2,10 @@
 // LibTorch's AdamW::step (weight decay by p *= 1 - lr*wd, then the Adam
 // update with bias corrections), so the Foreach path gives the same numbers.
 #include "model/optim/adamw.h"
+#include "model/optim/state_key.h"
 
 #include <cmath>
-#include <sstream>
 #include <stdexcept>
-#include <type_traits>
 
 #include "model/core/compat.h"
 
@@ -31,21 +30,6 @@ AdamWKind adamw_kind_from_string(const std::string& name) {
 
 bool fused_adamw_available() { return SMX_TORCH_AT_LEAST(2, 1); }
 
-namespace {
-// The optimizer's state map is keyed by the parameter's TensorImpl: as a
-// string of its address in LibTorch 1.x, as the pointer itself in 2.x.
-template <class Key>
-Key state_key(const torch::Tensor& p) {
-  if constexpr (std::is_same_v<Key, std::string>) {
-    std::ostringstream s;  // what c10::guts::to_string(TensorImpl*) writes
-    s << p.unsafeGetTensorImpl();
-    return s.str();
-  } else {
-    return static_cast<Key>(p.unsafeGetTensorImpl());
-  }
-}
-}  // namespace
-
 AdamW::AdamW(std::vector<torch::optim::OptimizerParamGroup> groups, torch::optim::AdamWOptions defaults,
              AdamWKind kind)
     : torch::optim::AdamW(std::move(groups), defaults), kind_(kind) {
@@ -63,7 +47,7 @@ AdamW::Lists AdamW::collect(torch::optim::OptimizerParamGroup& group) {
   for (auto& p : group.params()) {
     if (!p.grad().defined()) continue;
     TORCH_CHECK(!p.grad().is_sparse(), "AdamW does not support sparse gradients");
-    const Key key = state_key<Key>(p);
+    const Key key = optimizer_state_key<Key>(p);
     auto it = state_.find(key);
     if (it == state_.end()) {
       auto s = std::make_unique<torch::optim::AdamWParamState>();
