@@ -278,7 +278,7 @@ MoeBreakdown run_moe_breakdown(const ModelConfig& config, const BenchOptions& o)
     torch::Tensor y;
     under_autocast([&] {
       auto h = gelu_tanh(torch::baddbmm(moe->b_in, buffers, moe->w_in));
-      y = torch::dropout(torch::baddbmm(moe->b_out, h, moe->w_out), config.expert_dropout, true);
+      y = smx::dropout(torch::baddbmm(moe->b_out, h, moe->w_out), config.expert_dropout, true);
     });
     y.backward(torch::ones_like(y));
   });

@@ -35,7 +35,7 @@ GatedMlpImpl::GatedMlpImpl(const ModelConfig& c, bool sparse_unit) {
     unit = register_module("sgu", std::make_shared<SpatialGatingUnit>(c.d_ff, c.max_seq_len, c.layer_norm_eps));
   }
   v = register_module("v", init_dense(c.d_ff / 2, c.d_model, c.init_std));
-  dropout = register_module("dropout", torch::nn::Dropout(c.dropout));
+  dropout = register_module("dropout", Dropout(c.dropout));
 }
 
 GatedMlpImpl::Output GatedMlpImpl::forward(const torch::Tensor& x) {
@@ -61,7 +61,7 @@ DecoderBlockImpl::DecoderBlockImpl(const ModelConfig& c, int64_t layer) {
     attention_norm = register_module("attention_norm", layer_norm(c.d_model, c.layer_norm_eps));
     attention = register_module(
         "attention", std::make_shared<SelfAttention>(c.d_model, c.num_heads, c.dropout, c.init_std, /*causal=*/true));
-    attention_dropout = register_module("attention_dropout", torch::nn::Dropout(c.dropout));
+    attention_dropout = register_module("attention_dropout", Dropout(c.dropout));
   } else {
     gated = register_module("gmlp", GatedMlp(c, sparse && c.smoe_routing != SmoeRouting::None));
   }
@@ -112,7 +112,7 @@ CausalLmImpl::CausalLmImpl(const ModelConfig& c) : config_(c) {
               "'; a causal LM needs family 'decoder-lm'");
   token = register_module("token", embedding(c.vocab_size, c.d_model, c.init_std));
   position = register_module("position", embedding(c.max_seq_len, c.d_model, c.init_std));
-  dropout = register_module("dropout", torch::nn::Dropout(c.dropout));
+  dropout = register_module("dropout", Dropout(c.dropout));
   for (int64_t l = 0; l < c.num_layers; ++l)
     blocks.push_back(register_module("block" + std::to_string(l), DecoderBlock(c, l)));
   final_norm = register_module("final_norm", layer_norm(c.d_model, c.layer_norm_eps));

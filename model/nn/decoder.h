@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include "model/config/model_config.h"
+#include "model/nn/dropout.h"
 #include "model/nn/encoder.h"
 #include "model/nn/mixing.h"
 #include "model/nn/moe.h"
@@ -31,7 +32,7 @@ class GatedMlpImpl : public torch::nn::Module {
   torch::nn::Linear u{nullptr}, v{nullptr};
   std::shared_ptr<MixingSublayer> unit;        ///< SpatialGatingUnit or SparseGatingUnit
   std::shared_ptr<SparseGatingUnit> sparse;    ///< the same unit when it is an sMoE, else null
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(GatedMlp);
 
@@ -54,7 +55,7 @@ class DecoderBlockImpl : public torch::nn::Module {
 
   torch::nn::LayerNorm attention_norm{nullptr}, mlp_norm{nullptr};
   std::shared_ptr<SelfAttention> attention;  ///< attention blocks
-  torch::nn::Dropout attention_dropout{nullptr};
+  Dropout attention_dropout{nullptr};
   GatedMlp gated{nullptr};                   ///< gMLP blocks
   FeedForward feed_forward{nullptr};         ///< dense attention blocks
   Moe moe{nullptr};                          ///< sparse blocks (tMoE)
@@ -103,7 +104,7 @@ class CausalLmImpl : public torch::nn::Module {
   void set_capacity_factors(double train, double eval);
 
   torch::nn::Embedding token{nullptr}, position{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
   std::vector<DecoderBlock> blocks;
   torch::nn::LayerNorm final_norm{nullptr};
 

@@ -28,7 +28,7 @@ EmbeddingsImpl::EmbeddingsImpl(const ModelConfig& c) {
   segment = register_module("segment", embedding(c.type_vocab_size, de, c.init_std));
   norm = register_module("norm", layer_norm(de, c.layer_norm_eps));
   projection = register_module("projection", init_dense(de, c.d_model, c.init_std));
-  dropout = register_module("dropout", torch::nn::Dropout(c.dropout));
+  dropout = register_module("dropout", Dropout(c.dropout));
 }
 
 torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& ids, const torch::Tensor& types) {
@@ -43,7 +43,7 @@ torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& ids, const torch::Ten
 FeedForwardImpl::FeedForwardImpl(int64_t d_model, int64_t d_ff, double p, double init_std) {
   in = register_module("in", init_dense(d_model, d_ff, init_std));
   out = register_module("out", init_dense(d_ff, d_model, init_std));
-  dropout = register_module("dropout", torch::nn::Dropout(p));
+  dropout = register_module("dropout", Dropout(p));
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
@@ -52,7 +52,7 @@ torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
 
 BlockImpl::BlockImpl(const ModelConfig& c, int64_t layer) {
   mixing = register_module("mixing", make_mixing(c, layer));
-  mixing_dropout = register_module("mixing_dropout", torch::nn::Dropout(c.is_attention_layer(layer) ? c.dropout : 0.0));
+  mixing_dropout = register_module("mixing_dropout", Dropout(c.is_attention_layer(layer) ? c.dropout : 0.0));
   mixing_norm = register_module("mixing_norm", layer_norm(c.d_model, c.layer_norm_eps));
   if (c.is_moe_layer(layer))
     moe = register_module("moe", Moe(c.d_model, c.expert_hidden(), c.num_experts, c.router, c.expert_dropout,
@@ -101,7 +101,7 @@ EncoderModelImpl::EncoderModelImpl(const ModelConfig& c) : config_(c) {
   mlm_bias = register_parameter("mlm_bias", torch::zeros({c.vocab_size}));
   nsp = register_module("nsp", init_dense(c.d_model, 2, c.init_std));
   classifier = register_module("classifier", init_dense(c.d_model, c.num_classes, c.init_std));
-  classifier_dropout = register_module("classifier_dropout", torch::nn::Dropout(c.dropout));
+  classifier_dropout = register_module("classifier_dropout", Dropout(c.dropout));
 }
 
 EncoderModelImpl::Output EncoderModelImpl::forward(const torch::Tensor& ids, const torch::Tensor& types,

@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include "model/config/model_config.h"
+#include "model/nn/dropout.h"
 #include "model/nn/mixing.h"
 #include "model/nn/moe.h"
 
@@ -23,7 +24,7 @@ class EmbeddingsImpl : public torch::nn::Module {
   torch::nn::Embedding word{nullptr}, position{nullptr}, segment{nullptr};
   torch::nn::LayerNorm norm{nullptr};
   torch::nn::Linear projection{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(Embeddings);
 
@@ -33,7 +34,7 @@ class FeedForwardImpl : public torch::nn::Module {
   FeedForwardImpl(int64_t d_model, int64_t d_ff, double dropout, double init_std);
   torch::Tensor forward(const torch::Tensor& x);
   torch::nn::Linear in{nullptr}, out{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(FeedForward);
 
@@ -52,7 +53,7 @@ class BlockImpl : public torch::nn::Module {
   bool is_moe() const { return !moe.is_empty(); }
 
   std::shared_ptr<MixingSublayer> mixing;
-  torch::nn::Dropout mixing_dropout{nullptr};  // attention only, as BERT
+  Dropout mixing_dropout{nullptr};  // attention only, as BERT
   torch::nn::LayerNorm mixing_norm{nullptr}, output_norm{nullptr};
   FeedForward feed_forward{nullptr};
   Moe moe{nullptr};
@@ -107,7 +108,7 @@ class EncoderModelImpl : public torch::nn::Module {
   torch::nn::Linear pooler{nullptr}, mlm_dense{nullptr}, nsp{nullptr}, classifier{nullptr};
   torch::nn::LayerNorm mlm_norm{nullptr};
   torch::Tensor mlm_bias;  // [V]
-  torch::nn::Dropout classifier_dropout{nullptr};
+  Dropout classifier_dropout{nullptr};
 
  private:
   ModelConfig config_;

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "model/core/compat.h"
+#include "model/nn/dropout.h"
 #include "model/nn/init.h"
 
 namespace smx {
@@ -86,7 +87,9 @@ torch::Tensor SelfAttention::forward(const torch::Tensor& x, const torch::Tensor
     return mask.defined() ? y * mask.to(y.scalar_type()).unsqueeze(-1) : y;
   }
   torch::Tensor context;  // [B, H, S, Dh]
-  if (compat::kHasFusedAttention && !record_probabilities) {
+  // SDPA's own dropout on the CPU is LibTorch's slow one: there a training step with dropout takes the
+  // explicit path and smx::dropout.
+  if (compat::kHasFusedAttention && !record_probabilities && (p == 0.0 || !q.device().is_cpu())) {
     context = compat::fused_attention(q, k, v, additive, p);
   } else {
     // Q is scaled rather than the scores: [S, Dh] instead of [S, S] per head, one pass fewer over the
@@ -95,7 +98,7 @@ torch::Tensor SelfAttention::forward(const torch::Tensor& x, const torch::Tensor
     if (additive.defined()) scores.add_(additive);
     auto probs = torch::softmax(scores, -1);  // [B, H, S, S]
     if (record_probabilities) last_probabilities = probs.detach();
-    context = torch::matmul(torch::dropout(probs, p, is_training()), v);
+    context = torch::matmul(smx::dropout(probs, p, is_training()), v);
   }
   auto y = o_(context.transpose(1, 2).reshape({B, S, d_model_}));  // [B, S, D]
   // Query mask (the reference's make_attention_mask(q, k)): padding rows output nothing.

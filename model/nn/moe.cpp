@@ -4,6 +4,7 @@
 #include "model/nn/moe.h"
 
 #include "model/config/cost.h"
+#include "model/nn/dropout.h"
 #include "model/nn/init.h"
 
 namespace smx {
@@ -56,7 +57,7 @@ MoeImpl::Output MoeImpl::forward(const torch::Tensor& x, const torch::Tensor& ma
   if (!sharded()) {
     auto h = gelu_tanh(torch::baddbmm(b_in, buffers, w_in));  // [E, G*C, F]
     y = torch::baddbmm(b_out, h, w_out);                       // [E, G*C, D]
-    y = torch::dropout(y, expert_dropout_, is_training());
+    y = smx::dropout(y, expert_dropout_, is_training());
   } else {
     // Expert parallelism: K ranks hold L = E/K experts each. Each rank's buffers go to their experts'
     // ranks, every rank runs its L experts over the K ranks' tokens, and the outputs come back.
@@ -67,7 +68,7 @@ MoeImpl::Output MoeImpl::forward(const torch::Tensor& x, const torch::Tensor& ma
                     .reshape({L, K * N, D});                   // [L, K*N, D]
     auto h = gelu_tanh(torch::baddbmm(b_in, mine, w_in));     // [L, K*N, F]
     auto o = torch::baddbmm(b_out, h, w_out);                  // [L, K*N, D]
-    o = torch::dropout(o, expert_dropout_, is_training());
+    o = smx::dropout(o, expert_dropout_, is_training());
     y = exchange->exchange(o.view({L, K, N, D}).transpose(0, 1).reshape({E, N, D}));  // back, in expert order
   }
   y = y.view({E, G, C, D}).transpose(0, 1).reshape({G, E * C, D});            // [G, E*C, D]
