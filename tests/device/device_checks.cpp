@@ -338,7 +338,10 @@ const std::vector<Check>& checks() {
            auto moe = run_moe_breakdown(c, o);
            expect(moe.layer >= 0 && moe.layer_ms > 0 && moe.router_ms > 0 && moe.experts_ms > 0,
                   "MoE breakdown on " + d.str() + " has no times");
-           expect(moe.router_share() + moe.dispatch_share() <= 1.0, "MoE shares exceed the layer");
+           // The parts are timed separately, so on a busy machine the router alone may take longer
+           // than the layer did: only what follows from the definitions is checked, never timings.
+           expect(moe.router_share() > 0 && moe.dispatch_share() >= 0 && moe.dispatch_ms() <= moe.layer_ms,
+                  "MoE shares out of range");
            expect(run_moe_breakdown(small("bert"), o).layer == -1, "a model without MoE has a breakdown");
            expect(measure_matmul_tflops(o, 256) > 0, "no matmul throughput on " + d.str());
          }
