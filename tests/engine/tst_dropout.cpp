@@ -111,9 +111,16 @@ void TestDropout::otherTypes() {
     QVERIFY(std::abs(rate - 0.5) < 0.05);
     QVERIFY(y.masked_select(y.ne(0)).eq(2).all().item<bool>());
   }
-  // Integers are not dropped by LibTorch's dropout either: the same call is made.
-  auto z = torch::ones({16}, torch::kDouble);
+  // Integers cannot be dropped out: a clear error, not a call that never returns.
+  auto z = torch::ones({16}, torch::kLong);
   QVERIFY(smx::dropout(z, 0.5, false).equal(z));
+  bool refused = false;
+  try {
+    smx::dropout(z, 0.5, true);
+  } catch (const c10::Error& e) {
+    refused = QString(e.what()).contains("floating-point");
+  }
+  QVERIFY(refused);
 }
 
 void TestDropout::modelsDropOnlyWhileTraining() {
