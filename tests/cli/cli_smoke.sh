@@ -9,18 +9,22 @@ fixtures="$3"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# `smx ... | contains PATTERN`: reads all of its input before it searches. With
+# `| grep -q` under pipefail, grep exits at the first match and smx, if it is
+# still writing, dies of SIGPIPE: a random failure.
+contains() { local all; all=$(cat); grep -q -- "$1" <<<"$all"; }
 
-"$smx" --version | grep -q "LibTorch" || fail "--version"
+"$smx" --version | contains "LibTorch" || fail "--version"
 for p in $("$smx" presets | awk '{print $1}'); do
-  "$smx" info --preset "$p" | grep -q "parameters:" || fail "info $p"
+  "$smx" info --preset "$p" | contains "parameters:" || fail "info $p"
 done
-"$smx" info --preset sparse-mixer --json | grep -q '"total_params"' || fail "info --json"
+"$smx" info --preset sparse-mixer --json | contains '"total_params"' || fail "info --json"
 
 "$smx" bench --presets demo,demo --repeats 1 --warmup 0 --quiet --phases > "$tmp/bench.txt" || fail "bench"
 grep -q "speed" "$tmp/bench.txt" || fail "bench table"
 [ "$(grep -c '^demo .*|' "$tmp/bench.txt")" = 2 ] || fail "bench rows"
 grep -q "training step phases" "$tmp/bench.txt" || fail "bench phases"
-"$smx" bench --presets demo --repeats 1 --warmup 0 --quiet --json | grep -q '"train_ms_per_example"' || fail "bench --json"
+"$smx" bench --presets demo --repeats 1 --warmup 0 --quiet --json | contains '"train_ms_per_example"' || fail "bench --json"
 # What the GPU benchmark asks for: MoE layer split, matmul peak and MFU, the optimizer used.
 "$smx" bench --presets demo,bert-l2-h256 --seq 32 --repeats 1 --warmup 0 --quiet --moe-breakdown --matmul-peak \
   --optimizer foreach > "$tmp/bench2.txt" || fail "bench --moe-breakdown --matmul-peak"
@@ -44,11 +48,11 @@ fi
 
 # A custom config written from a preset, edited, and read back.
 "$smx" presets demo | sed 's/"d_model": 128/"d_model": 64/' > "$tmp/custom.json"
-"$smx" info --config "$tmp/custom.json" | grep -q "d_model 64" || fail "custom config"
+"$smx" info --config "$tmp/custom.json" | contains "d_model 64" || fail "custom config"
 
 # The example config shipped in resources/.
-"$smx" info --config "$resources/configs/tokens-choose-fourier.json" | grep -q "tokens-choose top-2" || fail "example config"
-"$smx" info --config "$resources/configs/tokens-choose-fourier.json" | grep -q "fourier" || fail "example mixing"
+"$smx" info --config "$resources/configs/tokens-choose-fourier.json" | contains "tokens-choose top-2" || fail "example config"
+"$smx" info --config "$resources/configs/tokens-choose-fourier.json" | contains "fourier" || fail "example mixing"
 
 # Bad input: non-zero exit and a message naming the problem.
 expect_error() {
@@ -115,17 +119,17 @@ grep -q "pieces from 71 sentences in 14 documents" "$tmp/tok.txt" || fail "token
   || fail "pretrain: $(cat "$tmp/pre.err")"
 grep -q "run 1 finished after 6 steps" "$tmp/pre.txt" || fail "pretrain summary: $(cat "$tmp/pre.txt")"
 grep -q "eval @ step 3" "$tmp/pre.err" || fail "pretrain progress lines"
-"$smx" runs list --data-dir "$data" | grep -q "smoke .*pretrain .*finished" || fail "runs list"
-"$smx" runs show 1 --data-dir "$data" | grep -q "snapshots: 3" || fail "runs show"
+"$smx" runs list --data-dir "$data" | contains "smoke .*pretrain .*finished" || fail "runs list"
+"$smx" runs show 1 --data-dir "$data" | contains "snapshots: 3" || fail "runs show"
 "$smx" runs export 1 --data-dir "$data" -o "$tmp/run.csv" 2> /dev/null || fail "runs export"
-head -1 "$tmp/run.csv" | grep -q "^step,wall_seconds,.*loss/total" || fail "csv header"
+head -1 "$tmp/run.csv" | contains "^step,wall_seconds,.*loss/total" || fail "csv header"
 [ "$(wc -l < "$tmp/run.csv")" = 7 ] || fail "csv rows: $(wc -l < "$tmp/run.csv")"
-"$smx" eval --run 1 --data-dir "$data" --device cpu --json | grep -q '"eval/accuracy_mlm"' || fail "eval"
+"$smx" eval --run 1 --data-dir "$data" --device cpu --json | contains '"eval/accuracy_mlm"' || fail "eval"
 "$smx" finetune --from 1 --task sst2 --task-dir "$fixtures/glue/SST-2" --steps 4 --batch 4 --device cpu \
   --data-dir "$data" --json > "$tmp/ft.json" 2> "$tmp/ft.err" || fail "finetune: $(cat "$tmp/ft.err")"
 grep -q '"majority_baseline"' "$tmp/ft.json" || fail "finetune json"
-"$smx" runs list --data-dir "$data" --json | grep -q '"parent_id": 1' || fail "finetune parent"
-"$smx" pretrain --resume 1 --steps 8 --data-dir "$data" --quiet | grep -q "run 1 finished after 8 steps" || fail "resume"
+"$smx" runs list --data-dir "$data" --json | contains '"parent_id": 1' || fail "finetune parent"
+"$smx" pretrain --resume 1 --steps 8 --data-dir "$data" --quiet | contains "run 1 finished after 8 steps" || fail "resume"
 
 # Training options out of range: refused before anything starts (no hang, no run created).
 runs_before=$("$smx" runs list --data-dir "$data" --json | grep -c '"id"')
@@ -197,11 +201,11 @@ echo '{"preset": "smlp-demo", "d_model": 32, "d_ff": 64, "num_layers": 3, "moe_l
 lm_run=$(awk '/^run [0-9]+ finished after 6 steps/ {print $2}' "$tmp/lm.txt")
 [ -n "$lm_run" ] || fail "LM pretrain summary: $(cat "$tmp/lm.txt")"
 grep -q "final (step 6): perplexity" "$tmp/lm.txt" || fail "LM final perplexity: $(cat "$tmp/lm.txt")"
-"$smx" runs list --data-dir "$data" | grep -q "lm-smoke .*lm .*finished" || fail "LM run in runs list"
-"$smx" eval --run "$lm_run" --data-dir "$data" --device cpu --json | grep -q '"eval/perplexity"' || fail "LM eval"
-"$smx" generate --run "$lm_run" --data-dir "$data" "a small" --tokens 5 | grep -q "^a small" || fail "generate greedy"
+"$smx" runs list --data-dir "$data" | contains "lm-smoke .*lm .*finished" || fail "LM run in runs list"
+"$smx" eval --run "$lm_run" --data-dir "$data" --device cpu --json | contains '"eval/perplexity"' || fail "LM eval"
+"$smx" generate --run "$lm_run" --data-dir "$data" "a small" --tokens 5 | contains "^a small" || fail "generate greedy"
 "$smx" generate --run "$lm_run" --data-dir "$data" "a small" --tokens 5 --temperature 0.8 --top-k 10 --seed 1 \
-  | grep -q "^a small" || fail "generate sampled"
+  | contains "^a small" || fail "generate sampled"
 expect_error "is an encoder" "$smx" generate --run 1 --data-dir "$data" "a small"
 expect_error "out of range" "$smx" generate --run "$lm_run" --data-dir "$data" "a small" --tokens 0
 expect_error "out of range" "$smx" generate --run "$lm_run" --data-dir "$data" "a small" --top-k -1
@@ -215,7 +219,7 @@ expect_error "sMoE token mixing needs family 'decoder-lm'" "$smx" info --config 
 "$smx" presets > "$tmp/presets.txt"  # a file: grep -q closing a pipe early would fail pipefail
 grep -q "^smlp-partial-demo .*decoder LM" "$tmp/presets.txt" || fail "LM presets listed"
 grep -q "^gshard-lm-demo .*MoE FFN gshard top-2" "$tmp/presets.txt" || fail "router LM presets listed"
-"$smx" info --preset smlp-0.8t | grep -q "smoe-deterministic" || fail "info of a paper-size sMLP"
+"$smx" info --preset smlp-0.8t | contains "smoe-deterministic" || fail "info of a paper-size sMLP"
 
 mkdir -p "$tmp/baddir" && printf 'not a database, but long enough to be read as one by a careless program' > "$tmp/baddir/runs.sqlite"
 expect_error "runs.sqlite" "$smx" runs list --data-dir "$tmp/baddir"
@@ -240,16 +244,16 @@ cp -a "$data" "$tmp/v1copy"
 store_sql "$tmp/v1copy" "PRAGMA user_version = 1; UPDATE runs SET directory = '$data/runs/' || id;
   UPDATE snapshots SET path = '$data/runs/' || run_id || '/' || path;"
 for copy in "$tmp/copy" "$tmp/v1copy"; do
-  "$smx" runs delete 2 --yes --data-dir "$copy" | grep -q "deleted run 2 and $copy/runs/2" || fail "runs delete in $copy"
+  "$smx" runs delete 2 --yes --data-dir "$copy" | contains "deleted run 2 and $copy/runs/2" || fail "runs delete in $copy"
   [ ! -e "$copy/runs/2" ] && [ -d "$data/runs/2" ] || fail "runs delete 2 in $copy removed the wrong folder"
-  "$smx" pretrain --resume 1 --steps 10 --data-dir "$copy" --quiet | grep -q "run 1 finished after 10 steps" \
+  "$smx" pretrain --resume 1 --steps 10 --data-dir "$copy" --quiet | contains "run 1 finished after 10 steps" \
     || fail "resume in $copy"
-  ls "$copy/runs/1/checkpoints" | grep -q "step-0*10\.ckpt" || fail "resume in $copy wrote no checkpoint there"
+  ls "$copy/runs/1/checkpoints" | contains "step-0*10\.ckpt" || fail "resume in $copy wrote no checkpoint there"
   [ "$(fingerprint "$data")" = "$original" ] || fail "working in $copy changed the original data folder"
 done
-"$smx" runs show 1 --data-dir "$tmp/v1copy" | grep -q "folder-relocated .*this data folder was copied or moved" \
+"$smx" runs show 1 --data-dir "$tmp/v1copy" | contains "folder-relocated .*this data folder was copied or moved" \
   || fail "the migrated run does not say where its folder was"
-"$smx" runs list --data-dir "$data" --json | grep -q '"id": 2' || fail "run 2 of the original is gone"
+"$smx" runs list --data-dir "$data" --json | contains '"id": 2' || fail "run 2 of the original is gone"
 # A tampered row naming a folder outside runs/ (or the data folder, or /) deletes and writes nothing.
 mkdir -p "$tmp/outside" && echo "years of work" > "$tmp/outside/thesis.tex"
 tampered="$tmp/copy"
@@ -271,7 +275,7 @@ store_sql "$tampered" "UPDATE runs SET directory = 'runs/1' WHERE id = 1;"
 mv "$tampered/runs/1" "$tmp/moved-run1" && ln -s "$tmp/outside" "$tampered/runs/1"
 expect_status 1 "run 1: its folder '$tampered/runs/1' is a symbolic link to '$tmp/outside'" "$smx" runs delete 1 --yes --data-dir "$tampered"
 [ -f "$tmp/outside/thesis.tex" ] || fail "runs delete followed a symbolic link"
-"$smx" runs delete 1 --keep-files --yes --data-dir "$tampered" | grep -q "no file was touched" || fail "runs delete --keep-files"
+"$smx" runs delete 1 --keep-files --yes --data-dir "$tampered" | contains "no file was touched" || fail "runs delete --keep-files"
 [ -L "$tampered/runs/1" ] && [ -f "$tmp/outside/thesis.tex" ] || fail "runs delete --keep-files touched files"
 # runs show of a run whose stored config is damaged: what can be printed is, and the damage is named.
 store_sql "$tmp/v1copy" "UPDATE runs SET config_json = '{\"model\": {\"d_model\": 3' WHERE id = 1;"
@@ -284,7 +288,7 @@ ckpt=$(ls "$data"/runs/1/checkpoints/*.ckpt | tail -1)
   --data-dir "$tmp/fresh" --quiet > "$tmp/ft2.txt" 2> "$tmp/ft2.err" || fail "finetune --checkpoint elsewhere: $(cat "$tmp/ft2.err")"
 grep -q "run 1 finished after 2 steps" "$tmp/ft2.txt" || fail "finetune --checkpoint elsewhere: $(cat "$tmp/ft2.txt")"
 grep -q "was written by run 1, but not in that run's folder of this data folder" "$tmp/ft2.err" || fail "no note: $(cat "$tmp/ft2.err")"
-"$smx" runs list --data-dir "$tmp/fresh" --json | grep -q '"parent_id": null' || fail "finetune --checkpoint elsewhere recorded a parent"
+"$smx" runs list --data-dir "$tmp/fresh" --json | contains '"parent_id": null' || fail "finetune --checkpoint elsewhere recorded a parent"
 "$smx" finetune --checkpoint "$ckpt" --task sst2 --task-dir "$fixtures/glue/SST-2" --steps 2 --batch 4 --device cpu \
   --data-dir "$data" --json > "$tmp/ft3.json" 2> "$tmp/ft3.err" || fail "finetune --checkpoint here: $(cat "$tmp/ft3.err")"
 new_run=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["run_id"])' "$tmp/ft3.json")
@@ -296,13 +300,13 @@ sys.exit(runs[int(sys.argv[1])]["parent_id"] != 1)' "$new_run" || fail "finetune
 (
   export HOME="$tmp/home" XDG_CONFIG_HOME="$tmp/config"
   unset SMX_DATA_DIR XDG_DATA_HOME
-  "$smx" data-dir | grep -q "$tmp/home/.local/share/sparse-mixer-studio" || fail "data-dir default"
+  "$smx" data-dir | contains "$tmp/home/.local/share/sparse-mixer-studio" || fail "data-dir default"
   "$smx" data-dir --set "$tmp/chosen" > /dev/null || fail "data-dir --set"
   [ -d "$tmp/chosen" ] || fail "data-dir --set did not create the folder"
-  "$smx" data-dir | grep -q "from settings file $tmp/config/sparse-mixer-studio/settings.json" || fail "data-dir source"
+  "$smx" data-dir | contains "from settings file $tmp/config/sparse-mixer-studio/settings.json" || fail "data-dir source"
   "$smx" runs list > /dev/null && [ -f "$tmp/chosen/runs.sqlite" ] || fail "runs list did not use the chosen folder"
-  SMX_DATA_DIR="$tmp/env" "$smx" data-dir | grep -q "from SMX_DATA_DIR" || fail "SMX_DATA_DIR wins"
-  "$smx" data-dir --reset > /dev/null && "$smx" data-dir | grep -q "(from default)" || fail "data-dir --reset"
+  SMX_DATA_DIR="$tmp/env" "$smx" data-dir | contains "from SMX_DATA_DIR" || fail "SMX_DATA_DIR wins"
+  "$smx" data-dir --reset > /dev/null && "$smx" data-dir | contains "(from default)" || fail "data-dir --reset"
   echo '{"data_dir": ' > "$tmp/config/sparse-mixer-studio/settings.json"
   expect_error "settings.json is not a JSON object" "$smx" data-dir --set "$tmp/other"
   expect_error "settings.json is not a JSON object" "$smx" runs list

@@ -122,14 +122,17 @@ for f in /usr/bin/smx /usr/bin/smx-studio \
          /usr/share/doc/sparse-mixer-studio/copyright; do
   [ -e "$root$f" ] || fail "$f is not installed"
 done
-in_root dpkg-query -W -f='${Status}\n' wordnet-base | grep -q "install ok installed" ||
-  fail "the recommended corpus package wordnet-base was not installed"
-in_root dpkg-query -W -f='${Status}\n' libopenblas0-pthread | grep -q "install ok installed" ||
-  fail "OpenBLAS (libopenblas0-pthread) was not installed"
+# Each query's output is kept whole before it is searched: `query | grep -q` under
+# pipefail fails at random when grep exits at its match and the query, still
+# writing, dies of SIGPIPE (it failed CI so, in the Debian 13 leg).
+installed() { local status; status=$(in_root dpkg-query -W -f='${Status}' "$1" 2>&1) && [[ $status == *"install ok installed"* ]]; }
+installed wordnet-base || fail "the recommended corpus package wordnet-base was not installed"
+installed libopenblas0-pthread || fail "OpenBLAS (libopenblas0-pthread) was not installed"
 # LibTorch loads libblas.so.3: that alternative must be OpenBLAS, not the reference BLAS.
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)  # the host's: the root is the same architecture
-in_root update-alternatives --query "libblas.so.3-$multiarch" | grep -q '^Value: .*openblas' ||
-  fail "libblas.so.3 is not OpenBLAS: $(in_root update-alternatives --query "libblas.so.3-$multiarch" | grep '^Value')"
+blas=$(in_root update-alternatives --query "libblas.so.3-$multiarch" 2>&1) ||
+  fail "update-alternatives --query libblas.so.3-$multiarch failed: $blas"
+grep -q '^Value: .*openblas' <<<"$blas" || fail "libblas.so.3 is not OpenBLAS: $(grep '^Value' <<<"$blas" || echo "$blas")"
 
 # An ordinary user with nothing set but HOME: data must go to ~/.local/share.
 in_root useradd --create-home student
