@@ -159,7 +159,7 @@ BenchResult run_bench(const ModelConfig& config, const BenchOptions& o,
         run();
     };
     auto step = [&] {
-      opt.zero_grad();
+      release_gradients(opt);
       torch::Tensor total;
       phase(forward_ms, [&] {
         std::optional<compat::CudaAutocastBf16> ac;

@@ -206,8 +206,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--phases", a->options.phases,
                 "also time forward, backward and optimizer (synchronises between them)");
   cmd->add_option("--optimizer", a->optimizer,
-                  "AdamW implementation: auto (CUDA: fused where it exists, else foreach; CPU: reference), "
-                  "fused, foreach or reference")
+                  "AdamW implementation: auto (fused where it takes the parameters, else foreach), fused "
+                  "(CUDA: LibTorch >= 2.1; CPU: one pass per tensor), foreach or reference (LibTorch's own loop)")
       ->check(CLI::IsMember({"auto", "fused", "foreach", "reference"}))
       ->capture_default_str();
   cmd->add_flag("--attention-mask", a->options.attention_mask,

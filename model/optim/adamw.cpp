@@ -2,6 +2,7 @@
 // LibTorch's AdamW::step (weight decay by p *= 1 - lr*wd, then the Adam
 // update with bias corrections), so the Foreach path gives the same numbers.
 #include "model/optim/adamw.h"
+#include "model/optim/adamw_cpu.h"
 #include "model/optim/state_key.h"
 
 #include <cmath>
@@ -28,14 +29,16 @@ AdamWKind adamw_kind_from_string(const std::string& name) {
                               "' (use auto, fused, foreach or reference)");
 }
 
+void release_gradients(torch::optim::Optimizer& optimizer) {
+  for (auto& group : optimizer.param_groups())
+    for (auto& p : group.params()) p.mutable_grad() = torch::Tensor();
+}
+
 bool fused_adamw_available() { return SMX_TORCH_AT_LEAST(2, 1); }
 
 AdamW::AdamW(std::vector<torch::optim::OptimizerParamGroup> groups, torch::optim::AdamWOptions defaults,
              AdamWKind kind)
-    : torch::optim::AdamW(std::move(groups), defaults), kind_(kind) {
-  TORCH_CHECK(kind != AdamWKind::Fused || fused_adamw_available(),
-              "the fused AdamW kernel needs LibTorch >= 2.1 (this is ", TORCH_VERSION, ")");
-}
+    : torch::optim::AdamW(std::move(groups), defaults), kind_(kind) {}
 
 AdamW::AdamW(std::vector<torch::Tensor> params, torch::optim::AdamWOptions defaults, AdamWKind kind)
     : AdamW(std::vector<torch::optim::OptimizerParamGroup>{torch::optim::OptimizerParamGroup(std::move(params))},
@@ -88,9 +91,14 @@ void AdamW::foreach_update(Lists& l, const torch::optim::AdamWOptions& o) {
 }
 
 bool AdamW::can_fuse(const Lists& l, const torch::optim::AdamWOptions& o) const {
-  if (!fused_adamw_available() || o.amsgrad()) return false;
+  if (o.amsgrad()) return false;
   const auto& first = l.params.front();
-  if (!first.is_cuda()) return false;
+  if (first.device().is_cpu()) {
+    for (size_t i = 0; i < l.params.size(); ++i)
+      if (!adamw_cpu_supports(l.params[i], l.grads[i], l.exp_avgs[i], l.exp_avg_sqs[i])) return false;
+    return true;
+  }
+  if (!fused_adamw_available() || !first.is_cuda()) return false;
   for (size_t i = 0; i < l.params.size(); ++i) {
     const auto& p = l.params[i];
     if (p.device() != first.device() || p.scalar_type() != first.scalar_type() ||
@@ -98,6 +106,19 @@ bool AdamW::can_fuse(const Lists& l, const torch::optim::AdamWOptions& o) const 
       return false;
   }
   return true;
+}
+
+void AdamW::fused_cpu_update(Lists& l, const torch::optim::AdamWOptions& o) {
+  AdamWStepConstants c;
+  c.lr = o.lr();
+  c.beta1 = std::get<0>(o.betas());
+  c.beta2 = std::get<1>(o.betas());
+  c.eps = o.eps();
+  c.weight_decay = o.weight_decay();
+  for (size_t i = 0; i < l.params.size(); ++i) {
+    c.step = l.states[i]->step();
+    adamw_cpu_update(l.params[i], l.grads[i], l.exp_avgs[i], l.exp_avg_sqs[i], c);
+  }
 }
 
 void AdamW::fused_update(Lists& l, const torch::optim::AdamWOptions& o) {
@@ -123,17 +144,11 @@ void AdamW::fused_update(Lists& l, const torch::optim::AdamWOptions& o) {
 #endif
 }
 
-bool AdamW::on_cuda() const {
-  for (const auto& g : param_groups_)
-    for (const auto& p : g.params())
-      if (p.grad().defined()) return p.is_cuda();
-  return false;
-}
-
 torch::Tensor AdamW::step(LossClosure closure) {
   bool amsgrad = false;
   for (auto& g : param_groups_) amsgrad |= static_cast<torch::optim::AdamWOptions&>(g.options()).amsgrad();
-  if (kind_ == AdamWKind::Reference || amsgrad || (kind_ == AdamWKind::Auto && !on_cuda())) {
+  if (kind_ == AdamWKind::Reference || amsgrad) {
+    TORCH_CHECK(kind_ != AdamWKind::Fused, "the fused AdamW has no amsgrad");
     last_kind_ = AdamWKind::Reference;
     return torch::optim::AdamW::step(std::move(closure));
   }
@@ -147,13 +162,17 @@ torch::Tensor AdamW::step(LossClosure closure) {
     const auto& o = static_cast<torch::optim::AdamWOptions&>(group.options());
     auto l = collect(group);
     if (l.params.empty()) continue;
+    const bool cpu = l.params.front().device().is_cpu();
     const bool fuse = kind_ != AdamWKind::Foreach && can_fuse(l, o);
     TORCH_CHECK(fuse || kind_ != AdamWKind::Fused,
-                "the fused AdamW kernel needs float CUDA parameters of one dtype on one device");
-    if (fuse)
+                cpu ? "the fused AdamW on the CPU needs contiguous float32 parameters, gradients and moments"
+                    : "the fused AdamW kernel needs float CUDA parameters of one dtype on one device (and LibTorch >= 2.1)");
+    if (fuse && cpu)
+      fused_cpu_update(l, o);
+    else if (fuse)
       fused_update(l, o);
     else
-      foreach_update(l, o);
+      foreach_update(l, o);  // e.g. double parameters on the CPU
     last_kind_ = fuse ? AdamWKind::Fused : AdamWKind::Foreach;
   }
   return loss;

@@ -376,7 +376,7 @@ void Trainer::State::loop() {
     const auto t0 = Clock::now();
     const double lr = cfg.learning_rate_at(step);
     for (auto& g : optimizer->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-    optimizer->zero_grad();
+    release_gradients(*optimizer);
     torch::Tensor total_sum;
     std::vector<std::pair<std::string, torch::Tensor>> scalar_sums;
     int64_t step_tokens = 0;
