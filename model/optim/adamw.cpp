@@ -164,9 +164,12 @@ torch::Tensor AdamW::step(LossClosure closure) {
     if (l.params.empty()) continue;
     const bool cpu = l.params.front().device().is_cpu();
     const bool fuse = kind_ != AdamWKind::Foreach && can_fuse(l, o);
-    TORCH_CHECK(fuse || kind_ != AdamWKind::Fused,
-                cpu ? "the fused AdamW on the CPU needs contiguous float32 parameters, gradients and moments"
-                    : "the fused AdamW kernel needs float CUDA parameters of one dtype on one device (and LibTorch >= 2.1)");
+    if (!fuse && kind_ == AdamWKind::Fused) {
+      for (auto* s : l.states) s->step(s->step() - 1);  // refused: this step did not happen
+      TORCH_CHECK(false, cpu ? "the fused AdamW on the CPU needs contiguous float32 parameters, gradients and moments"
+                             : "the fused AdamW kernel needs float CUDA parameters of one dtype on one device "
+                               "(and LibTorch >= 2.1)");
+    }
     if (fuse && cpu)
       fused_cpu_update(l, o);
     else if (fuse)

@@ -194,13 +194,22 @@ const std::vector<Check>& checks() {
          };
          expect(run(torch::kFloat, AdamWKind::Auto) == AdamWKind::Fused, "auto on float32 CPU is not fused");
          expect(run(torch::kDouble, AdamWKind::Auto) == AdamWKind::Foreach, "auto on double CPU is not foreach");
+         torch::manual_seed(1);
+         auto w = torch::randn({5, 7}, torch::kDouble).requires_grad_(true);
+         const auto before = w.detach().clone();
+         AdamW opt({w}, torch::optim::AdamWOptions(1e-2), AdamWKind::Fused);
+         (w * w).sum().backward();
          bool refused = false;
          try {
-           run(torch::kDouble, AdamWKind::Fused);
+           opt.step();
          } catch (const c10::Error& e) {
            refused = std::string(e.what_without_backtrace()).find("contiguous float32") != std::string::npos;
          }
          expect(refused, "fused AdamW took double parameters without a message");
+         expect(torch::equal(before, w.detach()), "the refused step changed the parameter");
+         for (const auto& [key, state] : opt.state())
+           expect(static_cast<const torch::optim::AdamWParamState&>(*state).step() == 0,
+                  "the refused step was counted");
        }},
       {"released_gradients_train_as_zeroed_ones",
        [] {
