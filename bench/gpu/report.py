@@ -162,11 +162,15 @@ def top_kernels(folder, steps=3, top=12):
     tables = {}
     for path in sorted(glob.glob(os.path.join(folder, "trace-*.json"))):
         name = os.path.basename(path)[len("trace-"):-len(".json")]
-        events = json.load(open(path)).get("traceEvents", [])
+        if name.endswith("-inference"):
+            continue  # the inference steps' trace: this table is about training steps
+        trace = json.load(open(path))
+        # Kineto's object with traceEvents, or on the CPU smx's own array of operator events (no "cat").
+        events = trace if isinstance(trace, list) else trace.get("traceEvents", [])
         kernels = [e for e in events if str(e.get("cat", "")).lower() == "kernel" and "dur" in e]
         what = "kernels"
         if not kernels:
-            kernels = [e for e in events if e.get("cat") == "cpu_op" and "dur" in e]
+            kernels = [e for e in events if e.get("cat", "cpu_op") == "cpu_op" and "dur" in e]
             what = "operators (inclusive)"
         totals = {}
         for e in kernels:

@@ -40,13 +40,28 @@ struct BenchOptions {
   /// batch without padding needs none, and without one CUDA can use the flash
   /// attention kernel (a mask restricts it to the memory-efficient one).
   bool attention_mask = false;
-  /// Where to write a Chrome trace (LibTorch's Kineto profiler: operators and,
-  /// on CUDA, kernels) of `profile_steps` extra training steps after the timed
-  /// ones; empty for none. Profiling slows the steps, so they are not timed.
+  /// Where to write a Chrome trace of `profile_steps` extra training steps
+  /// after the timed ones, and of as many inference steps (the same name with
+  /// "-inference" before ".json"); empty for none. On CUDA LibTorch's Kineto
+  /// profiler (operators and kernels); on the CPU its per-operator profiler,
+  /// which every build has, and BenchResult gets each operator's time.
+  /// Profiling slows the steps, so they are not timed.
   std::string profile_path;
   int profile_steps = 3;
   uint64_t seed = 0;
 };
+
+/// One operator's time in profiled steps, per step. Backward nodes
+/// ("MmBackward0") count as operators: their self time is autograd's own.
+struct OperatorTime {
+  std::string name;
+  double self_ms = 0;   ///< in the operator, not in the operators it called
+  double total_ms = 0;  ///< with them
+  double calls = 0;
+};
+
+/// The trace path of the inference steps for a training trace's path (see BenchOptions::profile_path).
+std::string inference_trace_path(const std::string& train_trace_path);
 
 struct BenchResult {
   std::string name, device;
@@ -72,6 +87,10 @@ struct BenchResult {
   int64_t infer_peak_memory_bytes = -1;
   /// The AdamW implementation the training step used ("fused", "foreach", "reference").
   std::string optimizer;
+  /// With a profile on the CPU: milliseconds per profiled step, and the
+  /// operators by self time, most first.
+  double train_profiled_ms = 0, infer_profiled_ms = 0;
+  std::vector<OperatorTime> train_operators, infer_operators;
 };
 
 /// Where an MoE layer's time goes: forward + backward of one layer of the

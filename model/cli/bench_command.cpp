@@ -28,6 +28,35 @@ struct BenchArgs {
   std::string profile_prefix;
 };
 
+/// The profiled operators as JSON, most self time first (all of them).
+nlohmann::json operators_json(const std::vector<OperatorTime>& ops) {
+  auto j = nlohmann::json::array();
+  for (const auto& o : ops)
+    j.push_back({{"name", o.name}, {"self_ms", o.self_ms}, {"total_ms", o.total_ms}, {"calls", o.calls}});
+  return j;
+}
+
+/// The operators with the most self time, and what the rest add up to.
+void print_operators(const std::string& what, const std::vector<OperatorTime>& ops, double step_ms) {
+  if (ops.empty()) return;
+  constexpr size_t kShown = 15;
+  fmt::print("\n{}, profiled: {:.1f} ms per step; operators by self time (share of the step):\n", what, step_ms);
+  fmt::print("  {:<40} {:>10} {:>7} {:>9} {:>10}\n", "operator", "self ms", "share", "calls", "total ms");
+  auto share = [&](double ms) { return step_ms > 0 ? 100 * ms / step_ms : 0.0; };
+  double rest = 0, rest_calls = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const auto& o = ops[i];
+    if (i < kShown)
+      fmt::print("  {:<40} {:>10.2f} {:>6.1f}% {:>9.0f} {:>10.2f}\n", o.name.substr(0, 40), o.self_ms, share(o.self_ms),
+                 o.calls, o.total_ms);
+    else
+      rest += o.self_ms, rest_calls += o.calls;
+  }
+  if (ops.size() > kShown)
+    fmt::print("  {:<40} {:>10.2f} {:>6.1f}% {:>9.0f}\n", fmt::format("{} others", ops.size() - kShown), rest,
+               share(rest), rest_calls);
+}
+
 void run(const BenchArgs& a) {
   std::vector<ModelConfig> models;
   for (const auto& p : a.presets) models.push_back(preset(p));
@@ -59,7 +88,10 @@ void run(const BenchArgs& a) {
     if (!a.quiet) fmt::print(stderr, "benchmarking {} on {}...\n", m.name, options.device);
     if (!a.profile_prefix.empty()) options.profile_path = a.profile_prefix + "-" + m.name + ".json";
     results.push_back(run_bench(m, options, log));
-    if (!a.profile_prefix.empty() && !a.quiet) fmt::print(stderr, "  trace written to {}\n", options.profile_path);
+    if (!a.profile_prefix.empty() && !a.quiet) {
+      if (options.train) fmt::print(stderr, "  trace written to {}\n", options.profile_path);
+      if (options.inference) fmt::print(stderr, "  trace written to {}\n", inference_trace_path(options.profile_path));
+    }
   }
   std::vector<MoeBreakdown> moe;
   if (a.moe_breakdown)
@@ -122,7 +154,11 @@ void run(const BenchArgs& a) {
                               {"infer_peak_memory_bytes", r.infer_peak_memory_bytes},
                               {"optimizer", r.optimizer},
                               {"train_mfu", mfu(r.train_gflops())},
-                              {"infer_mfu", mfu(r.infer_gflops())}});
+                              {"infer_mfu", mfu(r.infer_gflops())},
+                              {"train_operators", operators_json(r.train_operators)},
+                              {"infer_operators", operators_json(r.infer_operators)},
+                              {"train_profiled_ms_per_step", r.train_profiled_ms},
+                              {"infer_profiled_ms_per_step", r.infer_profiled_ms}});
     for (const auto& m : moe)
       j["moe_breakdown"].push_back({{"name", m.name},
                                     {"layer", m.layer},
@@ -178,6 +214,10 @@ void run(const BenchArgs& a) {
                  100 * m.experts_ms / std::max(m.layer_ms, 1e-9));
     }
   }
+  for (const auto& r : results) {
+    print_operators(r.name + "'s training step", r.train_operators, r.train_profiled_ms);
+    print_operators(r.name + "'s inference", r.infer_operators, r.infer_profiled_ms);
+  }
   if (a.options.train && !results.empty()) fmt::print("\noptimizer: AdamW, {}\n", results.front().optimizer);
   fmt::print("speed = {}'s ms per example / the model's (higher is faster); GFLOP/ex counts a training step\n", b.name);
 }
@@ -217,8 +257,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--matmul-peak", a->matmul_peak,
                 "also measure the device's matrix-product peak and report model FLOPs utilisation");
   cmd->add_option("--profile", a->profile_prefix,
-                  "after the timed steps, profile 3 more training steps and write PREFIX-<model>.json "
-                  "(a Chrome trace: operators and, on CUDA, kernels)");
+                  "after the timed steps, profile 3 more training steps and 3 inference steps, write "
+                  "PREFIX-<model>.json and PREFIX-<model>-inference.json (Chrome traces: operators and, on CUDA, "
+                  "kernels) and, on the CPU, print the operators that take the most time");
   cmd->add_flag("--json", a->json, "machine-readable output");
   cmd->add_flag("--quiet,-q", a->quiet, "no progress lines on stderr");
   cmd->callback([a] { run(*a); });

@@ -38,13 +38,21 @@ grep -q "optimizer: AdamW, foreach" "$tmp/bench2.txt" || fail "bench optimizer"
 for key in matmul_peak_tflops train_mfu moe_breakdown router_share '"optimizer": "fused"'; do
   grep -q "$key" "$tmp/bench.json" || fail "bench --json lacks $key"
 done
-# --profile writes a Chrome trace where LibTorch has the Kineto profiler, and says plainly where it has not.
-if "$smx" bench --presets demo --seq 32 --repeats 1 --warmup 0 --quiet --no-inference --profile "$tmp/trace" \
-    >/dev/null 2>"$tmp/err"; then
-  grep -q traceEvents "$tmp/trace-demo.json" || fail "bench --profile wrote no trace"
-else
-  grep -q "built without the Kineto profiler" "$tmp/err" || fail "bench --profile: $(cat "$tmp/err")"
-fi
+# --profile on the CPU: Chrome traces of training and inference steps, and the operators by self time.
+"$smx" bench --presets demo --seq 32 --repeats 1 --warmup 0 --quiet --profile "$tmp/trace" >"$tmp/profile.txt" \
+  || fail "bench --profile"
+for f in "$tmp/trace-demo.json" "$tmp/trace-demo-inference.json"; do
+  python3 -c 'import json, sys; e = json.load(open(sys.argv[1])); assert any(x["name"] == "aten::mm" and x["ph"] == "X" for x in e)' "$f" \
+    || fail "bench --profile: $f is not a Chrome trace with aten::mm in it"
+done
+grep -q "demo's training step, profiled: .* ms per step; operators by self time" "$tmp/profile.txt" || fail "profile table"
+grep -Eq "^  aten::(mm|addmm|bmm) +[0-9.]+ +[0-9.]+%" "$tmp/profile.txt" || fail "profile table rows: $(cat "$tmp/profile.txt")"
+grep -q "demo's inference, profiled" "$tmp/profile.txt" || fail "profile table of inference"
+"$smx" bench --presets demo --seq 32 --repeats 1 --warmup 0 --quiet --no-inference --json --profile "$tmp/trace2" \
+  | python3 -c 'import json, sys; r = json.load(sys.stdin)["results"][0]; ops = r["train_operators"]
+assert ops and {"name", "self_ms", "total_ms", "calls"} <= set(ops[0]) and r["train_profiled_ms_per_step"] > 0
+assert sum(o["self_ms"] for o in ops) <= r["train_profiled_ms_per_step"] * 1.01 and not r["infer_operators"]' \
+  || fail "bench --profile --json: the operators"
 
 # A custom config written from a preset, edited, and read back.
 "$smx" presets demo | sed 's/"d_model": 128/"d_model": 64/' > "$tmp/custom.json"
