@@ -117,10 +117,19 @@ class OperatorClock {
   void write_trace(const std::string& path) const {
     std::ofstream out(path);
     TORCH_CHECK(out, "cannot write the trace ", path);
+    std::vector<std::string> quoted;  // the names as JSON strings
+    for (const auto& n : names_) {
+      std::string q;
+      for (const char ch : n) {
+        if (ch == '"' || ch == '\\') q += '\\';
+        if (static_cast<unsigned char>(ch) >= 0x20) q += ch;
+      }
+      quoted.push_back(q);
+    }
     out << "[\n";
     for (size_t i = 0; i < events_.size(); ++i) {
       const auto& e = events_[i];
-      out << (i ? ",\n" : "") << R"({"name": ")" << names_[e.name] << R"(", "ph": "X", "pid": "CPU", "tid": 1, "ts": )"
+      out << (i ? ",\n" : "") << R"({"name": ")" << quoted[e.name] << R"(", "ph": "X", "pid": "CPU", "tid": 1, "ts": )"
           << double(e.begin_ns - origin_ns_) / 1e3 << R"(, "dur": )" << double(e.end_ns - e.begin_ns) / 1e3 << "}";
     }
     out << "\n]\n";
@@ -205,6 +214,9 @@ std::vector<OperatorTime> profile_operators(const BenchOptions& o, const std::st
             double(o.profile_steps);
   clock.stop();
   clock.write_trace(path);
+  if (clock.dropped_events() > 0)
+    TORCH_WARN("the trace ", path, " holds the first ", (size_t(1) << 20), " operator calls; ", clock.dropped_events(),
+               " more were timed but left out of it");
   return clock.per_step(o.profile_steps);
 }
 
