@@ -192,7 +192,10 @@ void run(const BenchArgs& a) {
                  r.train_optimizer_ms);
   }
   if (a.matmul_peak) {
-    fmt::print("\nmatrix-product peak {:.1f} TFLOP/s; model FLOPs utilisation and peak memory:\n", peak_tflops);
+    // A CPU's peak is a fraction of a TFLOP/s: GFLOP/s there, so that it reads to three digits.
+    const std::string peak = peak_tflops >= 1 ? fmt::format("{:.1f} TFLOP/s", peak_tflops)
+                                              : fmt::format("{:.1f} GFLOP/s", peak_tflops * 1e3);
+    fmt::print("\nmatrix-product peak {}; model FLOPs utilisation and peak memory:\n", peak);
     fmt::print("{:<20} {:>9} {:>9} {:>12} {:>12}\n", "model", "MFU train", "MFU infer", "train MiB", "infer MiB");
     auto mib = [](int64_t bytes) { return bytes >= 0 ? fmt::format("{:.0f}", double(bytes) / (1 << 20)) : "-"; };
     for (const auto& r : results)
