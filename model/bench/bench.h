@@ -34,7 +34,7 @@ struct BenchOptions {
   /// device between them, so it is off by default: on CUDA it would put host
   /// syncs inside the step being measured.
   bool phases = false;
-  /// AdamW implementation of the training step (Auto: fused or multi-tensor on CUDA, LibTorch's loop on CPU).
+  /// AdamW implementation of the training step (Auto: fused where it takes the parameters, else multi-tensor).
   AdamWKind optimizer = AdamWKind::Auto;
   /// Pass an attention mask although no example is padded. Off by default: a
   /// batch without padding needs none, and without one CUDA can use the flash
