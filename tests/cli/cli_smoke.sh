@@ -50,8 +50,8 @@ grep -Eq "^  aten::(mm|addmm|bmm) +[0-9.]+ +[0-9.]+%" "$tmp/profile.txt" || fail
 grep -q "demo's inference, profiled" "$tmp/profile.txt" || fail "profile table of inference"
 "$smx" bench --presets demo --seq 32 --repeats 1 --warmup 0 --quiet --no-inference --json --profile "$tmp/trace2" \
   | python3 -c 'import json, sys; r = json.load(sys.stdin)["results"][0]; ops = r["train_operators"]
-assert ops and {"name", "self_ms", "total_ms", "calls"} <= set(ops[0]) and r["train_profiled_ms_per_step"] > 0
-assert sum(o["self_ms"] for o in ops) <= r["train_profiled_ms_per_step"] * 1.01 and not r["infer_operators"]' \
+assert ops and all({"name", "self_ms", "total_ms", "calls"} <= set(o) and o["calls"] > 0 for o in ops)
+assert "aten::mm" in {o["name"] for o in ops} and not r["infer_operators"]' \
   || fail "bench --profile --json: the operators"
 
 # A custom config written from a preset, edited, and read back.
